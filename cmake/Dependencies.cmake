@@ -1,0 +1,52 @@
+# Finds every third-party dependency and exposes them as imported targets. All come from Debian -dev packages,
+# except libtorch, which comes from the PyPI torch wheel in the venv (see CMakeLists.txt).
+
+# --- libtorch ---------------------------------------------------------------------------------------------------
+# The PyPI wheel is a CUDA build; its CMake config looks for a CUDA toolkit. Without one (or with LETHE_WITH_CUDA=OFF)
+# we still link the CPU parts.
+if(LETHE_WITH_CUDA STREQUAL "OFF")
+  set(USE_CUDA OFF)
+endif()
+# Name the GPU architectures so Caffe2's config does not try to run a detection program (there may be no GPU).
+if(NOT DEFINED TORCH_CUDA_ARCH_LIST AND NOT DEFINED ENV{TORCH_CUDA_ARCH_LIST})
+  set(TORCH_CUDA_ARCH_LIST "8.0;9.0")
+endif()
+# CMake 3.25 does not know nvcc's C++20 flag; lethe has no .cu files, C++17 is enough for torch's checks.
+set(CMAKE_CUDA_STANDARD 17)
+find_package(Torch REQUIRED)
+# The wheel's libtorch_cuda needs the CUDA/NCCL libraries of the nvidia-* wheels next to it (its RPATH finds them at
+# run time). The linker must see the same ones, not the older NCCL under /usr/local/cuda.
+file(GLOB LETHE_NVIDIA_LIB_DIRS "${TORCH_PREFIX}/../../../nvidia/*/lib")
+foreach(dir IN LISTS LETHE_NVIDIA_LIB_DIRS)
+  add_link_options("LINKER:-rpath-link,${dir}")
+endforeach()
+# Torch's flags carry the C++11 ABI define that every library we link must agree on.
+set(CMAKE_CXX_FLAGS "${CMAKE_CXX_FLAGS} ${TORCH_CXX_FLAGS}")
+
+set(LETHE_HAVE_CUDA OFF)
+if(NOT LETHE_WITH_CUDA STREQUAL "OFF" AND TARGET torch_cuda)
+  set(LETHE_HAVE_CUDA ON)
+elseif(LETHE_WITH_CUDA STREQUAL "ON")
+  message(FATAL_ERROR "LETHE_WITH_CUDA=ON but libtorch at ${TORCH_PREFIX} is not a CUDA build")
+endif()
+
+# --- Debian packages -------------------------------------------------------------------------------------------
+find_package(fmt REQUIRED)
+find_package(spdlog REQUIRED)
+find_package(nlohmann_json REQUIRED)
+find_package(yaml-cpp REQUIRED)  # target `yaml-cpp` (0.7 has no namespaced alias)
+find_package(Boost 1.74 REQUIRED COMPONENTS program_options)
+find_package(PkgConfig REQUIRED)
+pkg_check_modules(PCRE2 REQUIRED IMPORTED_TARGET libpcre2-8)
+find_package(Threads REQUIRED)
+
+message(STATUS "lethe: libtorch ${Torch_VERSION} from ${TORCH_PREFIX}; CUDA support: ${LETHE_HAVE_CUDA}")
+
+# libtorch's include folder carries its own fmt 12 headers, which would shadow Debian's /usr/include/fmt. We link
+# Debian's libfmt 9 (as Debian's spdlog does), so its headers must win: a folder holding only a link to them goes
+# first on every target's include path. (The torch headers lethe includes do not use fmt.)
+get_target_property(LETHE_FMT_INCLUDE fmt::fmt INTERFACE_INCLUDE_DIRECTORIES)
+set(LETHE_FMT_SHIM ${CMAKE_BINARY_DIR}/fmt-shim)
+file(MAKE_DIRECTORY ${LETHE_FMT_SHIM})
+file(CREATE_LINK ${LETHE_FMT_INCLUDE}/fmt ${LETHE_FMT_SHIM}/fmt SYMBOLIC)
+include_directories(BEFORE ${LETHE_FMT_SHIM})

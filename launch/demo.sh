@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# End-to-end demo of what lethe does today (see README "What works"): builds lethe, creates a tiny random GPT-Neo
+# as a Hugging Face folder with the GPT-2 tokenizer, tokenizes, generates (greedy and beam) and scores.
+# Everything lands in results/demo/. The unlearning demo replaces this once `lethe unlearn` exists.
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+bash launch/build.sh lethe
+tok=${LETHE_SHARED_DATA:-$root/../shared/data}/gpt2_tokenizer
+[ -f "$tok/encoder.json" ] || { echo "demo: GPT-2 tokenizer files not found in $tok (set LETHE_SHARED_DATA)"; exit 2; }
+out=results/demo
+mkdir -p "$out"
+lethe=build/lethe
+set -x
+$lethe --version
+$lethe config --set model.preset=tiny --dump > "$out/config.resolved.yaml"
+$lethe init-model --set model.preset=tiny --tokenizer "$tok" --out "$out/model" --force
+$lethe tokenize --tokenizer "$out/model" --text "Iterative contrastive unlearning forgets memorised text." --json
+$lethe generate --model "$out/model" --prompt "The quick brown fox" --prompt "Hello" -n 16 --json | tee "$out/greedy.jsonl"
+$lethe generate --model "$out/model" --prompt "The quick brown fox" -n 16 -k 4 --json | tee "$out/beam4.jsonl"
+printf '%s\n' '{"text": "The quick brown fox jumps over the lazy dog."}' '{"ids": [464, 2068, 7586, 21831]}' \
+  > "$out/score_input.jsonl"
+$lethe score --model "$out/model" --input "$out/score_input.jsonl"
+set +x
+echo "demo: outputs in $out/ (model/, config.resolved.yaml, greedy.jsonl, beam4.jsonl)"

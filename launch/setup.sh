@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Installs everything lethe needs on Debian 12: the -dev packages (apt) and a Python venv holding the PyPI torch
+# wheel (whose bundled libtorch CMake links) plus the test oracles. Idempotent: a second run checks and returns in
+# seconds. The venv lives outside the checkout so fresh clones (CI) reuse it.
+#   LETHE_VENV   venv location (default ~/.cache/lethe/venv)
+set -euo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+venv=${LETHE_VENV:-$HOME/.cache/lethe/venv}
+
+apt_pkgs=(build-essential cmake ninja-build ccache pkg-config git
+  libopenmpi-dev openmpi-bin libhdf5-dev libhdf5-openmpi-dev hdf5-tools
+  libyaml-cpp-dev libboost-program-options-dev libgtest-dev libgmock-dev
+  libspdlog-dev libfmt-dev nlohmann-json3-dev libfaiss-dev libpcre2-dev
+  python3-venv)
+
+missing=()
+for p in "${apt_pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "[setup] apt: installing ${missing[*]}"
+  sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get -o DPkg::Lock::Timeout=600 update -qq
+  $sudo apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}"
+else
+  echo "[setup] apt: all ${#apt_pkgs[@]} packages present"
+fi
+
+# The venv is keyed on the requirements file: a changed list reinstalls, an unchanged one is a no-op.
+stamp="$venv/.lethe-requirements.sha256"
+want=$(sha256sum "$here/requirements.txt" | cut -d' ' -f1)
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && "$venv/bin/python" -c 'import torch' 2>/dev/null; then
+  echo "[setup] venv: $venv up to date"
+else
+  echo "[setup] venv: installing into $venv (first time: a few GB, several minutes)"
+  py=$(command -v python3)
+  [ -x "$venv/bin/python" ] || "$py" -m venv "$venv"
+  "$venv/bin/python" -m pip install -q --upgrade pip
+  "$venv/bin/python" -m pip install -q -r "$here/requirements.txt"
+  echo "$want" > "$stamp"
+fi
+"$venv/bin/python" - <<'PY'
+import torch, transformers, tokenizers, safetensors
+print(f"[setup] torch {torch.__version__}, transformers {transformers.__version__}, tokenizers {tokenizers.__version__}")
+PY

@@ -1,0 +1,59 @@
+// Pieces every subcommand shares: option parsing with Boost.Program_options (usage generated from the option
+// table), the --config/--set pair, runtime set-up from the config, and loading model + tokenizer.
+#pragma once
+
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <boost/program_options.hpp>
+#include <nlohmann/json.hpp>
+
+#include "core/config.h"
+
+namespace lethe::model {
+class GptNeo;
+}
+namespace lethe::text {
+class Gpt2Tokenizer;
+}
+
+namespace lethe::cli {
+namespace po = boost::program_options;
+
+// A subcommand: `lethe <name> ...`. argv[0] is "lethe <name>".
+struct Command {
+  const char* name;
+  const char* summary;
+  int (*run)(int argc, char** argv);
+};
+
+// --config F and repeatable --set k=v.
+struct ConfigOptions {
+  std::string file;
+  std::vector<std::string> sets;
+  void add_to(po::options_description& desc);
+  Config load() const;
+};
+
+// Parses argv against `desc` (plus --help). Returns nullopt after printing usage when --help was given.
+// Unknown options and bad values become InputError with the usage hint.
+std::optional<po::variables_map> parse(int argc, char** argv, const po::options_description& desc,
+                                       const char* usage_line, const char* description);
+
+// Threads, log level; call once the config is resolved.
+void apply_runtime(const RuntimeSection& runtime);
+
+// The model named by --model DIR (HF folder) in the config's dtype.
+model::GptNeo load_model(const std::filesystem::path& dir, const Config& cfg);
+
+// The tokenizer from `dir` (or, when empty, the model folder, then tokenizer.path from the config).
+text::Gpt2Tokenizer load_tokenizer(const std::string& dir, const std::string& model_dir, const Config& cfg);
+
+// "1,2,3" → ids; InputError naming the option on anything else.
+std::vector<int64_t> parse_ids(const std::string& text, const char* option);
+
+void print_json(const nlohmann::json& j);
+
+}  // namespace lethe::cli

@@ -1,0 +1,73 @@
+// `lethe`: one binary, subcommands (architecture.md §3). Thin: parse the subcommand, run it, map failures to the
+// contract's exit codes (0 ok, 1 runtime failure, 2 bad input or usage).
+#include <cstring>
+#include <iostream>
+
+#include <c10/util/Exception.h>
+#include <spdlog/spdlog.h>
+
+#include "cli/common.h"
+#include "core/error.h"
+#include "lethe/version.h"
+
+namespace lethe::cli {
+int run_info(int, char**);
+int run_config(int, char**);
+int run_tokenize(int, char**);
+int run_score(int, char**);
+int run_generate(int, char**);
+int run_init_model(int, char**);
+
+constexpr Command kCommands[] = {
+    {"info", "version, libtorch, built-in backends", run_info},
+    {"config", "print the resolved, validated config (--dump)", run_config},
+    {"tokenize", "GPT-2 BPE token ids of a text, or text of ids (--decode)", run_tokenize},
+    {"score", "per-token log-probabilities of texts or id sequences under a model", run_score},
+    {"generate", "greedy or beam-search continuation of a prompt", run_generate},
+    {"init-model", "write a randomly initialised GPT-Neo as a Hugging Face folder", run_init_model},
+};
+
+void usage(std::ostream& os) {
+  os << "usage: lethe <command> [options]   (lethe <command> --help for its options)\n\ncommands:\n";
+  for (const Command& c : kCommands) os << "  " << c.name << std::string(12 - std::strlen(c.name), ' ') << c.summary << "\n";
+  os << "\nlethe --version prints the version. Exit codes: 0 ok, 1 runtime failure, 2 bad input or usage.\n";
+}
+
+}  // namespace lethe::cli
+
+int main(int argc, char** argv) {
+  using namespace lethe;
+  if (argc < 2) {
+    cli::usage(std::cerr);
+    return kExitBadInput;
+  }
+  const std::string cmd = argv[1];
+  if (cmd == "--help" || cmd == "-h" || cmd == "help") {
+    cli::usage(std::cout);
+    return kExitOk;
+  }
+  if (cmd == "--version") {
+    std::cout << "lethe " << LETHE_VERSION << " (libtorch " << LETHE_TORCH_VERSION << ")\n";
+    return kExitOk;
+  }
+  for (const cli::Command& c : cli::kCommands) {
+    if (cmd != c.name) continue;
+    std::string name = std::string("lethe ") + c.name;
+    argv[1] = name.data();
+    try {
+      return c.run(argc - 1, argv + 1);
+    } catch (const InputError& e) {
+      std::cerr << "error: " << e.what() << "\n";
+      return kExitBadInput;
+    } catch (const c10::Error& e) {
+      std::cerr << "error: " << e.what_without_backtrace() << "\n";
+      return kExitRuntime;
+    } catch (const std::exception& e) {
+      std::cerr << "error: " << e.what() << "\n";
+      return kExitRuntime;
+    }
+  }
+  std::cerr << "error: unknown command '" << cmd << "'\n";
+  cli::usage(std::cerr);
+  return kExitBadInput;
+}

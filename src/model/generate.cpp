@@ -1,0 +1,180 @@
+#include "model/generate.h"
+
+#include <cmath>
+
+#include <ATen/ATen.h>
+#include <torch/utils.h>
+
+namespace lethe::model {
+namespace {
+
+// Decoding state shared by greedy and beam search: the running mask, positions and cache of every row.
+struct Decoder {
+  GptNeo& model;
+  torch::Tensor mask;      // [R, K] grows by one column per step
+  torch::Tensor last_pos;  // [R, 1] position id of each row's last token
+  KvCache cache;
+
+  // Prefill: the whole prompt. Returns fp32 logits of the last position, [R, V].
+  torch::Tensor prefill(const torch::Tensor& ids) {
+    torch::Tensor pos = position_ids_from_mask(mask);
+    last_pos = pos.slice(1, -1);
+    ForwardArgs args{.attention_mask = mask, .position_ids = pos, .cache = &cache};
+    ForwardOutput out = model->forward(ids, args);
+    return out.logits.select(1, -1).to(torch::kFloat);
+  }
+  // One new token per row: ids [R, 1]. Returns fp32 logits [R, V].
+  torch::Tensor step(const torch::Tensor& ids) {
+    mask = torch::cat({mask, torch::ones({mask.size(0), 1}, mask.options())}, 1);
+    last_pos = last_pos + 1;
+    ForwardArgs args{.attention_mask = mask, .position_ids = last_pos, .cache = &cache};
+    return model->forward(ids, args).logits.select(1, -1).to(torch::kFloat);
+  }
+  void reorder(const torch::Tensor& rows) {
+    cache.reorder(rows);
+    mask = mask.index_select(0, rows);
+    last_pos = last_pos.index_select(0, rows);
+  }
+};
+
+GenerateResult greedy(Decoder& dec, torch::Tensor ids, const GenerateOptions& o) {
+  const int64_t pad = o.pad_token_id >= 0 ? o.pad_token_id : o.eos_token_id;
+  const int64_t max_length = ids.size(1) + o.max_new_tokens;
+  torch::Tensor unfinished = torch::ones({ids.size(0)}, ids.options());
+  torch::Tensor logits = dec.prefill(ids);
+  while (ids.size(1) < max_length) {
+    torch::Tensor next = logits.argmax(-1);  // [R]; first index on ties, as torch.argmax
+    // Rows that already produced EOS keep emitting padding (HF _sample).
+    if (o.eos_token_id >= 0) next = next * unfinished + pad * (1 - unfinished);
+    ids = torch::cat({ids, next.unsqueeze(1)}, 1);
+    if (o.eos_token_id >= 0) unfinished = unfinished * (next != o.eos_token_id).to(torch::kLong);
+    if (ids.size(1) >= max_length || unfinished.max().item<int64_t>() == 0) break;
+    logits = dec.step(next.unsqueeze(1));
+  }
+  return {ids, {}};
+}
+
+// out[b, k, ...] = t[b, idx[b, k], ...]
+torch::Tensor gather_beams(const torch::Tensor& t, const torch::Tensor& idx) {
+  torch::Tensor i = idx;
+  std::vector<int64_t> shape = {idx.size(0), idx.size(1)};
+  for (int64_t d = 2; d < t.dim(); ++d) {
+    i = i.unsqueeze(-1);
+    shape.push_back(t.size(d));
+  }
+  return t.gather(1, i.expand(shape));
+}
+
+// A port of transformers' vectorised beam search (GenerationMixin._beam_search, 5.x): for each batch item it
+// keeps `num_beams` running beams and `num_beams` finished hypotheses; every step takes the top 2·num_beams
+// continuations of all running beams so that enough unfinished ones remain after some hit EOS.
+GenerateResult beam_search(Decoder& dec, const torch::Tensor& prompt, const GenerateOptions& o) {
+  const int64_t nb = o.num_beams, b = prompt.size(0) / nb, t0 = prompt.size(1);
+  const int64_t max_length = t0 + o.max_new_tokens;
+  const bool has_eos = o.eos_token_id >= 0;
+  const int64_t keep = std::max<int64_t>(2, 1 + (has_eos ? 1 : 0)) * nb;
+  const int64_t fill = o.pad_token_id >= 0 ? o.pad_token_id : (has_eos ? o.eos_token_id : -1);
+  auto f32 = torch::TensorOptions().dtype(torch::kFloat);
+  auto i64 = torch::TensorOptions().dtype(torch::kLong);
+
+  torch::Tensor running_seq = torch::full({b, nb, max_length}, fill, i64);  // [B, nb, L]
+  running_seq.slice(2, 0, t0).copy_(prompt.view({b, nb, t0}));
+  torch::Tensor sequences = running_seq.clone();
+  torch::Tensor running_scores = torch::zeros({b, nb}, f32);
+  running_scores.slice(1, 1).fill_(-1e9);  // all beams start identical: only the first may expand at step one
+  torch::Tensor beam_scores = torch::full({b, nb}, -1e9, f32);
+  torch::Tensor finished = torch::zeros({b, nb}, torch::kBool);
+  torch::Tensor heuristic_unsatisfied = torch::ones({b, 1}, torch::kBool);
+  torch::Tensor running_beam_idx = torch::full({b, nb, max_length - t0}, -1, i64);
+  torch::Tensor beam_idx = running_beam_idx.clone();
+  torch::Tensor top_nb_mask =
+      torch::cat({torch::ones({nb}, torch::kBool), torch::zeros({keep - nb}, torch::kBool)});
+  torch::Tensor batch_offset = torch::arange(b, i64).view({b, 1}) * nb;
+
+  torch::Tensor logits = dec.prefill(prompt);  // [B·nb, V]
+  const int64_t v = logits.size(-1);
+  for (int64_t cur = t0;; ++cur) {
+    if (cur > t0) logits = dec.step(running_seq.select(2, cur - 1).reshape({b * nb, 1}));
+    torch::Tensor lp = torch::log_softmax(logits, -1).view({b, nb, v}) + running_scores.unsqueeze(-1);
+    auto [topk_lp, topk_idx] = lp.view({b, nb * v}).topk(keep);  // [B, keep]
+    torch::Tensor src_beam = topk_idx.div(v, "floor");
+    torch::Tensor topk_seq = gather_beams(running_seq, src_beam);  // [B, keep, L]
+    torch::Tensor topk_beam_idx = gather_beams(running_beam_idx, src_beam);
+    torch::Tensor topk_ids = topk_idx.remainder(v);
+    topk_seq.select(2, cur).copy_(topk_ids);
+    topk_beam_idx.select(2, cur - t0).copy_(src_beam + batch_offset);
+
+    // Stopping criteria on the extended sequences: max length for all, EOS for those that just emitted it.
+    torch::Tensor hits = torch::full({b, keep}, cur + 1 >= max_length, torch::kBool);
+    if (has_eos) hits = hits | (topk_ids == o.eos_token_id);
+
+    // Next running beams: the best `nb` continuations that did not stop.
+    torch::Tensor running_lp = topk_lp + hits.to(torch::kFloat) * -1e9;
+    torch::Tensor next = std::get<1>(running_lp.topk(nb));
+    running_seq = gather_beams(topk_seq, next);
+    running_scores = gather_beams(running_lp, next);
+    running_beam_idx = gather_beams(topk_beam_idx, next);
+
+    // Finished hypotheses: merge those that just stopped (only from the top nb) with the kept ones.
+    torch::Tensor just_finished = hits & top_nb_mask.unsqueeze(0);
+    torch::Tensor cand = topk_lp / std::pow(static_cast<double>(cur + 1 - t0), o.length_penalty);
+    torch::Tensor full = finished.all(-1, true) & (o.early_stopping == EarlyStopping::kTrue);
+    cand = cand + full.to(torch::kFloat) * -1e9 + (~heuristic_unsatisfied).to(torch::kFloat) * -1e9 +
+           (~just_finished).to(torch::kFloat) * -1e9;
+    torch::Tensor merged_scores = torch::cat({beam_scores, cand}, 1);
+    torch::Tensor best = std::get<1>(merged_scores.topk(nb));
+    sequences = gather_beams(torch::cat({sequences, topk_seq}, 1), best);
+    beam_scores = gather_beams(merged_scores, best);
+    beam_idx = gather_beams(torch::cat({beam_idx, topk_beam_idx}, 1), best);
+    finished = gather_beams(torch::cat({finished, just_finished}, 1), best);
+
+    dec.reorder(running_beam_idx.select(2, cur - t0).reshape({b * nb}));
+
+    // Can a running beam still beat the worst finished one? (HF's heuristic, including its "never" variant.)
+    const int64_t cur_len = cur + 1;
+    const double best_len = (o.early_stopping == EarlyStopping::kNever && o.length_penalty > 0.0)
+                                ? static_cast<double>(max_length - t0)
+                                : static_cast<double>(cur_len - t0);
+    torch::Tensor best_running = running_scores.slice(1, 0, 1) / std::pow(best_len, o.length_penalty);
+    torch::Tensor worst_finished =
+        torch::where(finished, std::get<0>(beam_scores.min(1, true)), torch::full({}, -1e9, f32));
+    heuristic_unsatisfied = heuristic_unsatisfied & (best_running > worst_finished).any(-1, true);
+
+    const bool improvement_possible = heuristic_unsatisfied.any().item<bool>();
+    const bool open_beam = !(finished.all().item<bool>() && o.early_stopping == EarlyStopping::kTrue);
+    const bool can_continue = !hits.all().item<bool>();
+    if (!(improvement_possible && open_beam && can_continue)) break;
+  }
+  // Best hypothesis per item, trimmed to the longest generated length among the returned ones.
+  torch::Tensor best_seq = sequences.select(1, 0);                 // [B, L]
+  torch::Tensor generated = (beam_idx.select(1, 0) != -1).sum(1);  // [B]
+  const int64_t out_len = t0 + generated.max().item<int64_t>();
+  return {best_seq.slice(1, 0, out_len).contiguous(), beam_scores.select(1, 0).contiguous()};
+}
+
+}  // namespace
+
+GenerateResult generate(GptNeo& model, const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
+                        const GenerateOptions& options) {
+  TORCH_CHECK(options.num_beams >= 1, "num_beams must be >= 1");
+  torch::NoGradGuard no_grad;
+  const bool was_training = model->is_training();
+  model->eval();
+  torch::Tensor ids = input_ids.to(torch::kLong);
+  torch::Tensor mask = attention_mask.defined() ? attention_mask.to(torch::kLong) : torch::ones_like(ids);
+  GenerateResult result;
+  if (options.max_new_tokens == 0) {
+    result.sequences = ids;
+  } else if (options.num_beams == 1) {
+    Decoder dec{model, mask, {}, {}};
+    result = greedy(dec, ids, options);
+  } else {
+    // Every beam starts as a copy of its prompt row (HF's _expand_inputs_for_generation).
+    Decoder dec{model, mask.repeat_interleave(options.num_beams, 0), {}, {}};
+    result = beam_search(dec, ids.repeat_interleave(options.num_beams, 0), options);
+  }
+  if (was_training) model->train();
+  return result;
+}
+
+}  // namespace lethe::model

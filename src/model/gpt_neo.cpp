@@ -1,0 +1,195 @@
+#include "model/gpt_neo.h"
+
+#include <limits>
+
+#include <ATen/ATen.h>
+#include <torch/nn/functional/activation.h>
+#include <torch/nn/functional/loss.h>
+#include <torch/nn/init.h>
+
+namespace lethe::model {
+namespace F = torch::nn::functional;
+
+void KvCache::reorder(const torch::Tensor& index) {
+  for (auto* list : {&keys, &values})
+    for (auto& t : *list)
+      if (t.defined()) t = t.index_select(0, index);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+SelfAttentionImpl::SelfAttentionImpl(const GptNeoConfig& cfg, AttentionKind kind)
+    : num_heads_(cfg.num_heads), head_dim_(cfg.head_dim()), kind_(kind) {
+  const int64_t c = cfg.hidden_size;
+  k_proj_ = register_module("k_proj", torch::nn::Linear(torch::nn::LinearOptions(c, c).bias(false)));
+  v_proj_ = register_module("v_proj", torch::nn::Linear(torch::nn::LinearOptions(c, c).bias(false)));
+  q_proj_ = register_module("q_proj", torch::nn::Linear(torch::nn::LinearOptions(c, c).bias(false)));
+  out_proj_ = register_module("out_proj", torch::nn::Linear(torch::nn::LinearOptions(c, c).bias(true)));
+}
+
+torch::Tensor SelfAttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& mask, KvCache* cache,
+                                         int64_t layer) {
+  const int64_t b = x.size(0), t = x.size(1);
+  // [B, T, C] → [B, H, T, D]
+  auto split = [&](const torch::Tensor& y) { return y.view({b, t, num_heads_, head_dim_}).transpose(1, 2); };
+  torch::Tensor q = split(q_proj_(x)), k = split(k_proj_(x)), v = split(v_proj_(x));
+  if (cache) {
+    auto& ck = cache->keys[layer];
+    auto& cv = cache->values[layer];
+    ck = ck.defined() ? torch::cat({ck, k}, 2) : k;
+    cv = cv.defined() ? torch::cat({cv, v}, 2) : v;
+    k = ck;
+    v = cv;
+  }
+  // GPT-Neo does not scale scores by 1/sqrt(D): scale = 1. HF computes q·k in fp32; for fp32 models SDPA does
+  // the same, for bf16 the kernel accumulates in fp32 (bf16 → fp32 is exact), so only the rounding of the
+  // probabilities before the value product differs.
+  torch::Tensor y = at::scaled_dot_product_attention(q, k, v, mask, /*dropout_p=*/0.0, /*is_causal=*/false,
+                                                     /*scale=*/1.0);
+  // [B, H, T, D] → [B, T, C]
+  return out_proj_(y.transpose(1, 2).reshape({b, t, num_heads_ * head_dim_}));
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+namespace {
+// A module with no computation of its own, only children: it reproduces HF's nesting ("transformer.",
+// "attn.attention.", "mlp.") so parameter names equal the checkpoint's tensor names.
+struct Holder : torch::nn::Module {};
+}  // namespace
+
+BlockImpl::BlockImpl(const GptNeoConfig& cfg, int64_t layer) : layer_(layer) {
+  const int64_t c = cfg.hidden_size;
+  auto ln = [&] {
+    return torch::nn::LayerNorm(torch::nn::LayerNormOptions({c}).eps(cfg.layer_norm_epsilon));
+  };
+  ln_1_ = register_module("ln_1", ln());
+  auto holder = register_module("attn", std::make_shared<Holder>());
+  attention_ = holder->register_module("attention", SelfAttention(cfg, cfg.attention_layers.at(layer)));
+  ln_2_ = register_module("ln_2", ln());
+  auto mlp = register_module("mlp", std::make_shared<Holder>());
+  c_fc_ = mlp->register_module("c_fc", torch::nn::Linear(c, cfg.inner_dim()));
+  c_proj_ = mlp->register_module("c_proj", torch::nn::Linear(cfg.inner_dim(), c));
+}
+
+torch::Tensor BlockImpl::forward(const torch::Tensor& x, const torch::Tensor& mask, KvCache* cache) {
+  torch::Tensor h = x + attention_->forward(ln_1_(x), mask, cache, layer_);
+  // gelu_new is GELU with the tanh approximation.
+  return h + c_proj_(F::gelu(c_fc_(ln_2_(h)), F::GELUFuncOptions().approximate("tanh")));
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+GptNeoImpl::GptNeoImpl(const GptNeoConfig& cfg) : cfg_(cfg) {
+  if (cfg_.attention_layers.empty()) cfg_.attention_layers = alternating_attention(cfg_.num_layers);
+  TORCH_CHECK(static_cast<int64_t>(cfg_.attention_layers.size()) == cfg_.num_layers, "attention_layers has ",
+              cfg_.attention_layers.size(), " entries for ", cfg_.num_layers, " layers");
+  auto transformer = register_module("transformer", std::make_shared<Holder>());
+  wte_ = transformer->register_module("wte", torch::nn::Embedding(cfg_.vocab_size, cfg_.hidden_size));
+  wpe_ = transformer->register_module("wpe",
+                                      torch::nn::Embedding(cfg_.max_position_embeddings, cfg_.hidden_size));
+  h_ = transformer->register_module("h", torch::nn::ModuleList());
+  for (int64_t i = 0; i < cfg_.num_layers; ++i) {
+    blocks_.emplace_back(cfg_, i);
+    h_->push_back(blocks_.back());
+  }
+  ln_f_ = transformer->register_module(
+      "ln_f",
+      torch::nn::LayerNorm(torch::nn::LayerNormOptions({cfg_.hidden_size}).eps(cfg_.layer_norm_epsilon)));
+}
+
+void GptNeoImpl::reset_parameters(uint64_t seed) {
+  torch::NoGradGuard no_grad;
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+  for (auto& p : named_parameters()) {
+    const std::string& name = p.key();
+    torch::Tensor& w = p.value();
+    const bool is_norm = name.find("ln_") != std::string::npos;
+    if (name.ends_with(".bias")) {
+      w.zero_();
+    } else if (is_norm) {
+      w.fill_(1.0);
+    } else {
+      // Draw on the CPU in fp32 so a given seed gives the same weights whatever the device and dtype.
+      w.copy_(at::empty(w.sizes(), at::kFloat).normal_(0.0, cfg_.initializer_range, gen));
+    }
+  }
+}
+
+torch::Tensor GptNeoImpl::build_mask(AttentionKind kind, int64_t past, int64_t t,
+                                     const torch::Tensor& attention_mask, torch::ScalarType dtype,
+                                     torch::Device device) const {
+  const int64_t k = past + t;
+  auto opts = torch::TensorOptions().dtype(torch::kLong).device(device);
+  torch::Tensor qi = torch::arange(past, k, opts).unsqueeze(1);  // [T, 1] absolute slot of each query
+  torch::Tensor kj = torch::arange(0, k, opts).unsqueeze(0);     // [1, K]
+  torch::Tensor causal = kj <= qi;                               // [T, K]
+  torch::Tensor allowed = kind == AttentionKind::kLocal ? causal & (kj > qi - cfg_.window_size) : causal;
+  const double min = dtype == torch::kBFloat16
+                         ? static_cast<double>(std::numeric_limits<c10::BFloat16>::lowest())
+                     : dtype == torch::kHalf ? static_cast<double>(std::numeric_limits<c10::Half>::lowest())
+                                             : static_cast<double>(std::numeric_limits<float>::lowest());
+  // HF: scores = where(layer's causal window, scores, fp32 min) + where(causal & not padding, 0, dtype min).
+  // Scores are fp32, so the mask is built in fp32 for every model dtype.
+  auto f32 = torch::TensorOptions().dtype(torch::kFloat).device(device);
+  torch::Tensor window_term = torch::where(allowed, torch::zeros({}, f32),
+                                           torch::full({}, std::numeric_limits<float>::lowest(), f32));
+  torch::Tensor visible = causal.unsqueeze(0);  // [1, T, K]
+  if (attention_mask.defined())
+    visible = visible & attention_mask.to(torch::kBool).unsqueeze(1);  // [B, T, K]
+  torch::Tensor model_term = torch::where(visible, torch::zeros({}, f32), torch::full({}, min, f32));
+  // [B or 1, 1, T, K]; in the model's dtype for SDPA (bf16 rounds the fp32 minimum to -inf, which SDPA
+  // handles: every row keeps at least its own diagonal at a finite value).
+  return (window_term + model_term).unsqueeze(1).to(dtype);
+}
+
+ForwardOutput GptNeoImpl::forward(const torch::Tensor& input_ids, const ForwardArgs& args) {
+  const int64_t t = input_ids.size(1);
+  KvCache* cache = args.cache;
+  if (cache && cache->keys.empty()) {
+    cache->keys.resize(cfg_.num_layers);
+    cache->values.resize(cfg_.num_layers);
+  }
+  const int64_t past = cache ? cache->length() : 0;
+  TORCH_CHECK(past + t <= cfg_.max_position_embeddings, "sequence of ", past + t,
+              " tokens exceeds max_position_embeddings ", cfg_.max_position_embeddings);
+
+  torch::Tensor pos = args.position_ids;
+  if (!pos.defined())
+    pos = torch::arange(past, past + t, input_ids.options().dtype(torch::kLong)).unsqueeze(0);
+  torch::Tensor x = wte_(input_ids) + wpe_(pos);  // [B, T, C]
+
+  const auto dtype = x.scalar_type();
+  const torch::Tensor global_mask =
+      build_mask(AttentionKind::kGlobal, past, t, args.attention_mask, dtype, x.device());
+  torch::Tensor local_mask;  // built once, only if some layer is local
+  ForwardOutput out;
+  for (auto& block : blocks_) {
+    if (args.output_hidden_states) out.hidden_states.push_back(x);
+    if (block->kind() == AttentionKind::kLocal && !local_mask.defined())
+      local_mask = build_mask(AttentionKind::kLocal, past, t, args.attention_mask, dtype, x.device());
+    x = block->forward(x, block->kind() == AttentionKind::kLocal ? local_mask : global_mask, cache);
+  }
+  x = ln_f_(x);
+  if (args.output_hidden_states) out.hidden_states.push_back(x);
+  out.last_hidden_state = x;
+  if (args.compute_logits) out.logits = torch::matmul(x, wte_->weight.t());  // tied LM head
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+torch::Tensor position_ids_from_mask(const torch::Tensor& attention_mask) {
+  torch::Tensor m = attention_mask.to(torch::kLong);
+  return (m.cumsum(-1) - 1).masked_fill(m == 0, 0);
+}
+
+torch::Tensor causal_lm_loss(const torch::Tensor& logits, const torch::Tensor& labels) {
+  const int64_t v = logits.size(-1);
+  torch::Tensor shift_logits = logits.slice(1, 0, -1).to(torch::kFloat).reshape({-1, v});
+  torch::Tensor shift_labels = labels.slice(1, 1).reshape({-1});
+  return F::cross_entropy(shift_logits, shift_labels, F::CrossEntropyFuncOptions().ignore_index(-100));
+}
+
+torch::Tensor next_token_logprobs(const torch::Tensor& logits, const torch::Tensor& input_ids) {
+  torch::Tensor lp = torch::log_softmax(logits.slice(1, 0, -1).to(torch::kFloat), -1);  // [B, T-1, V]
+  return lp.gather(-1, input_ids.slice(1, 1).unsqueeze(-1)).squeeze(-1);
+}
+
+}  // namespace lethe::model

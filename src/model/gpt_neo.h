@@ -1,0 +1,119 @@
+// GPT-Neo causal language model on libtorch, numerically the same as Hugging Face's GPTNeoForCausalLM.
+//
+// Single-device code: the model knows nothing of communicators or sharding (architecture.md §1). Module and
+// parameter names equal the HF tensor names (`transformer.h.3.attn.attention.q_proj.weight`), so checkpoint
+// I/O is a name-for-name copy. The LM head is tied to `transformer.wte.weight` and has no parameter of its
+// own.
+//
+// Dimension letters used throughout: B batch, T query length, P past (cached) length, K = P + T key length,
+// C hidden size, H heads, D = C / H head size, V vocabulary.
+#pragma once
+
+#include <optional>
+#include <vector>
+
+#include <torch/nn/module.h>
+#include <torch/nn/modules/container/modulelist.h>
+#include <torch/nn/modules/embedding.h>
+#include <torch/nn/modules/linear.h>
+#include <torch/nn/modules/normalization.h>
+
+#include "model/gpt_neo_config.h"
+
+namespace lethe::model {
+
+// Keys and values of every layer for the tokens seen so far: keys[l], values[l] are [B, H, P, D].
+struct KvCache {
+  std::vector<torch::Tensor> keys, values;
+
+  int64_t length() const { return keys.empty() || !keys[0].defined() ? 0 : keys[0].size(2); }
+  // Keeps batch rows `index` ([B'] int64) in that order: beam search re-selects beams every step.
+  void reorder(const torch::Tensor& index);
+};
+
+struct ForwardArgs {
+  // [B, K] 1 = token, 0 = padding, covering cached and new tokens (HF semantics). Undefined = no padding.
+  torch::Tensor attention_mask = {};
+  // [B, T] absolute positions of the new tokens. Undefined = P, P+1, ... (HF forward's default).
+  torch::Tensor position_ids = {};
+  KvCache* cache = nullptr;           // appended to when given
+  bool output_hidden_states = false;  // fills ForwardOutput::hidden_states like HF (num_layers + 1 entries)
+  bool compute_logits = true;         // false: only the final hidden state (e.g. for scoring chunk-wise)
+};
+
+struct ForwardOutput {
+  torch::Tensor logits;                      // [B, T, V], the model's dtype
+  torch::Tensor last_hidden_state;           // [B, T, C] after ln_f
+  std::vector<torch::Tensor> hidden_states;  // input of each block, then the output after ln_f
+};
+
+class SelfAttentionImpl : public torch::nn::Module {
+ public:
+  SelfAttentionImpl(const GptNeoConfig& cfg, AttentionKind kind);
+  // x: [B, T, C]; mask: additive float [B or 1, 1, T, K]. Returns [B, T, C].
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& mask, KvCache* cache, int64_t layer);
+
+  AttentionKind kind() const { return kind_; }
+
+ private:
+  int64_t num_heads_, head_dim_;
+  AttentionKind kind_;
+  torch::nn::Linear q_proj_{nullptr}, k_proj_{nullptr}, v_proj_{nullptr}, out_proj_{nullptr};
+};
+TORCH_MODULE(SelfAttention);
+
+class BlockImpl : public torch::nn::Module {
+ public:
+  BlockImpl(const GptNeoConfig& cfg, int64_t layer);
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& mask, KvCache* cache);
+
+  AttentionKind kind() const { return attention_->kind(); }
+
+ private:
+  int64_t layer_;
+  torch::nn::LayerNorm ln_1_{nullptr}, ln_2_{nullptr};
+  SelfAttention attention_{nullptr};  // registered as attn.attention, HF's nesting
+  torch::nn::Linear c_fc_{nullptr}, c_proj_{nullptr};
+};
+TORCH_MODULE(Block);
+
+class GptNeoImpl : public torch::nn::Module {
+ public:
+  explicit GptNeoImpl(const GptNeoConfig& cfg);
+
+  // input_ids: [B, T] int64. See ForwardArgs for the rest.
+  ForwardOutput forward(const torch::Tensor& input_ids, const ForwardArgs& args = {});
+
+  // HF's _init_weights: N(0, initializer_range) for Linear/Embedding weights, zero biases, LayerNorm = (1,
+  // 0).
+  void reset_parameters(uint64_t seed);
+
+  const GptNeoConfig& config() const { return cfg_; }
+  const torch::Tensor& wte() const { return wte_->weight; }
+
+ private:
+  // Additive float mask [B or 1, 1, T, K] for one attention kind: 0 where a query may see a key, the dtype's
+  // minimum elsewhere (the minimum twice where the key is also outside the causal window: HF's exact values).
+  torch::Tensor build_mask(AttentionKind kind, int64_t past, int64_t t, const torch::Tensor& attention_mask,
+                           torch::ScalarType dtype, torch::Device device) const;
+
+  GptNeoConfig cfg_;
+  torch::nn::Embedding wte_{nullptr}, wpe_{nullptr};
+  torch::nn::ModuleList h_{nullptr};
+  std::vector<Block> blocks_;
+  torch::nn::LayerNorm ln_f_{nullptr};
+};
+TORCH_MODULE(GptNeo);
+
+// Position ids as HF generation derives them under left padding: cumsum(mask) - 1, padding positions set to
+// 0. mask: [B, K] → [B, K] int64.
+torch::Tensor position_ids_from_mask(const torch::Tensor& attention_mask);
+
+// Mean next-token cross-entropy over labels != -100 (HF ForCausalLMLoss: logits upcast to fp32, labels
+// shifted). logits: [B, T, V], labels: [B, T] int64.
+torch::Tensor causal_lm_loss(const torch::Tensor& logits, const torch::Tensor& labels);
+
+// Per-token log-probability of each next token: [B, T-1] fp32; entry t scores ids[:, t+1] given ids[:, :t+1].
+torch::Tensor next_token_logprobs(const torch::Tensor& logits, const torch::Tensor& input_ids);
+
+}  // namespace lethe::model

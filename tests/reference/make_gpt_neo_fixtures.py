@@ -1,0 +1,124 @@
+"""Builds tiny random GPT-Neo models with transformers and records what transformers computes on them.
+
+The C++ parity tests (tests/model/gpt_neo_parity_test.cpp) load each model folder with lethe and compare against
+these tensors. Shapes are chosen to cover the semantics that differ between implementations:
+  * window: a local window shorter than the sequence (keys fall out of the window);
+  * mixed: non-alternating attention_types, a non-default intermediate_size, head size 16;
+  * global: global-only layers, a longer sequence.
+
+Usage: make_gpt_neo_fixtures.py --out DIR     (writes DIR/<case>/model/ and DIR/<case>/expected.safetensors)
+"""
+import argparse
+import pathlib
+
+import torch
+from safetensors.torch import save_file
+from transformers import GPTNeoConfig, GPTNeoForCausalLM
+
+CASES = {
+    "window": dict(vocab_size=512, max_position_embeddings=64, hidden_size=32, num_layers=2, num_heads=4,
+                   attention_types=[[["global", "local"], 1]], window_size=8, seq=24),
+    "mixed": dict(vocab_size=384, max_position_embeddings=64, hidden_size=48, num_layers=3, num_heads=3,
+                  attention_types=[[["local", "global"], 1], [["local"], 1]], window_size=5, intermediate_size=100,
+                  seq=20),
+    "global": dict(vocab_size=300, max_position_embeddings=128, hidden_size=64, num_layers=2, num_heads=2,
+                   attention_types=[[["global"], 2]], window_size=256, seq=40),
+}
+BATCH = 3
+NEW_TOKENS = 12
+
+
+def build(case: dict, seed: int) -> GPTNeoForCausalLM:
+    torch.manual_seed(seed)
+    arch = {k: v for k, v in case.items() if k != "seq"}
+    # A wider init than the default 0.02 makes next-token distributions decisive, so greedy and beam choices are
+    # not decided by float rounding.
+    cfg = GPTNeoConfig(**arch, initializer_range=0.2, embed_dropout=0.0, resid_dropout=0.0, attention_dropout=0.0,
+                       bos_token_id=arch["vocab_size"] - 1, eos_token_id=arch["vocab_size"] - 1)
+    cfg._attn_implementation = "eager"
+    return GPTNeoForCausalLM(cfg).eval()
+
+
+def padded(ids: torch.Tensor, lengths: list, left: bool) -> tuple:
+    """Keeps the first lengths[b] tokens of row b and pads the rest (left or right); pad id = 0."""
+    b, t = ids.shape
+    out, mask = torch.zeros_like(ids), torch.zeros_like(ids)
+    for r, n in enumerate(lengths):
+        sl = slice(t - n, t) if left else slice(0, n)
+        out[r, sl], mask[r, sl] = ids[r, :n], 1
+    return out, mask
+
+
+def generate(model, ids, mask, **kw):
+    kw.setdefault("pad_token_id", kw.get("eos_token_id"))
+    with torch.no_grad():
+        return model.generate(ids, attention_mask=mask, max_new_tokens=NEW_TOKENS, do_sample=False, **kw)
+
+
+def record(name: str, case: dict, out: pathlib.Path, seed: int) -> None:
+    model = build(case, seed)
+    d = out / name
+    model.save_pretrained(d / "model", safe_serialization=True)
+    v, t = case["vocab_size"], case["seq"]
+    g = torch.Generator().manual_seed(seed + 1)
+    ids = torch.randint(0, v - 1, (BATCH, t), generator=g)
+    exp = {"ids": ids}
+
+    with torch.no_grad():
+        exp["logits"] = model(ids).logits
+        hs = model(ids, output_hidden_states=True).hidden_states
+        exp["hidden_first"], exp["hidden_last"] = hs[0], hs[-1]
+
+    # Gradients of the LM loss (labels = inputs, shifted inside).
+    model.zero_grad()
+    loss = model(ids, labels=ids).loss
+    loss.backward()
+    exp["loss"] = loss.detach().reshape(1)
+    for pname, p in model.named_parameters():
+        if pname != "lm_head.weight":  # tied: its gradient is part of transformer.wte.weight's
+            exp["grad." + pname] = p.grad.detach().clone()
+    model.zero_grad()
+
+    lengths = [t, t - 5, t // 2]
+    with torch.no_grad():
+        rp_ids, rp_mask = padded(ids, lengths, left=False)
+        exp["rp_ids"], exp["rp_mask"] = rp_ids, rp_mask
+        exp["rp_logits"] = model(rp_ids, attention_mask=rp_mask).logits
+        lp_ids, lp_mask = padded(ids, lengths, left=True)
+        pos = (lp_mask.cumsum(-1) - 1).masked_fill(lp_mask == 0, 0)
+        exp["lp_ids"], exp["lp_mask"], exp["lp_pos"] = lp_ids, lp_mask, pos
+        exp["lp_logits"] = model(lp_ids, attention_mask=lp_mask, position_ids=pos).logits
+
+    # Generation from left-padded prompts. First without EOS, then with an EOS that greedy really emits mid-way
+    # (token 4 of row 0), so finished rows and EOS bookkeeping are exercised.
+    prompt_len = 10
+    gen_ids, gen_mask = padded(ids[:, :prompt_len], [prompt_len, prompt_len - 3, 4], left=True)
+    exp["gen_ids"], exp["gen_mask"] = gen_ids, gen_mask
+    exp["greedy_noeos"] = generate(model, gen_ids, gen_mask, eos_token_id=None, pad_token_id=0)
+    eos = int(exp["greedy_noeos"][0, prompt_len + 3])
+    exp["eos"] = torch.tensor([eos])
+    exp["greedy"] = generate(model, gen_ids, gen_mask, eos_token_id=eos)
+    exp["beam2"] = generate(model, gen_ids, gen_mask, eos_token_id=eos, num_beams=2)
+    exp["beam3_lp0.5_early"] = generate(model, gen_ids, gen_mask, eos_token_id=eos, num_beams=3,
+                                        length_penalty=0.5, early_stopping=True)
+    exp["beam2_never"] = generate(model, gen_ids, gen_mask, eos_token_id=eos, num_beams=2, early_stopping="never")
+
+    # bf16: the same inputs through a bf16 copy.
+    with torch.no_grad():
+        exp["bf16_logits"] = model.to(torch.bfloat16)(ids).logits.float()
+
+    save_file({k: x.contiguous() for k, x in exp.items()}, str(d / "expected.safetensors"))
+    print(f"{name}: loss {loss.item():.6f}, eos {eos}, greedy {exp['greedy'][0, prompt_len:].tolist()}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", required=True, type=pathlib.Path)
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    for i, (name, case) in enumerate(CASES.items()):
+        record(name, case, args.out, seed=100 + i)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,36 @@
+// Helpers shared by the C++ test suites: where the shared data and the Python-made fixtures are, and reading
+// fixture tensors (written by tests/reference/*.py with the safetensors package) into torch tensors.
+#pragma once
+
+#include <cstdlib>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
+
+#include <torch/types.h>
+
+namespace lethe::test {
+
+// $LETHE_SHARED_DATA, else <repo>/../shared/data; nullopt when absent (tests then GTEST_SKIP with a message).
+std::optional<std::filesystem::path> shared_data_dir();
+// $LETHE_FIXTURES (set by CTest to the folder make_*_fixtures.py wrote); nullopt when unset or absent.
+std::optional<std::filesystem::path> fixtures_dir();
+// $LETHE_PYTHON: the venv's interpreter, for tests that call a Python oracle.
+std::optional<std::string> python();
+
+// Every tensor of a .safetensors file, copied into owned CPU tensors.
+std::map<std::string, torch::Tensor> load_tensors(const std::filesystem::path& file);
+
+// A fresh empty directory under the system temp dir, removed by the destructor.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  const std::filesystem::path& path() const { return path_; }
+
+ private:
+  std::filesystem::path path_;
+};
+
+}  // namespace lethe::test
