@@ -9,6 +9,12 @@
 #ifndef LETHE_SOURCE_DIR
 #define LETHE_SOURCE_DIR "."
 #endif
+#ifndef LETHE_DEFAULT_FIXTURES
+#define LETHE_DEFAULT_FIXTURES ""
+#endif
+#ifndef LETHE_DEFAULT_PYTHON
+#define LETHE_DEFAULT_PYTHON ""
+#endif
 
 namespace lethe::test {
 namespace fs = std::filesystem;
@@ -22,14 +28,16 @@ std::optional<fs::path> shared_data_dir() {
 
 std::optional<fs::path> fixtures_dir() {
   const char* env = std::getenv("LETHE_FIXTURES");
-  if (!env || !fs::is_directory(env)) return std::nullopt;
-  return fs::path(env);
+  const fs::path dir = env ? env : LETHE_DEFAULT_FIXTURES;
+  if (dir.empty() || !fs::is_directory(dir)) return std::nullopt;
+  return dir;
 }
 
 std::optional<std::string> python() {
   const char* env = std::getenv("LETHE_PYTHON");
-  if (!env || !*env) return std::nullopt;
-  return std::string(env);
+  const std::string py = env ? env : LETHE_DEFAULT_PYTHON;
+  if (py.empty()) return std::nullopt;
+  return py;
 }
 
 std::map<std::string, torch::Tensor> load_tensors(const fs::path& file) {

@@ -14,9 +14,9 @@ namespace lethe::test {
 
 // $LETHE_SHARED_DATA, else <repo>/../shared/data; nullopt when absent (tests then GTEST_SKIP with a message).
 std::optional<std::filesystem::path> shared_data_dir();
-// $LETHE_FIXTURES (set by CTest to the folder make_*_fixtures.py wrote); nullopt when unset or absent.
+// $LETHE_FIXTURES, else the build tree's test-fixtures/ (where CTest's fixture steps write); nullopt if absent.
 std::optional<std::filesystem::path> fixtures_dir();
-// $LETHE_PYTHON: the venv's interpreter, for tests that call a Python oracle.
+// $LETHE_PYTHON, else the venv interpreter CMake found: for tests that call a Python oracle.
 std::optional<std::string> python();
 
 // Every tensor of a .safetensors file, copied into owned CPU tensors.

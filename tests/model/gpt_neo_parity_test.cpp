@@ -21,7 +21,7 @@ class Parity : public ::testing::TestWithParam<std::string> {
     auto dir = test::fixtures_dir();
     if (!dir)
       GTEST_SKIP() << "LETHE_FIXTURES unset: run through ctest (it builds the transformers fixtures first)";
-    case_dir_ = *dir / GetParam();
+    case_dir_ = *dir / "gpt_neo" / GetParam();
     ASSERT_TRUE(fs::is_directory(case_dir_)) << case_dir_;
     exp_ = test::load_tensors(case_dir_ / "expected.safetensors");
     model_ = load_hf_model(case_dir_ / "model");

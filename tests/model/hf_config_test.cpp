@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "test_util.h"
 
 namespace lethe::model {
 namespace {
@@ -247,8 +248,9 @@ else:
 )PY";
 
 TEST_F(HfConfigTest, InteroperatesWithTransformers) {
-  const char* python = std::getenv("LETHE_PYTHON");
-  if (python == nullptr) GTEST_SKIP() << "set LETHE_PYTHON to a python with transformers to run";
+  const auto py = test::python();
+  if (!py) GTEST_SKIP() << "set LETHE_PYTHON to a python with transformers to run";
+  const std::string& python = *py;
   std::ofstream(dir_ / "check.py") << kTransformersScript;
   const auto run = [&](const std::string& mode, const fs::path& d) {
     return std::system(

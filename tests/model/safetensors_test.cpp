@@ -18,6 +18,7 @@
 #include <gtest/gtest.h>
 
 #include "core/error.h"
+#include "test_util.h"
 
 namespace lethe::model {
 namespace {
@@ -344,8 +345,9 @@ else:
 )PY";
 
 TEST_F(SafetensorsTest, InteroperatesWithPythonPackage) {
-  const char* python = std::getenv("LETHE_PYTHON");
-  if (python == nullptr) GTEST_SKIP() << "set LETHE_PYTHON to a python with numpy + safetensors to run";
+  const auto py = test::python();
+  if (!py) GTEST_SKIP() << "set LETHE_PYTHON to a python with numpy + safetensors to run";
+  const std::string& python = *py;
   std::ofstream(dir_ / "interop.py") << kInteropScript;
   const auto run = [&](const std::string& mode, const fs::path& file) {
     const std::string cmd =

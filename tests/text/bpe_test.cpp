@@ -17,6 +17,7 @@
 #include "text/bpe_vocab.h"
 #include "text/csv.h"
 #include "text/utf8.h"
+#include "test_util.h"
 
 #ifndef LETHE_SOURCE_DIR
 #define LETHE_SOURCE_DIR "."
@@ -30,8 +31,7 @@ using nlohmann::json;
 using Ids = std::vector<int32_t>;
 
 fs::path shared_data() {
-  const char* env = std::getenv("LETHE_SHARED_DATA");
-  return env != nullptr ? fs::path(env) : fs::path(LETHE_SOURCE_DIR) / ".." / "shared" / "data";
+  return test::shared_data_dir().value_or(fs::path(LETHE_SOURCE_DIR) / ".." / "shared" / "data");
 }
 
 fs::path tokenizer_dir() {
@@ -53,13 +53,12 @@ json read_json(const fs::path& p) {
   return json::parse(in);
 }
 
-// Where make_tokenizer_fixtures.py wrote its output: CTest passes the fixtures root in LETHE_FIXTURES and
-// runs the script with --out $LETHE_FIXTURES/tokenizer; a hand-run script may have written to LETHE_FIXTURES
-// itself.
+// Where make_tokenizer_fixtures.py wrote its output: CTest runs it with --out <fixtures root>/tokenizer; a
+// hand-run script may have written to the fixtures root itself.
 std::optional<fs::path> fixture_dir() {
-  const char* root = std::getenv("LETHE_FIXTURES");
-  if (root == nullptr) return std::nullopt;
-  for (const fs::path& dir : {fs::path(root) / "tokenizer", fs::path(root)})
+  const auto root = test::fixtures_dir();
+  if (!root) return std::nullopt;
+  for (const fs::path& dir : {*root / "tokenizer", *root})
     if (fs::exists(dir / "gpt2_tokenizer_ids.json")) return dir;
   return std::nullopt;
 }
