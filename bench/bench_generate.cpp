@@ -10,10 +10,12 @@
 #include <ATen/Parallel.h>
 #include <nlohmann/json.hpp>
 
+#include "core/memory.h"
 #include "model/generate.h"
 #include "model/presets.h"
 
 int main(int argc, char** argv) {
+  lethe::retain_freed_memory();
   std::string preset = "gpt-neo-125m";
   int64_t batch = 8, prompt = 50, fresh = 50, beams = 2, reps = 2, threads = 2;
   for (int i = 1; i + 1 < argc; i += 2) {

@@ -9,6 +9,7 @@
 #include <ATen/Parallel.h>
 #include <nlohmann/json.hpp>
 
+#include "core/memory.h"
 #include "model/gpt_neo.h"
 #include "model/presets.h"
 #include "train/adamw.h"
@@ -34,6 +35,7 @@ double peak_mm_flops() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  lethe::retain_freed_memory();
   std::string preset = "gpt-neo-125m";
   int64_t batch = 8, seq = 200, steps = 3, warmup = 1, threads = 2;
   for (int i = 1; i + 1 < argc; i += 2) {
@@ -55,19 +57,23 @@ int main(int argc, char** argv) {
   at::manual_seed(0);
   at::Tensor ids = at::randint(0, cfg.vocab_size, {batch, seq}, at::kLong);
 
-  std::vector<double> times;
-  double loss = 0;
+  double mean = 0, fwd = 0, bwd = 0, optim = 0, loss = 0;
   for (int64_t s = 0; s < warmup + steps; ++s) {
-    auto t = Clock::now();
+    auto t0 = Clock::now();
     at::Tensor l = lethe::model::causal_lm_loss(model->forward(ids).logits, ids);
+    loss = l.item<double>();
+    const double f = seconds_since(t0);
+    auto t1 = Clock::now();
     l.backward();
+    const double b = seconds_since(t1);
+    auto t2 = Clock::now();
     opt.step();
     opt.zero_grad();
-    loss = l.item<double>();
-    if (s >= warmup) times.push_back(seconds_since(t));
+    const double o = seconds_since(t2);
+    if (s < warmup) continue;
+    const double w = 1.0 / static_cast<double>(steps);
+    fwd += f * w, bwd += b * w, optim += o * w, mean += (f + b + o) * w;
   }
-  double mean = 0;
-  for (double t : times) mean += t / static_cast<double>(times.size());
   // FLOPs per token: 6N (N = parameters, embedding tied into the head) + 12·L·C·T for attention scores and
   // values, no causal discount (the torchtitan / nanoGPT convention).
   const double n = static_cast<double>(lethe::model::parameter_count(cfg));
@@ -77,7 +83,7 @@ int main(int argc, char** argv) {
   const double peak = peak_mm_flops();
   nlohmann::json j = {{"impl", "lethe"},          {"preset", preset},
                       {"batch", batch},           {"seq", seq},
-                      {"threads", threads},       {"step_s", mean},
+                      {"threads", threads},       {"step_s", mean}, {"forward_s", fwd}, {"backward_s", bwd}, {"optimizer_s", optim},
                       {"tokens_per_s", tokens_per_s}, {"loss", loss},
                       {"flops_per_s", flops_per_token * tokens_per_s}, {"peak_mm_flops_per_s", peak},
                       {"fraction_of_peak", flops_per_token * tokens_per_s / peak}};

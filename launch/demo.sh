@@ -13,8 +13,8 @@ mkdir -p "$out"
 lethe=build/lethe
 set -x
 $lethe --version
-$lethe config --set model.preset=tiny --dump > "$out/config.resolved.yaml"
-$lethe init-model --set model.preset=tiny --tokenizer "$tok" --out "$out/model" --force
+$lethe config --config configs/demo.yaml --dump > "$out/config.resolved.yaml"
+$lethe init-model --config configs/demo.yaml --tokenizer "$tok" --out "$out/model" --force
 $lethe tokenize --tokenizer "$out/model" --text "Iterative contrastive unlearning forgets memorised text." --json
 $lethe generate --model "$out/model" --prompt "The quick brown fox" --prompt "Hello" -n 16 --json | tee "$out/greedy.jsonl"
 $lethe generate --model "$out/model" --prompt "The quick brown fox" -n 16 -k 4 --json | tee "$out/beam4.jsonl"

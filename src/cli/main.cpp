@@ -8,6 +8,7 @@
 
 #include "cli/common.h"
 #include "core/error.h"
+#include "core/memory.h"
 #include "lethe/version.h"
 
 namespace lethe::cli {
@@ -37,6 +38,7 @@ void usage(std::ostream& os) {
 
 int main(int argc, char** argv) {
   using namespace lethe;
+  retain_freed_memory();
   if (argc < 2) {
     cli::usage(std::cerr);
     return kExitBadInput;

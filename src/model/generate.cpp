@@ -3,7 +3,7 @@
 #include <cmath>
 
 #include <ATen/ATen.h>
-#include <torch/utils.h>
+#include <c10/core/InferenceMode.h>
 
 namespace lethe::model {
 namespace {
@@ -15,13 +15,21 @@ struct Decoder {
   torch::Tensor last_pos;  // [R, 1] position id of each row's last token
   KvCache cache;
 
-  // Prefill: the whole prompt. Returns fp32 logits of the last position, [R, V].
-  torch::Tensor prefill(const torch::Tensor& ids) {
+  // Prefill: the whole prompt, ids [R, T]. With copies > 1 every row then stands for `copies` identical rows
+  // (beams): the prompt is run once and its cache, mask and logits repeated, instead of running every beam's
+  // identical prompt. Returns fp32 logits of the last position, [R·copies, V].
+  torch::Tensor prefill(const torch::Tensor& ids, int64_t copies = 1) {
     torch::Tensor pos = position_ids_from_mask(mask);
-    last_pos = pos.slice(1, -1);
     ForwardArgs args{.attention_mask = mask, .position_ids = pos, .cache = &cache};
-    ForwardOutput out = model->forward(ids, args);
-    return out.logits.select(1, -1).to(torch::kFloat);
+    torch::Tensor logits = model->forward(ids, args).logits.select(1, -1).to(torch::kFloat);
+    last_pos = pos.slice(1, -1);
+    if (copies > 1) {
+      cache.reorder(torch::arange(ids.size(0), torch::kLong).repeat_interleave(copies));
+      mask = mask.repeat_interleave(copies, 0);
+      last_pos = last_pos.repeat_interleave(copies, 0);
+      logits = logits.repeat_interleave(copies, 0);
+    }
+    return logits;
   }
   // One new token per row: ids [R, 1]. Returns fp32 logits [R, V].
   torch::Tensor step(const torch::Tensor& ids) {
@@ -69,7 +77,7 @@ torch::Tensor gather_beams(const torch::Tensor& t, const torch::Tensor& idx) {
 // keeps `num_beams` running beams and `num_beams` finished hypotheses; every step takes the top 2·num_beams
 // continuations of all running beams so that enough unfinished ones remain after some hit EOS.
 GenerateResult beam_search(Decoder& dec, const torch::Tensor& prompt, const GenerateOptions& o) {
-  const int64_t nb = o.num_beams, b = prompt.size(0) / nb, t0 = prompt.size(1);
+  const int64_t nb = o.num_beams, b = prompt.size(0), t0 = prompt.size(1);
   const int64_t max_length = t0 + o.max_new_tokens;
   const bool has_eos = o.eos_token_id >= 0;
   const int64_t keep = std::max<int64_t>(2, 1 + (has_eos ? 1 : 0)) * nb;
@@ -78,7 +86,7 @@ GenerateResult beam_search(Decoder& dec, const torch::Tensor& prompt, const Gene
   auto i64 = torch::TensorOptions().dtype(torch::kLong);
 
   torch::Tensor running_seq = torch::full({b, nb, max_length}, fill, i64);  // [B, nb, L]
-  running_seq.slice(2, 0, t0).copy_(prompt.view({b, nb, t0}));
+  running_seq.slice(2, 0, t0).copy_(prompt.unsqueeze(1));  // every beam starts as a copy of its prompt
   torch::Tensor sequences = running_seq.clone();
   torch::Tensor running_scores = torch::zeros({b, nb}, f32);
   running_scores.slice(1, 1).fill_(-1e9);  // all beams start identical: only the first may expand at step one
@@ -91,7 +99,7 @@ GenerateResult beam_search(Decoder& dec, const torch::Tensor& prompt, const Gene
       torch::cat({torch::ones({nb}, torch::kBool), torch::zeros({keep - nb}, torch::kBool)});
   torch::Tensor batch_offset = torch::arange(b, i64).view({b, 1}) * nb;
 
-  torch::Tensor logits = dec.prefill(prompt);  // [B·nb, V]
+  torch::Tensor logits = dec.prefill(prompt, nb);  // [B·nb, V]
   const int64_t v = logits.size(-1);
   for (int64_t cur = t0;; ++cur) {
     if (cur > t0) logits = dec.step(running_seq.select(2, cur - 1).reshape({b * nb, 1}));
@@ -157,22 +165,26 @@ GenerateResult beam_search(Decoder& dec, const torch::Tensor& prompt, const Gene
 GenerateResult generate(GptNeo& model, const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
                         const GenerateOptions& options) {
   TORCH_CHECK(options.num_beams >= 1, "num_beams must be >= 1");
-  torch::NoGradGuard no_grad;
   const bool was_training = model->is_training();
   model->eval();
-  torch::Tensor ids = input_ids.to(torch::kLong);
-  torch::Tensor mask = attention_mask.defined() ? attention_mask.to(torch::kLong) : torch::ones_like(ids);
   GenerateResult result;
-  if (options.max_new_tokens == 0) {
-    result.sequences = ids;
-  } else if (options.num_beams == 1) {
+  {
+    // Inference mode, not just no-grad: it also skips version counters and view tracking on every small op of
+    // every decoding step.
+    c10::InferenceMode inference;
+    torch::Tensor ids = input_ids.to(torch::kLong);
+    torch::Tensor mask = attention_mask.defined() ? attention_mask.to(torch::kLong) : torch::ones_like(ids);
     Decoder dec{model, mask, {}, {}};
-    result = greedy(dec, ids, options);
-  } else {
-    // Every beam starts as a copy of its prompt row (HF's _expand_inputs_for_generation).
-    Decoder dec{model, mask.repeat_interleave(options.num_beams, 0), {}, {}};
-    result = beam_search(dec, ids.repeat_interleave(options.num_beams, 0), options);
+    if (options.max_new_tokens == 0)
+      result.sequences = ids;
+    else if (options.num_beams == 1)
+      result = greedy(dec, ids, options);
+    else
+      result = beam_search(dec, ids, options);
   }
+  // Inference tensors cannot take part in autograd later (e.g. as training inputs): hand back normal ones.
+  result.sequences = result.sequences.clone();
+  if (result.scores.defined()) result.scores = result.scores.clone();
   if (was_training) model->train();
   return result;
 }

@@ -10,9 +10,20 @@
 namespace lethe::model {
 namespace F = torch::nn::functional;
 
+std::pair<torch::Tensor, torch::Tensor> KvCache::append(int64_t layer, const torch::Tensor& k,
+                                                        const torch::Tensor& v) {
+  // Concatenation re-copies the cache every step. Preallocated storage written in place was tried and measured
+  // slower: SDPA on the strided views of a larger buffer costs more than the copies save (125M, batch 8).
+  torch::Tensor& ck = keys[layer];
+  torch::Tensor& cv = values[layer];
+  ck = ck.defined() ? torch::cat({ck, k}, 2) : k;
+  cv = cv.defined() ? torch::cat({cv, v}, 2) : v;
+  return {ck, cv};
+}
+
 void KvCache::reorder(const torch::Tensor& index) {
-  for (auto* list : {&keys, &values})
-    for (auto& t : *list)
+  for (auto* store : {&keys, &values})
+    for (auto& t : *store)
       if (t.defined()) t = t.index_select(0, index);
 }
 
@@ -32,14 +43,7 @@ torch::Tensor SelfAttentionImpl::forward(const torch::Tensor& x, const torch::Te
   // [B, T, C] → [B, H, T, D]
   auto split = [&](const torch::Tensor& y) { return y.view({b, t, num_heads_, head_dim_}).transpose(1, 2); };
   torch::Tensor q = split(q_proj_(x)), k = split(k_proj_(x)), v = split(v_proj_(x));
-  if (cache) {
-    auto& ck = cache->keys[layer];
-    auto& cv = cache->values[layer];
-    ck = ck.defined() ? torch::cat({ck, k}, 2) : k;
-    cv = cv.defined() ? torch::cat({cv, v}, 2) : v;
-    k = ck;
-    v = cv;
-  }
+  if (cache) std::tie(k, v) = cache->append(layer, k, v);
   // GPT-Neo does not scale scores by 1/sqrt(D): scale = 1. HF computes q·k in fp32; for fp32 models SDPA does
   // the same, for bf16 the kernel accumulates in fp32 (bf16 → fp32 is exact), so only the rounding of the
   // probabilities before the value product differs.
@@ -147,7 +151,7 @@ ForwardOutput GptNeoImpl::forward(const torch::Tensor& input_ids, const ForwardA
     cache->keys.resize(cfg_.num_layers);
     cache->values.resize(cfg_.num_layers);
   }
-  const int64_t past = cache ? cache->length() : 0;
+  const int64_t past = cache ? cache->length : 0;
   TORCH_CHECK(past + t <= cfg_.max_position_embeddings, "sequence of ", past + t,
               " tokens exceeds max_position_embeddings ", cfg_.max_position_embeddings);
 
@@ -167,10 +171,20 @@ ForwardOutput GptNeoImpl::forward(const torch::Tensor& input_ids, const ForwardA
       local_mask = build_mask(AttentionKind::kLocal, past, t, args.attention_mask, dtype, x.device());
     x = block->forward(x, block->kind() == AttentionKind::kLocal ? local_mask : global_mask, cache);
   }
+  if (cache) cache->length += t;
   x = ln_f_(x);
   if (args.output_hidden_states) out.hidden_states.push_back(x);
   out.last_hidden_state = x;
-  if (args.compute_logits) out.logits = torch::matmul(x, wte_->weight.t());  // tied LM head
+  if (args.compute_logits) {
+    // Tied LM head. For a handful of rows (decoding steps) MKL's sgemm streams the [V, C] weight about twice as
+    // fast as W·hᵀ than as h·Wᵀ (measured: 8 rows, 125M shape, 8.5 vs 17.9 ms), so compute it that way round.
+    const int64_t rows = x.numel() / cfg_.hidden_size;
+    if (rows <= 16)
+      out.logits = torch::mm(wte_->weight, x.reshape({rows, cfg_.hidden_size}).t()).t().reshape(
+          {x.size(0), x.size(1), cfg_.vocab_size});
+    else
+      out.logits = torch::matmul(x, wte_->weight.t());
+  }
   return out;
 }
 

@@ -22,11 +22,14 @@
 
 namespace lethe::model {
 
-// Keys and values of every layer for the tokens seen so far: keys[l], values[l] are [B, H, P, D].
+// Keys and values of every layer for the tokens seen so far: keys[l], values[l] are [B, H, length, D].
 struct KvCache {
-  std::vector<torch::Tensor> keys, values;
+  std::vector<torch::Tensor> keys = {}, values = {};
+  int64_t length = 0;
 
-  int64_t length() const { return keys.empty() || !keys[0].defined() ? 0 : keys[0].size(2); }
+  // Appends k, v [B, H, T, D] to `layer`; returns all cached keys and values, [B, H, length + T, D].
+  // GptNeo::forward advances `length` once every layer has appended.
+  std::pair<torch::Tensor, torch::Tensor> append(int64_t layer, const torch::Tensor& k, const torch::Tensor& v);
   // Keeps batch rows `index` ([B'] int64) in that order: beam search re-selects beams every step.
   void reorder(const torch::Tensor& index);
 };
