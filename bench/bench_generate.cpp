@@ -1,7 +1,8 @@
 // Generation benchmark: a randomly initialised GPT-Neo (125M shape by default), a batch of random prompts,
 // KV-cached greedy and beam search. Prints one JSON object per mode; bench/run.sh runs it beside
 // bench/peer_generate.py (transformers `model.generate`).
-//   bench_generate [--preset gpt-neo-125m] [--batch 8] [--prompt 50] [--new 50] [--beams 2] [--reps 2] [--threads 2]
+//   bench_generate [--preset gpt-neo-125m] [--batch 8] [--prompt 50] [--new 50] [--beams 2] [--reps 2]
+//   [--threads 2]
 #include <chrono>
 #include <iostream>
 #include <string>
@@ -20,14 +21,24 @@ int main(int argc, char** argv) {
   int64_t batch = 8, prompt = 50, fresh = 50, beams = 2, reps = 2, threads = 2;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string k = argv[i], v = argv[i + 1];
-    if (k == "--preset") preset = v;
-    else if (k == "--batch") batch = std::stoll(v);
-    else if (k == "--prompt") prompt = std::stoll(v);
-    else if (k == "--new") fresh = std::stoll(v);
-    else if (k == "--beams") beams = std::stoll(v);
-    else if (k == "--reps") reps = std::stoll(v);
-    else if (k == "--threads") threads = std::stoll(v);
-    else { std::cerr << "unknown option " << k << "\n"; return 2; }
+    if (k == "--preset")
+      preset = v;
+    else if (k == "--batch")
+      batch = std::stoll(v);
+    else if (k == "--prompt")
+      prompt = std::stoll(v);
+    else if (k == "--new")
+      fresh = std::stoll(v);
+    else if (k == "--beams")
+      beams = std::stoll(v);
+    else if (k == "--reps")
+      reps = std::stoll(v);
+    else if (k == "--threads")
+      threads = std::stoll(v);
+    else {
+      std::cerr << "unknown option " << k << "\n";
+      return 2;
+    }
   }
   at::set_num_threads(static_cast<int>(threads));
   const auto cfg = lethe::model::preset(preset);
@@ -37,7 +48,8 @@ int main(int argc, char** argv) {
   at::manual_seed(0);
   at::Tensor ids = at::randint(0, cfg.vocab_size - 1, {batch, prompt}, at::kLong);
   for (int64_t k : {int64_t{1}, beams}) {
-    lethe::model::GenerateOptions o{.max_new_tokens = fresh, .num_beams = k, .eos_token_id = cfg.eos_token_id};
+    lethe::model::GenerateOptions o{
+        .max_new_tokens = fresh, .num_beams = k, .eos_token_id = cfg.eos_token_id};
     lethe::model::generate(model, ids, {}, o);  // warm-up
     double best = 1e30;
     int64_t produced = 0;
@@ -47,8 +59,11 @@ int main(int argc, char** argv) {
       best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count());
       produced = res.sequences.size(1) - prompt;
     }
-    std::cout << nlohmann::json{{"impl", "lethe"}, {"num_beams", k},           {"seconds", best},
-                                {"batch", batch},  {"new_tokens", produced},
+    std::cout << nlohmann::json{{"impl", "lethe"},
+                                {"num_beams", k},
+                                {"seconds", best},
+                                {"batch", batch},
+                                {"new_tokens", produced},
                                 {"tokens_per_s", static_cast<double>(batch * produced) / best}}
                      .dump()
               << "\n";

@@ -16,7 +16,9 @@
 
 namespace {
 using Clock = std::chrono::steady_clock;
-double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+double seconds_since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
 
 // Peak fp32 matmul throughput of this machine at the current thread count (FLOP/s), 2048³ as in
 // shared/spec/environment-notes.md.
@@ -40,13 +42,22 @@ int main(int argc, char** argv) {
   int64_t batch = 8, seq = 200, steps = 3, warmup = 1, threads = 2;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string k = argv[i], v = argv[i + 1];
-    if (k == "--preset") preset = v;
-    else if (k == "--batch") batch = std::stoll(v);
-    else if (k == "--seq") seq = std::stoll(v);
-    else if (k == "--steps") steps = std::stoll(v);
-    else if (k == "--warmup") warmup = std::stoll(v);
-    else if (k == "--threads") threads = std::stoll(v);
-    else { std::cerr << "unknown option " << k << "\n"; return 2; }
+    if (k == "--preset")
+      preset = v;
+    else if (k == "--batch")
+      batch = std::stoll(v);
+    else if (k == "--seq")
+      seq = std::stoll(v);
+    else if (k == "--steps")
+      steps = std::stoll(v);
+    else if (k == "--warmup")
+      warmup = std::stoll(v);
+    else if (k == "--threads")
+      threads = std::stoll(v);
+    else {
+      std::cerr << "unknown option " << k << "\n";
+      return 2;
+    }
   }
   at::set_num_threads(static_cast<int>(threads));
   const lethe::model::GptNeoConfig cfg = lethe::model::preset(preset);
@@ -77,15 +88,22 @@ int main(int argc, char** argv) {
   // FLOPs per token: 6N (N = parameters, embedding tied into the head) + 12·L·C·T for attention scores and
   // values, no causal discount (the torchtitan / nanoGPT convention).
   const double n = static_cast<double>(lethe::model::parameter_count(cfg));
-  const double flops_per_token =
-      6.0 * n + 12.0 * static_cast<double>(cfg.num_layers * cfg.hidden_size * seq);
+  const double flops_per_token = 6.0 * n + 12.0 * static_cast<double>(cfg.num_layers * cfg.hidden_size * seq);
   const double tokens_per_s = static_cast<double>(batch * seq) / mean;
   const double peak = peak_mm_flops();
-  nlohmann::json j = {{"impl", "lethe"},          {"preset", preset},
-                      {"batch", batch},           {"seq", seq},
-                      {"threads", threads},       {"step_s", mean}, {"forward_s", fwd}, {"backward_s", bwd}, {"optimizer_s", optim},
-                      {"tokens_per_s", tokens_per_s}, {"loss", loss},
-                      {"flops_per_s", flops_per_token * tokens_per_s}, {"peak_mm_flops_per_s", peak},
+  nlohmann::json j = {{"impl", "lethe"},
+                      {"preset", preset},
+                      {"batch", batch},
+                      {"seq", seq},
+                      {"threads", threads},
+                      {"step_s", mean},
+                      {"forward_s", fwd},
+                      {"backward_s", bwd},
+                      {"optimizer_s", optim},
+                      {"tokens_per_s", tokens_per_s},
+                      {"loss", loss},
+                      {"flops_per_s", flops_per_token * tokens_per_s},
+                      {"peak_mm_flops_per_s", peak},
                       {"fraction_of_peak", flops_per_token * tokens_per_s / peak}};
   std::cout << j.dump() << "\n";
   return 0;

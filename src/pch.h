@@ -1,4 +1,5 @@
-// Precompiled header shared by every libtorch-using target (see src/CMakeLists.txt). Only the heavy, stable headers.
+// Precompiled header shared by every libtorch-using target (see src/CMakeLists.txt). Only the heavy, stable
+// headers.
 #pragma once
 #include <ATen/ATen.h>
 #include <torch/nn/functional.h>

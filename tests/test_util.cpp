@@ -47,13 +47,26 @@ std::map<std::string, torch::Tensor> load_tensors(const fs::path& file) {
   for (const auto& v : st.tensors()) {
     torch::ScalarType t;
     switch (v.dtype) {
-      case DType::kF32: t = torch::kFloat; break;
-      case DType::kBF16: t = torch::kBFloat16; break;
-      case DType::kF16: t = torch::kHalf; break;
-      case DType::kI64: t = torch::kLong; break;
-      case DType::kI32: t = torch::kInt; break;
-      case DType::kBool: t = torch::kBool; break;
-      default: throw std::runtime_error("unsupported fixture dtype for " + v.name);
+      case DType::kF32:
+        t = torch::kFloat;
+        break;
+      case DType::kBF16:
+        t = torch::kBFloat16;
+        break;
+      case DType::kF16:
+        t = torch::kHalf;
+        break;
+      case DType::kI64:
+        t = torch::kLong;
+        break;
+      case DType::kI32:
+        t = torch::kInt;
+        break;
+      case DType::kBool:
+        t = torch::kBool;
+        break;
+      default:
+        throw std::runtime_error("unsupported fixture dtype for " + v.name);
     }
     torch::Tensor x = torch::empty(v.shape, torch::TensorOptions().dtype(t));
     std::memcpy(x.data_ptr(), v.data, v.nbytes);

@@ -14,7 +14,8 @@ namespace lethe::test {
 
 // $LETHE_SHARED_DATA, else <repo>/../shared/data; nullopt when absent (tests then GTEST_SKIP with a message).
 std::optional<std::filesystem::path> shared_data_dir();
-// $LETHE_FIXTURES, else the build tree's test-fixtures/ (where CTest's fixture steps write); nullopt if absent.
+// $LETHE_FIXTURES, else the build tree's test-fixtures/ (where CTest's fixture steps write); nullopt if
+// absent.
 std::optional<std::filesystem::path> fixtures_dir();
 // $LETHE_PYTHON, else the venv interpreter CMake found: for tests that call a Python oracle.
 std::optional<std::string> python();

@@ -13,7 +13,8 @@ int run_config(int argc, char** argv) {
   desc.add_options()("dump", po::bool_switch(&dump), "print the resolved config as YAML")(
       "keys", po::bool_switch(&keys), "list every valid key path");
   if (!parse(argc, argv, desc, "lethe config [--config F] [--set k=v]... (--dump | --keys)",
-             "Resolves defaults, preset, file and overrides; validates; prints. Exit 2 on any invalid key or value."))
+             "Resolves defaults, preset, file and overrides; validates; prints. Exit 2 on any invalid key or "
+             "value."))
     return 0;
   Config cfg = co.load();  // validates even without --dump
   if (keys)

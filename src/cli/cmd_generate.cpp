@@ -1,5 +1,5 @@
-// `lethe generate --model DIR (--prompt S | --prompt-ids 1,2,3)... --max-new-tokens N [--num-beams K] [--json]`
-// Several --prompt (or --prompt-ids) make a left-padded batch, as HF generation does.
+// `lethe generate --model DIR (--prompt S | --prompt-ids 1,2,3)... --max-new-tokens N [--num-beams K]
+// [--json]` Several --prompt (or --prompt-ids) make a left-padded batch, as HF generation does.
 #include <iostream>
 
 #include <fmt/format.h>
@@ -25,16 +25,19 @@ int run_generate(int argc, char** argv) {
       "prompt-ids", po::value(&prompt_ids)->composing(), "prompt as comma-separated token ids (repeatable)")(
       "max-new-tokens,n", po::value(&max_new), "tokens to generate (default: generate.max_new_tokens)")(
       "num-beams,k", po::value(&beams), "beams; 1 = greedy (default: generate.num_beams)")(
-      "tokenizer,t", po::value(&tok_dir), "tokenizer folder (default: the model folder, then tokenizer.path)")(
-      "json", po::bool_switch(&json), "one JSON object per prompt");
+      "tokenizer,t", po::value(&tok_dir),
+      "tokenizer folder (default: the model folder, then tokenizer.path)")("json", po::bool_switch(&json),
+                                                                           "one JSON object per prompt");
   co.add_to(desc);
-  const char* usage = "lethe generate --model DIR (--prompt S | --prompt-ids 1,2,3)... [-n N] [-k K] [--json]";
+  const char* usage =
+      "lethe generate --model DIR (--prompt S | --prompt-ids 1,2,3)... [-n N] [-k K] [--json]";
   if (!parse(argc, argv, desc, usage,
-             "Greedy or beam-search continuation with a KV cache; length_penalty and early_stopping come from the "
+             "Greedy or beam-search continuation with a KV cache; length_penalty and early_stopping come "
+             "from the "
              "generate section of the config (--set generate.length_penalty=0.8)."))
     return 0;
-  LETHE_CHECK_INPUT(prompts.empty() != prompt_ids.empty(), "give --prompt or --prompt-ids (not both)\nusage: {}",
-                    usage);
+  LETHE_CHECK_INPUT(prompts.empty() != prompt_ids.empty(),
+                    "give --prompt or --prompt-ids (not both)\nusage: {}", usage);
   Config cfg = co.load();
   if (max_new >= 0) cfg.generate.max_new_tokens = max_new;
   LETHE_CHECK_INPUT(max_new >= -1, "--max-new-tokens must be >= 0, got {}", max_new);
@@ -58,13 +61,14 @@ int run_generate(int argc, char** argv) {
   size_t width = 0;
   for (const auto& r : rows) {
     for (int64_t id : r)
-      LETHE_CHECK_INPUT(id < mc.vocab_size, "--prompt-ids: token id {} is not below the vocabulary size {}", id,
-                        mc.vocab_size);
+      LETHE_CHECK_INPUT(id < mc.vocab_size, "--prompt-ids: token id {} is not below the vocabulary size {}",
+                        id, mc.vocab_size);
     width = std::max(width, r.size());
   }
-  LETHE_CHECK_INPUT(static_cast<int64_t>(width) + cfg.generate.max_new_tokens <= mc.max_position_embeddings,
-                    "prompt ({} tokens) + max_new_tokens ({}) exceeds the model's max_position_embeddings ({})", width,
-                    cfg.generate.max_new_tokens, mc.max_position_embeddings);
+  LETHE_CHECK_INPUT(
+      static_cast<int64_t>(width) + cfg.generate.max_new_tokens <= mc.max_position_embeddings,
+      "prompt ({} tokens) + max_new_tokens ({}) exceeds the model's max_position_embeddings ({})", width,
+      cfg.generate.max_new_tokens, mc.max_position_embeddings);
 
   // Left padding: generation appends on the right, so every row's last real token must be in the last column.
   const int64_t b = static_cast<int64_t>(rows.size()), t = static_cast<int64_t>(width);

@@ -1,6 +1,6 @@
-// `lethe init-model --out DIR [--config F] [--set model.preset=tiny]`: a randomly initialised GPT-Neo saved as a
-// Hugging Face folder (config.json + model.safetensors, plus tokenizer files when --tokenizer is given). Used by
-// the demo and for experiments that start from scratch.
+// `lethe init-model --out DIR [--config F] [--set model.preset=tiny]`: a randomly initialised GPT-Neo saved
+// as a Hugging Face folder (config.json + model.safetensors, plus tokenizer files when --tokenizer is given).
+// Used by the demo and for experiments that start from scratch.
 #include <filesystem>
 
 #include <spdlog/spdlog.h>
@@ -22,9 +22,10 @@ int run_init_model(int argc, char** argv) {
       "tokenizer,t", po::value(&tok_dir), "copy this folder's tokenizer files into the output")(
       "force", po::bool_switch(&force), "overwrite an existing model folder");
   co.add_to(desc);
-  if (!parse(argc, argv, desc, "lethe init-model --out DIR [--set model.preset=tiny] [--tokenizer DIR]",
-             "Builds the architecture the config's model section describes (preset + overrides), initialises it "
-             "as transformers does (normal(0, initializer_range), seed runtime.seed) and saves it."))
+  if (!parse(
+          argc, argv, desc, "lethe init-model --out DIR [--set model.preset=tiny] [--tokenizer DIR]",
+          "Builds the architecture the config's model section describes (preset + overrides), initialises it "
+          "as transformers does (normal(0, initializer_range), seed runtime.seed) and saves it."))
     return 0;
   Config cfg = co.load();
   apply_runtime(cfg.runtime);

@@ -26,8 +26,8 @@ std::vector<std::vector<int64_t>> read_inputs(const std::string& file, const std
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
     nlohmann::json j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
     LETHE_CHECK_INPUT(j.is_object() && (j.contains("text") != j.contains("ids")),
-                      "{}:{}: expected a JSON object with either \"text\" (string) or \"ids\" (list of ints)", file,
-                      lineno);
+                      "{}:{}: expected a JSON object with either \"text\" (string) or \"ids\" (list of ints)",
+                      file, lineno);
     std::vector<int64_t> ids;
     if (j.contains("text")) {
       LETHE_CHECK_INPUT(j["text"].is_string(), "{}:{}: \"text\" must be a string", file, lineno);
@@ -37,14 +37,14 @@ std::vector<std::vector<int64_t>> read_inputs(const std::string& file, const std
       LETHE_CHECK_INPUT(j["ids"].is_array(), "{}:{}: \"ids\" must be a list of token ids", file, lineno);
       for (const auto& v : j["ids"]) {
         LETHE_CHECK_INPUT(v.is_number_integer() && v.get<int64_t>() >= 0 && v.get<int64_t>() < vocab,
-                          "{}:{}: token id {} is not in [0, {}) (the model's vocabulary)", file, lineno, v.dump(),
-                          vocab);
+                          "{}:{}: token id {} is not in [0, {}) (the model's vocabulary)", file, lineno,
+                          v.dump(), vocab);
         ids.push_back(v.get<int64_t>());
       }
     }
     LETHE_CHECK_INPUT(ids.size() >= 2 && static_cast<int64_t>(ids.size()) <= max_len,
-                      "{}:{}: {} tokens; scoring needs between 2 and {} (max_position_embeddings)", file, lineno,
-                      ids.size(), max_len);
+                      "{}:{}: {} tokens; scoring needs between 2 and {} (max_position_embeddings)", file,
+                      lineno, ids.size(), max_len);
     rows.push_back(std::move(ids));
   }
   LETHE_CHECK_INPUT(!rows.empty(), "--input {}: no lines to score", file);
@@ -61,12 +61,14 @@ int run_score(int argc, char** argv) {
   po::options_description desc;
   desc.add_options()("model,m", po::value(&model_dir)->required(), "Hugging Face GPT-Neo folder")(
       "input,i", po::value(&input)->required(), "JSONL file: {\"text\": ...} or {\"ids\": [...]} per line")(
-      "tokenizer,t", po::value(&tok_dir), "tokenizer folder (default: the model folder, then tokenizer.path)")(
+      "tokenizer,t", po::value(&tok_dir),
+      "tokenizer folder (default: the model folder, then tokenizer.path)")(
       "batch-size", po::value(&batch)->default_value(8), "lines per forward pass")(
       "json", po::bool_switch(&json), "one JSON object per input line");
   co.add_to(desc);
-  if (!parse(argc, argv, desc, "lethe score --model DIR --input F.jsonl [--json]",
-             "Sum and per-token log-probabilities (natural log) of each line; the first token is the context."))
+  if (!parse(
+          argc, argv, desc, "lethe score --model DIR --input F.jsonl [--json]",
+          "Sum and per-token log-probabilities (natural log) of each line; the first token is the context."))
     return 0;
   LETHE_CHECK_INPUT(batch >= 1, "--batch-size must be at least 1, got {}", batch);
   Config cfg = co.load();
@@ -81,7 +83,8 @@ int run_score(int argc, char** argv) {
     size_t width = 0;
     for (size_t r = start; r < end; ++r) width = std::max(width, rows[r].size());
     // Right padding keeps default positions correct; padded positions are masked and never reported.
-    torch::Tensor ids = torch::zeros({static_cast<int64_t>(end - start), static_cast<int64_t>(width)}, torch::kLong);
+    torch::Tensor ids =
+        torch::zeros({static_cast<int64_t>(end - start), static_cast<int64_t>(width)}, torch::kLong);
     torch::Tensor mask = torch::zeros_like(ids);
     for (size_t r = start; r < end; ++r) {
       const auto n = static_cast<int64_t>(rows[r].size());
@@ -97,8 +100,8 @@ int run_score(int argc, char** argv) {
       if (json)
         print_json({{"line", r + 1}, {"tokens", n}, {"sum_logprob", sum}, {"logprobs", values}});
       else
-        std::cout << fmt::format("line {:>5}  tokens {:>5}  sum_logprob {:>12.4f}  mean {:>9.4f}\n", r + 1, n, sum,
-                                 sum / static_cast<double>(n - 1));
+        std::cout << fmt::format("line {:>5}  tokens {:>5}  sum_logprob {:>12.4f}  mean {:>9.4f}\n", r + 1, n,
+                                 sum, sum / static_cast<double>(n - 1));
     }
   }
   return 0;

@@ -18,12 +18,14 @@ int run_tokenize(int argc, char** argv) {
   po::options_description desc;
   desc.add_options()("tokenizer,t", po::value(&dir)->required(),
                      "folder with vocab.json + merges.txt, tokenizer.json, or encoder.json + vocab.bpe")(
-      "text", po::value(&text), "text to encode")("file", po::value(&file), "encode the whole content of this file")(
+      "text", po::value(&text), "text to encode")("file", po::value(&file),
+                                                  "encode the whole content of this file")(
       "decode", po::value(&decode), "decode comma-separated ids instead")(
       "no-special", po::bool_switch(&no_special), "treat <|endoftext|> in the text as plain text")(
       "json", po::bool_switch(&json), "machine-readable output");
   const char* usage = "lethe tokenize --tokenizer DIR (--text S | --file F | --decode IDS) [--json]";
-  if (!parse(argc, argv, desc, usage, "GPT-2 byte-level BPE: text → ids, or ids → text with --decode.")) return 0;
+  if (!parse(argc, argv, desc, usage, "GPT-2 byte-level BPE: text → ids, or ids → text with --decode."))
+    return 0;
   const int given = !text.empty() + !file.empty() + !decode.empty();
   LETHE_CHECK_INPUT(given == 1, "give exactly one of --text, --file, --decode\nusage: {}", usage);
 
@@ -31,8 +33,9 @@ int run_tokenize(int argc, char** argv) {
   if (!decode.empty()) {
     std::vector<int32_t> ids;
     for (int64_t id : parse_ids(decode, "--decode")) {
-      LETHE_CHECK_INPUT(id < tok.vocab_size(), "--decode: token id {} is out of range; the vocabulary has {} ids",
-                        id, tok.vocab_size());
+      LETHE_CHECK_INPUT(id < tok.vocab_size(),
+                        "--decode: token id {} is out of range; the vocabulary has {} ids", id,
+                        tok.vocab_size());
       ids.push_back(static_cast<int32_t>(id));
     }
     const std::string out = tok.decode(ids);

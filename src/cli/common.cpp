@@ -46,14 +46,16 @@ std::optional<po::variables_map> parse(int argc, char** argv, const po::options_
 
 void apply_runtime(const RuntimeSection& runtime) {
   static constexpr spdlog::level::level_enum levels[] = {spdlog::level::trace, spdlog::level::debug,
-                                                          spdlog::level::info, spdlog::level::warn,
-                                                          spdlog::level::err};
+                                                         spdlog::level::info, spdlog::level::warn,
+                                                         spdlog::level::err};
   spdlog::set_level(levels[static_cast<int>(runtime.log_level)]);
   spdlog::set_pattern("[%H:%M:%S] %^%l%$ %v");
-  const int threads = runtime.threads > 0 ? runtime.threads : static_cast<int>(std::thread::hardware_concurrency());
+  const int threads =
+      runtime.threads > 0 ? runtime.threads : static_cast<int>(std::thread::hardware_concurrency());
   at::set_num_threads(std::max(threads, 1));
-  LETHE_CHECK_INPUT(runtime.device == Device::kCpu,
-                    "runtime.device: 'cuda' is not supported by this command yet; use --set runtime.device=cpu");
+  LETHE_CHECK_INPUT(
+      runtime.device == Device::kCpu,
+      "runtime.device: 'cuda' is not supported by this command yet; use --set runtime.device=cpu");
 }
 
 model::GptNeo load_model(const fs::path& dir, const Config& cfg) {
@@ -69,10 +71,11 @@ text::Gpt2Tokenizer load_tokenizer(const std::string& dir, const std::string& mo
     return fs::exists(d / "tokenizer.json") || fs::exists(d / "vocab.json") || fs::exists(d / "encoder.json");
   };
   if (!model_dir.empty() && has_files(model_dir)) return text::Gpt2Tokenizer::from_dir(model_dir);
-  LETHE_CHECK_INPUT(!cfg.tokenizer.path.empty(),
-                    "no tokenizer: the model folder '{}' has no vocab.json/merges.txt or tokenizer.json; pass "
-                    "--tokenizer DIR or --set tokenizer.path=DIR",
-                    model_dir);
+  LETHE_CHECK_INPUT(
+      !cfg.tokenizer.path.empty(),
+      "no tokenizer: the model folder '{}' has no vocab.json/merges.txt or tokenizer.json; pass "
+      "--tokenizer DIR or --set tokenizer.path=DIR",
+      model_dir);
   return text::Gpt2Tokenizer::from_dir(cfg.tokenizer.path);
 }
 
@@ -90,15 +93,18 @@ std::vector<int64_t> parse_ids(const std::string& text, const char* option) {
     } catch (const std::exception&) {
       used = 0;
     }
-    LETHE_CHECK_INPUT(used == item.size() && !item.empty() && v >= 0,
-                      "{}: '{}' is not a token id; expected comma-separated non-negative integers like 464,2068",
-                      option, item);
+    LETHE_CHECK_INPUT(
+        used == item.size() && !item.empty() && v >= 0,
+        "{}: '{}' is not a token id; expected comma-separated non-negative integers like 464,2068", option,
+        item);
     ids.push_back(v);
     pos = end + 1;
   }
   return ids;
 }
 
-void print_json(const nlohmann::json& j) { std::cout << j.dump() << "\n"; }
+void print_json(const nlohmann::json& j) {
+  std::cout << j.dump() << "\n";
+}
 
 }  // namespace lethe::cli

@@ -1,5 +1,5 @@
-// `lethe`: one binary, subcommands (architecture.md §3). Thin: parse the subcommand, run it, map failures to the
-// contract's exit codes (0 ok, 1 runtime failure, 2 bad input or usage).
+// `lethe`: one binary, subcommands (architecture.md §3). Thin: parse the subcommand, run it, map failures to
+// the contract's exit codes (0 ok, 1 runtime failure, 2 bad input or usage).
 #include <cstring>
 #include <iostream>
 
@@ -30,7 +30,8 @@ constexpr Command kCommands[] = {
 
 void usage(std::ostream& os) {
   os << "usage: lethe <command> [options]   (lethe <command> --help for its options)\n\ncommands:\n";
-  for (const Command& c : kCommands) os << "  " << c.name << std::string(12 - std::strlen(c.name), ' ') << c.summary << "\n";
+  for (const Command& c : kCommands)
+    os << "  " << c.name << std::string(12 - std::strlen(c.name), ' ') << c.summary << "\n";
   os << "\nlethe --version prints the version. Exit codes: 0 ok, 1 runtime failure, 2 bad input or usage.\n";
 }
 

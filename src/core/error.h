@@ -26,8 +26,8 @@ template <typename... Args>
 }
 
 // Checks a condition on user input; the message is only formatted on failure.
-#define LETHE_CHECK_INPUT(cond, ...)            \
-  do {                                          \
+#define LETHE_CHECK_INPUT(cond, ...)                \
+  do {                                              \
     if (!(cond)) ::lethe::throw_input(__VA_ARGS__); \
   } while (0)
 

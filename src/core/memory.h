@@ -4,10 +4,10 @@
 namespace lethe {
 
 // glibc serves blocks above 32 MiB with mmap and returns them to the OS on free, so every large activation
-// (a [B·T, V] logits tensor is ~320 MB at 125M scale) is page-faulted in afresh each step: measured ~25 % of a
-// GPT-Neo-125M training step on this machine. This keeps freed memory in the heap instead (no mmap, no trimming
-// below 2 GiB), so steady-state steps reuse pages. Call once, first thing in main. Set LETHE_MALLOC_DEFAULT=1 to
-// keep glibc's behaviour (lower resident memory between steps, slower steps).
+// (a [B·T, V] logits tensor is ~320 MB at 125M scale) is page-faulted in afresh each step: measured ~25 % of
+// a GPT-Neo-125M training step on this machine. This keeps freed memory in the heap instead (no mmap, no
+// trimming below 2 GiB), so steady-state steps reuse pages. Call once, first thing in main. Set
+// LETHE_MALLOC_DEFAULT=1 to keep glibc's behaviour (lower resident memory between steps, slower steps).
 void retain_freed_memory();
 
 }  // namespace lethe

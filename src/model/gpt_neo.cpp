@@ -12,8 +12,9 @@ namespace F = torch::nn::functional;
 
 std::pair<torch::Tensor, torch::Tensor> KvCache::append(int64_t layer, const torch::Tensor& k,
                                                         const torch::Tensor& v) {
-  // Concatenation re-copies the cache every step. Preallocated storage written in place was tried and measured
-  // slower: SDPA on the strided views of a larger buffer costs more than the copies save (125M, batch 8).
+  // Concatenation re-copies the cache every step. Preallocated storage written in place was tried and
+  // measured slower: SDPA on the strided views of a larger buffer costs more than the copies save (125M,
+  // batch 8).
   torch::Tensor& ck = keys[layer];
   torch::Tensor& cv = values[layer];
   ck = ck.defined() ? torch::cat({ck, k}, 2) : k;
@@ -176,12 +177,14 @@ ForwardOutput GptNeoImpl::forward(const torch::Tensor& input_ids, const ForwardA
   if (args.output_hidden_states) out.hidden_states.push_back(x);
   out.last_hidden_state = x;
   if (args.compute_logits) {
-    // Tied LM head. For a handful of rows (decoding steps) MKL's sgemm streams the [V, C] weight about twice as
-    // fast as W·hᵀ than as h·Wᵀ (measured: 8 rows, 125M shape, 8.5 vs 17.9 ms), so compute it that way round.
+    // Tied LM head. For a handful of rows (decoding steps) MKL's sgemm streams the [V, C] weight about twice
+    // as fast as W·hᵀ than as h·Wᵀ (measured: 8 rows, 125M shape, 8.5 vs 17.9 ms), so compute it that way
+    // round.
     const int64_t rows = x.numel() / cfg_.hidden_size;
     if (rows <= 16)
-      out.logits = torch::mm(wte_->weight, x.reshape({rows, cfg_.hidden_size}).t()).t().reshape(
-          {x.size(0), x.size(1), cfg_.vocab_size});
+      out.logits = torch::mm(wte_->weight, x.reshape({rows, cfg_.hidden_size}).t())
+                       .t()
+                       .reshape({x.size(0), x.size(1), cfg_.vocab_size});
     else
       out.logits = torch::matmul(x, wte_->weight.t());
   }

@@ -29,7 +29,8 @@ struct KvCache {
 
   // Appends k, v [B, H, T, D] to `layer`; returns all cached keys and values, [B, H, length + T, D].
   // GptNeo::forward advances `length` once every layer has appended.
-  std::pair<torch::Tensor, torch::Tensor> append(int64_t layer, const torch::Tensor& k, const torch::Tensor& v);
+  std::pair<torch::Tensor, torch::Tensor> append(int64_t layer, const torch::Tensor& k,
+                                                 const torch::Tensor& v);
   // Keeps batch rows `index` ([B'] int64) in that order: beam search re-selects beams every step.
   void reorder(const torch::Tensor& index);
 };

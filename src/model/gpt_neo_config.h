@@ -33,7 +33,8 @@ struct GptNeoConfig {
 // Alternating global/local layers, the layout every released GPT-Neo uses.
 inline std::vector<AttentionKind> alternating_attention(int64_t num_layers) {
   std::vector<AttentionKind> kinds;
-  for (int64_t i = 0; i < num_layers; ++i) kinds.push_back(i % 2 == 0 ? AttentionKind::kGlobal : AttentionKind::kLocal);
+  for (int64_t i = 0; i < num_layers; ++i)
+    kinds.push_back(i % 2 == 0 ? AttentionKind::kGlobal : AttentionKind::kLocal);
   return kinds;
 }
 

@@ -20,6 +20,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/io.h"
 #include "model/safetensors.h"
 
 namespace lethe::model {
@@ -29,16 +30,6 @@ using nlohmann::json;
 
 // Guards the attention_types expansion against absurd counts; real models have at most a few hundred layers.
 constexpr int64_t kMaxLayers = 1 << 16;
-
-// A short description of a JSON value for messages. Containers are never dumped: dump() recurses, and a
-// hostile file can nest arrays deep enough to overflow the stack.
-std::string describe(const json& v) {
-  if (v.is_array()) return fmt::format("array of {} elements", v.size());
-  if (v.is_object()) return fmt::format("object with {} keys", v.size());
-  std::string text = v.dump();
-  if (text.size() > 60) text = text.substr(0, 57) + "...";
-  return fmt::format("{} {}", v.type_name(), text);
-}
 
 class Reader {
  public:
@@ -66,7 +57,7 @@ class Reader {
       if (!fallback) fail(key, "is missing; it is required to build the model");
       return *fallback;
     }
-    if (!v->is_number_integer()) fail(key, fmt::format("must be an integer, found {}", describe(*v)));
+    if (!v->is_number_integer()) fail(key, fmt::format("must be an integer, found {}", describe_json(*v)));
     // Compared in the JSON's own signedness so values above INT64_MAX cannot wrap into range.
     const bool above =
         v->is_number_unsigned() ? v->get<uint64_t>() > static_cast<uint64_t>(max) : v->get<int64_t>() > max;
@@ -79,7 +70,7 @@ class Reader {
   double number(std::string_view key, double fallback) const {
     const json* v = find({key});
     if (v == nullptr) return fallback;
-    if (!v->is_number()) fail(key, fmt::format("must be a number, found {}", describe(*v)));
+    if (!v->is_number()) fail(key, fmt::format("must be a number, found {}", describe_json(*v)));
     return v->get<double>();
   }
 
@@ -89,7 +80,7 @@ class Reader {
       if (!fallback) fail(key, "is missing");
       return *fallback;
     }
-    if (!v->is_string()) fail(key, fmt::format("must be a string, found {}", describe(*v)));
+    if (!v->is_string()) fail(key, fmt::format("must be a string, found {}", describe_json(*v)));
     return v->get<std::string>();
   }
 
@@ -104,7 +95,7 @@ std::vector<AttentionKind> expand_attention_types(const Reader& r, const json* t
   constexpr std::string_view kShape = "[[[\"global\", \"local\"], 6]]";
   if (types == nullptr) r.fail(kKey, fmt::format("is missing; expected runs like {}", kShape));
   if (!types->is_array())
-    r.fail(kKey, fmt::format("must be a list of runs like {}, found {}", kShape, describe(*types)));
+    r.fail(kKey, fmt::format("must be a list of runs like {}, found {}", kShape, describe_json(*types)));
   std::vector<std::pair<std::vector<AttentionKind>, uint64_t>> runs;
   uint64_t total = 0;
   bool overflow = false;
@@ -120,7 +111,8 @@ std::vector<AttentionKind> expand_attention_types(const Reader& r, const json* t
       else if (k == "local")
         pattern.push_back(AttentionKind::kLocal);
       else
-        r.fail(kKey, fmt::format("has attention kind {}; expected \"global\" or \"local\"", describe(k)));
+        r.fail(kKey,
+               fmt::format("has attention kind {}; expected \"global\" or \"local\"", describe_json(k)));
     }
     // Sized before expanding so a huge count cannot exhaust memory.
     const uint64_t count = run[1].get<uint64_t>();
@@ -164,15 +156,10 @@ json compress_attention_types(const std::vector<AttentionKind>& kinds) {
 
 GptNeoConfig read_hf_config(const std::filesystem::path& config_json) {
   const std::string file = config_json.string();
-  std::ifstream in(config_json, std::ios::binary);
-  if (!in)
-    throw_input("cannot read '{}': {}; expected a Hugging Face GPT-Neo config.json", file,
-                std::strerror(errno));
-  std::ostringstream text;
-  text << in.rdbuf();
+  const std::string text = read_text_file(config_json, "a Hugging Face GPT-Neo config.json");
   json root;
   try {
-    root = json::parse(text.str());
+    root = json::parse(text);
   } catch (const json::exception& e) {
     throw_input("{}: not valid JSON ({})", file, e.what());
   }

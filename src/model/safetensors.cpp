@@ -24,6 +24,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/io.h"
 
 namespace lethe::model {
 namespace {
@@ -80,17 +81,6 @@ std::optional<uint64_t> as_u64(const json& v) {
   return std::nullopt;
 }
 
-// A short description of a JSON value for messages. Containers are never dumped: dump() recurses, and a
-// hostile header can nest arrays deep enough to overflow the stack.
-std::string describe(const json& v) {
-  if (v.is_array()) return fmt::format("array of {} elements", v.size());
-  if (v.is_object()) return fmt::format("object with {} keys", v.size());
-  std::string text = v.dump();
-  if (text.size() > 60) text = text.substr(0, 57) + "...";
-  return fmt::format(
-      "{} {}", v.is_number_integer() && !v.is_number_unsigned() ? "negative number" : v.type_name(), text);
-}
-
 struct Entry {
   TensorView view;
   uint64_t begin, end;
@@ -98,34 +88,34 @@ struct Entry {
 
 Entry parse_entry(const std::string& file, const std::string& name, const json& v) {
   const auto bad = [&](std::string_view what) { throw_input("{}: tensor '{}': {}", file, name, what); };
-  if (!v.is_object()) bad(fmt::format("header entry must be an object, found {}", describe(v)));
+  if (!v.is_object()) bad(fmt::format("header entry must be an object, found {}", describe_json(v)));
   for (const char* key : {"dtype", "shape", "data_offsets"})
     if (!v.contains(key)) bad(fmt::format("header entry has no \"{}\" field", key));
 
   const json& jd = v["dtype"];
-  if (!jd.is_string()) bad(fmt::format("\"dtype\" must be a string, found {}", describe(jd)));
+  if (!jd.is_string()) bad(fmt::format("\"dtype\" must be a string, found {}", describe_json(jd)));
   const auto dtype = parse_dtype(jd.get_ref<const std::string&>());
   if (!dtype)
     bad(fmt::format("unsupported dtype {}; expected one of F32 F16 BF16 F64 I64 I32 I16 I8 U8 BOOL U16",
                     jd.dump()));
 
   const json& js = v["shape"];
-  if (!js.is_array()) bad(fmt::format("\"shape\" must be an array of integers, found {}", describe(js)));
+  if (!js.is_array()) bad(fmt::format("\"shape\" must be an array of integers, found {}", describe_json(js)));
   std::vector<int64_t> shape;
   for (const json& d : js) {
     const auto ud = as_u64(d);
     if (!ud || *ud > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()))
-      bad(fmt::format("\"shape\" dimensions must be non-negative integers, found {}", describe(d)));
+      bad(fmt::format("\"shape\" dimensions must be non-negative integers, found {}", describe_json(d)));
     shape.push_back(static_cast<int64_t>(*ud));
   }
 
   const json& jo = v["data_offsets"];
   if (!jo.is_array() || jo.size() != 2)
-    bad(fmt::format("\"data_offsets\" must be [begin, end], found {}", describe(jo)));
+    bad(fmt::format("\"data_offsets\" must be [begin, end], found {}", describe_json(jo)));
   const auto begin = as_u64(jo[0]), end = as_u64(jo[1]);
   if (!begin || !end)
-    bad(fmt::format("\"data_offsets\" must be two non-negative integers, found [{}, {}]", describe(jo[0]),
-                    describe(jo[1])));
+    bad(fmt::format("\"data_offsets\" must be two non-negative integers, found [{}, {}]",
+                    describe_json(jo[0]), describe_json(jo[1])));
   if (*begin > *end) bad(fmt::format("\"data_offsets\" [{}, {}] has begin > end", *begin, *end));
 
   const auto expected = checked_nbytes(shape, info(*dtype).size);
@@ -136,19 +126,6 @@ Entry parse_entry(const std::string& file, const std::string& name, const json& 
                     *end - *begin));
   return Entry{TensorView{name, *dtype, std::move(shape), nullptr, static_cast<size_t>(*end - *begin)},
                *begin, *end};
-}
-
-// Reads a small text file (an index or config); InputError if it cannot be read.
-std::string read_small_file(const std::filesystem::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  if (!in) throw_input("cannot open '{}': {}", p.string(), std::strerror(errno));
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-std::string os_error(std::string_view what, const std::filesystem::path& p) {
-  return fmt::format("{} '{}': {}", what, p.string(), std::strerror(errno));
 }
 
 }  // namespace
@@ -206,16 +183,18 @@ SafetensorsFile SafetensorsFile::open(const std::filesystem::path& file) {
   } catch (const json::exception& e) {
     throw_input("{}: header is not valid JSON ({})", fname, e.what());
   }
-  if (!root.is_object()) throw_input("{}: header must be a JSON object, found {}", fname, describe(root));
+  if (!root.is_object())
+    throw_input("{}: header must be a JSON object, found {}", fname, describe_json(root));
 
   std::vector<Entry> entries;
   for (const auto& [key, value] : root.items()) {
     if (key == "__metadata__") {
       if (!value.is_object())
-        throw_input("{}: __metadata__ must be an object of strings, found {}", fname, describe(value));
+        throw_input("{}: __metadata__ must be an object of strings, found {}", fname, describe_json(value));
       for (const auto& [mk, mv] : value.items()) {
         if (!mv.is_string())
-          throw_input("{}: __metadata__ value for '{}' must be a string, found {}", fname, mk, describe(mv));
+          throw_input("{}: __metadata__ value for '{}' must be a string, found {}", fname, mk,
+                      describe_json(mv));
         out.metadata_.emplace(mk, mv.get<std::string>());
       }
       continue;
@@ -294,50 +273,6 @@ const TensorView* SafetensorsFile::find(std::string_view name) const {
   return it == index_.end() ? nullptr : &tensors_[it->second];
 }
 
-void write_file_atomic(const std::filesystem::path& file,
-                       const std::vector<std::span<const std::byte>>& pieces) {
-  std::filesystem::path dir = file.parent_path();
-  if (dir.empty()) dir = ".";
-  std::filesystem::path tmp = file;
-  tmp += fmt::format(".tmp-{}", ::getpid());
-
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) throw std::runtime_error(os_error("cannot create", tmp));
-  const auto fail = [&](std::string_view what, const std::filesystem::path& p) {
-    std::string msg = os_error(what, p);
-    if (fd >= 0) ::close(fd);
-    ::unlink(tmp.c_str());
-    throw std::runtime_error(msg);
-  };
-  for (const auto& piece : pieces) {
-    const std::byte* p = piece.data();
-    size_t left = piece.size();
-    while (left > 0) {
-      const ssize_t n = ::write(fd, p, left);
-      if (n < 0 && errno == EINTR) continue;
-      if (n == 0) errno = EIO;  // no progress and no error code: report it as an I/O error
-      if (n <= 0) fail("cannot write", tmp);
-      p += n;
-      left -= static_cast<size_t>(n);
-    }
-  }
-  if (::fsync(fd) != 0) fail("cannot fsync", tmp);
-  const int rc = ::close(fd);
-  fd = -1;
-  if (rc != 0) fail("cannot close", tmp);
-  if (::rename(tmp.c_str(), file.c_str()) != 0)
-    fail(fmt::format("cannot rename '{}' to", tmp.string()), file);
-
-  // The rename is only durable once the folder entry is on disk.
-  const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd < 0) throw std::runtime_error(os_error("cannot open folder", dir));
-  const int sync_rc = ::fsync(dfd);
-  const int sync_errno = errno;
-  ::close(dfd);
-  errno = sync_errno;
-  if (sync_rc != 0) throw std::runtime_error(os_error("cannot fsync folder", dir));
-}
-
 void write_safetensors(const std::filesystem::path& file, const std::vector<TensorRef>& tensors,
                        const std::map<std::string, std::string>& metadata) {
   // ordered_json keeps insertion order, so the header lists tensors in layout order like the Python package.
@@ -376,123 +311,6 @@ void write_safetensors(const std::filesystem::path& file, const std::vector<Tens
   for (const TensorRef& t : tensors)
     if (t.nbytes > 0) pieces.emplace_back(static_cast<const std::byte*>(t.data), t.nbytes);
   write_file_atomic(file, pieces);
-}
-
-namespace {
-
-std::vector<std::string> folder_entries(const std::filesystem::path& dir) {
-  std::vector<std::string> names;
-  std::error_code ec;
-  for (const auto& e : std::filesystem::directory_iterator(dir, ec))
-    names.push_back(e.path().filename().string());
-  std::sort(names.begin(), names.end());
-  return names;
-}
-
-bool ends_with_any(std::string_view s, std::initializer_list<std::string_view> suffixes) {
-  return std::any_of(suffixes.begin(), suffixes.end(), [&](std::string_view x) { return s.ends_with(x); });
-}
-
-constexpr std::string_view kExpected =
-    "model.safetensors, or model.safetensors.index.json with the model-0000i-of-0000n.safetensors shards it "
-    "names";
-
-// No safetensors weights: say what is there instead, and how to convert a pickle checkpoint.
-[[noreturn]] void refuse_folder(const std::filesystem::path& dir) {
-  const auto names = folder_entries(dir);
-  std::vector<std::string> pickles, others;
-  for (const auto& n : names) {
-    if (n == "pytorch_model.bin.index.json" || ends_with_any(n, {".bin", ".pt", ".pth", ".ckpt"}))
-      pickles.push_back(n);
-    else if (n.ends_with(".safetensors"))
-      others.push_back(n);
-  }
-  const std::string d = dir.string();
-  if (!pickles.empty())
-    throw_input(
-        "{}: holds a PyTorch pickle checkpoint ({}); lethe never unpickles (it can run arbitrary code) and "
-        "reads only safetensors ({}). Convert it once with:\n  python -c \"from transformers import "
-        "AutoModelForCausalLM as M; M.from_pretrained('{}').save_pretrained('{}-safetensors', "
-        "safe_serialization=True)\"",
-        d, fmt::join(pickles, ", "), kExpected, d, d);
-  if (!others.empty())
-    throw_input("{}: found {} but no model.safetensors or model.safetensors.index.json; expected {}", d,
-                fmt::join(others, ", "), kExpected);
-  throw_input("{}: no model weights found; expected {} (folder holds: {})", d, kExpected,
-              names.empty() ? std::string("nothing") : fmt::format("{}", fmt::join(names, ", ")));
-}
-
-}  // namespace
-
-SafetensorsCheckpoint SafetensorsCheckpoint::open_dir(const std::filesystem::path& dir) {
-  const std::string d = dir.string();
-  std::error_code ec;
-  if (!std::filesystem::is_directory(dir, ec))
-    throw_input("model folder '{}' {}; expected a Hugging Face checkpoint folder with config.json and {}", d,
-                std::filesystem::exists(dir, ec) ? "is not a folder" : "does not exist", kExpected);
-
-  SafetensorsCheckpoint ckpt;
-  ckpt.dir_ = dir;
-  const auto single = dir / "model.safetensors";
-  const auto index_path = dir / "model.safetensors.index.json";
-  if (std::filesystem::exists(single, ec)) {  // transformers prefers the single file too
-    ckpt.files_.push_back(SafetensorsFile::open(single));
-    const auto& ts = ckpt.files_[0].tensors();
-    for (size_t i = 0; i < ts.size(); ++i) ckpt.index_.emplace(ts[i].name, Location{0, i});
-    return ckpt;
-  }
-  if (!std::filesystem::exists(index_path, ec)) refuse_folder(dir);
-
-  const std::string ip = index_path.string();
-  json index;
-  try {
-    index = json::parse(read_small_file(index_path));
-  } catch (const json::exception& e) {
-    throw_input("{}: not valid JSON ({})", ip, e.what());
-  }
-  if (!index.is_object() || !index.contains("weight_map") || !index["weight_map"].is_object())
-    throw_input("{}: expected an object with a \"weight_map\" object of tensor name -> shard file", ip);
-
-  std::map<std::string, size_t> shard_ids;
-  for (const auto& [name, shard] : index["weight_map"].items()) {
-    if (!shard.is_string())
-      throw_input("{}: weight_map['{}'] must be a shard file name, found {}", ip, name, describe(shard));
-    const auto& s = shard.get_ref<const std::string&>();
-    // Shards are plain names inside the folder; anything else could point outside it.
-    if (s.empty() || s == "." || s == ".." || s.find('/') != std::string::npos)
-      throw_input("{}: weight_map['{}'] = '{}' is not a file name inside the folder", ip, name, s);
-    auto [it, inserted] = shard_ids.emplace(s, ckpt.files_.size());
-    if (inserted) {
-      if (!std::filesystem::exists(dir / s, ec))
-        throw_input("{}: shard '{}' (holding tensor '{}') does not exist in {}", ip, s, name, d);
-      ckpt.files_.push_back(SafetensorsFile::open(dir / s));
-    }
-    const SafetensorsFile& f = ckpt.files_[it->second];
-    const TensorView* t = f.find(name);
-    if (t == nullptr)
-      throw_input("{}: lists tensor '{}' in shard '{}', but that shard has no such tensor", ip, name, s);
-    ckpt.index_.emplace(name, Location{it->second, static_cast<size_t>(t - f.tensors().data())});
-  }
-  if (ckpt.index_.empty()) throw_input("{}: weight_map is empty; expected the model's tensors", ip);
-  return ckpt;
-}
-
-const TensorView* SafetensorsCheckpoint::find(std::string_view name) const {
-  const auto it = index_.find(name);
-  return it == index_.end() ? nullptr : &files_[it->second.file].tensors()[it->second.tensor];
-}
-
-std::vector<std::string> SafetensorsCheckpoint::names() const {
-  std::vector<std::string> out;
-  out.reserve(index_.size());
-  for (const auto& [name, loc] : index_) out.push_back(name);
-  return out;
-}
-
-const std::filesystem::path& SafetensorsCheckpoint::file_of(std::string_view name) const {
-  const auto it = index_.find(name);
-  if (it == index_.end()) throw_input("{}: checkpoint has no tensor '{}'", dir_.string(), name);
-  return files_[it->second.file].path();
 }
 
 }  // namespace lethe::model

@@ -112,16 +112,10 @@ struct TensorRef {
 
 // Writes a .safetensors file byte-compatible with the Python package: compact JSON header with
 // `__metadata__` first (omitted when `metadata` is empty), tensors laid out in the order given, header padded
-// with spaces to a multiple of 8. Atomic (see write_file_atomic). Inconsistent TensorRefs (nbytes not
+// with spaces to a multiple of 8. Atomic (see lethe::write_file_atomic in core/io.h). Inconsistent TensorRefs (nbytes not
 // matching shape, duplicate names) are programming errors: std::invalid_argument. I/O failures:
 // std::runtime_error.
 void write_safetensors(const std::filesystem::path& file, const std::vector<TensorRef>& tensors,
                        const std::map<std::string, std::string>& metadata = {{"format", "pt"}});
-
-// Writes `pieces` back to back into `<file>.tmp-<pid>` in the same folder, fsyncs it, renames it over `file`
-// and fsyncs the folder, so readers see either the old or the complete new file, even after a crash.
-// Throws std::runtime_error naming the file and the OS error; the temporary file is removed on failure.
-void write_file_atomic(const std::filesystem::path& file,
-                       const std::vector<std::span<const std::byte>>& pieces);
 
 }  // namespace lethe::model

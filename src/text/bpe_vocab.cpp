@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/io.h"
 
 namespace lethe::text {
 namespace {
@@ -22,17 +23,8 @@ constexpr std::string_view kMergesExpected = "merge lines \"left right\" after a
 constexpr std::string_view kTokenizerJsonExpected =
     "a HF tokenizers tokenizer.json with a byte-level BPE model";
 
-std::string read_file(const fs::path& path, std::string_view expected) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw_input("cannot open {}: expected {}", path.string(), expected);
-  std::ostringstream buf;
-  buf << in.rdbuf();
-  if (in.bad()) throw_input("error while reading {}", path.string());
-  return std::move(buf).str();
-}
-
 json read_json(const fs::path& path, std::string_view expected) {
-  const std::string text = read_file(path, expected);
+  const std::string text = read_text_file(path, expected);
   try {
     return json::parse(text);
   } catch (const json::parse_error& e) {
@@ -206,7 +198,7 @@ BpeVocab load_vocab_and_merges(const fs::path& vocab_json, const fs::path& merge
   BpeVocab v;
   read_vocab_object(read_json(vocab_json, kVocabExpected), vocab_json.string(), v);
   const TokenIndex index = index_tokens(v);
-  const std::string text = read_file(merges_txt, kMergesExpected);
+  const std::string text = read_text_file(merges_txt, kMergesExpected);
   MergeBuilder merges(v, index);
   size_t line_no = 0;
   for (size_t pos = 0; pos < text.size();) {

@@ -7,6 +7,7 @@
 #include <fmt/ranges.h>
 
 #include "core/error.h"
+#include "core/io.h"
 
 namespace lethe::text {
 
@@ -83,12 +84,7 @@ CsvTable parse_csv(std::string_view text, std::string source) {
 }
 
 CsvTable read_csv(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw_input("cannot open {}: expected a CSV file with a header row", path.string());
-  std::ostringstream buf;
-  buf << in.rdbuf();
-  if (in.bad()) throw_input("error while reading {}", path.string());
-  return parse_csv(buf.str(), path.string());
+  return parse_csv(read_text_file(path, "a CSV file with a header row"), path.string());
 }
 
 std::vector<std::string> read_csv_column(const std::filesystem::path& path, std::string_view column) {

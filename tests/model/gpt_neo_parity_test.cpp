@@ -82,9 +82,9 @@ TEST_P(Parity, Bf16Logits) {
   model_->to(torch::kBFloat16);
   torch::Tensor ours = model_->forward(exp("ids")).logits.to(torch::kFloat);
   // bf16 keeps 8 mantissa bits, so two correct bf16 implementations differ by their rounding order alone; the
-  // yardstick is HF's own bf16 error against its fp32 logits. Ours must be about as accurate (within 1.5x of that
-  // error, measured against fp32) and within 2x of it from HF's bf16 logits. A real bug (a wrong mask, a missing
-  // layer) moves logits by O(1) on these models, far beyond both bounds.
+  // yardstick is HF's own bf16 error against its fp32 logits. Ours must be about as accurate (within 1.5x of
+  // that error, measured against fp32) and within 2x of it from HF's bf16 logits. A real bug (a wrong mask, a
+  // missing layer) moves logits by O(1) on these models, far beyond both bounds.
   const double hf_err = max_abs_diff(exp("bf16_logits"), exp("logits"));
   const double our_err = max_abs_diff(ours, exp("logits"));
   EXPECT_LE(our_err, 1.5 * hf_err) << "HF bf16 error " << hf_err;

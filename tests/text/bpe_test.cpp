@@ -14,10 +14,10 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "test_util.h"
 #include "text/bpe_vocab.h"
 #include "text/csv.h"
 #include "text/utf8.h"
-#include "test_util.h"
 
 #ifndef LETHE_SOURCE_DIR
 #define LETHE_SOURCE_DIR "."

@@ -19,7 +19,8 @@ TEST(AdamW, MatchesTorchOptimAdamW) {
   AdamWOptions o{.lr = 3e-2, .beta1 = 0.8, .beta2 = 0.95, .eps = 1e-6, .weight_decay = 0.1};
   AdamW opt(ours, o);
   torch::optim::AdamW reference(
-      ref, torch::optim::AdamWOptions(o.lr).betas({o.beta1, o.beta2}).eps(o.eps).weight_decay(o.weight_decay));
+      ref,
+      torch::optim::AdamWOptions(o.lr).betas({o.beta1, o.beta2}).eps(o.eps).weight_decay(o.weight_decay));
   for (int step = 0; step < 6; ++step) {
     for (size_t i = 0; i < ours.size(); ++i) {
       torch::Tensor g = torch::randn(ours[i].sizes());
