@@ -4,6 +4,9 @@
 #include <random>
 #include <stdexcept>
 
+#include <gtest/gtest.h>
+
+#include "core/error.h"
 #include "model/safetensors.h"
 
 #ifndef LETHE_SOURCE_DIR
@@ -73,6 +76,33 @@ std::map<std::string, torch::Tensor> load_tensors(const fs::path& file) {
     out.emplace(v.name, x);
   }
   return out;
+}
+
+void expect_input_error(const std::function<void()>& f, const std::vector<std::string>& parts) {
+  try {
+    f();
+  } catch (const InputError& e) {
+    const std::string msg = e.what();
+    for (const auto& p : parts) EXPECT_NE(msg.find(p), std::string::npos) << "'" << p << "' not in: " << msg;
+    return;
+  }
+  ADD_FAILURE() << "expected lethe::InputError mentioning " << (parts.empty() ? "" : parts.front());
+}
+
+void expect_same_architecture(const model::GptNeoConfig& a, const model::GptNeoConfig& b) {
+  EXPECT_EQ(a.vocab_size, b.vocab_size);
+  EXPECT_EQ(a.max_position_embeddings, b.max_position_embeddings);
+  EXPECT_EQ(a.hidden_size, b.hidden_size);
+  EXPECT_EQ(a.num_layers, b.num_layers);
+  EXPECT_EQ(a.num_heads, b.num_heads);
+  EXPECT_EQ(a.intermediate_size, b.intermediate_size);
+  EXPECT_EQ(a.window_size, b.window_size);
+  EXPECT_EQ(a.layer_norm_epsilon, b.layer_norm_epsilon);
+  EXPECT_EQ(a.initializer_range, b.initializer_range);
+  EXPECT_EQ(a.activation_function, b.activation_function);
+  EXPECT_EQ(a.bos_token_id, b.bos_token_id);
+  EXPECT_EQ(a.eos_token_id, b.eos_token_id);
+  EXPECT_EQ(a.attention_layers, b.attention_layers);
 }
 
 TempDir::TempDir() {

@@ -4,11 +4,15 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <torch/types.h>
+
+#include "model/gpt_neo_config.h"
 
 namespace lethe::test {
 
@@ -22,6 +26,12 @@ std::optional<std::string> python();
 
 // Every tensor of a .safetensors file, copied into owned CPU tensors.
 std::map<std::string, torch::Tensor> load_tensors(const std::filesystem::path& file);
+
+// Runs f and expects a lethe::InputError whose message contains every one of `parts`.
+void expect_input_error(const std::function<void()>& f, const std::vector<std::string>& parts);
+
+// Field-by-field equality of two architectures, each mismatch reported by name.
+void expect_same_architecture(const model::GptNeoConfig& a, const model::GptNeoConfig& b);
 
 // A fresh empty directory under the system temp dir, removed by the destructor.
 class TempDir {

@@ -10,6 +10,7 @@
 
 #include "core/error.h"
 #include "model/presets.h"
+#include "test_util.h"
 
 namespace lethe {
 namespace {
@@ -65,21 +66,6 @@ class ConfigFileTest : public ::testing::Test {
   int files_ = 0;
 };
 
-void expect_same_architecture(const model::GptNeoConfig& a, const model::GptNeoConfig& b) {
-  EXPECT_EQ(a.vocab_size, b.vocab_size);
-  EXPECT_EQ(a.max_position_embeddings, b.max_position_embeddings);
-  EXPECT_EQ(a.hidden_size, b.hidden_size);
-  EXPECT_EQ(a.num_layers, b.num_layers);
-  EXPECT_EQ(a.num_heads, b.num_heads);
-  EXPECT_EQ(a.intermediate_size, b.intermediate_size);
-  EXPECT_EQ(a.window_size, b.window_size);
-  EXPECT_EQ(a.layer_norm_epsilon, b.layer_norm_epsilon);
-  EXPECT_EQ(a.initializer_range, b.initializer_range);
-  EXPECT_EQ(a.bos_token_id, b.bos_token_id);
-  EXPECT_EQ(a.eos_token_id, b.eos_token_id);
-  EXPECT_EQ(a.attention_layers, b.attention_layers);
-}
-
 // ---- Defaults -----------------------------------------------------------------------------------------
 TEST(ConfigDefaults, NoFileGivesBuiltInDefaults) {
   const Config cfg = load_config(std::nullopt, {});
@@ -110,7 +96,7 @@ TEST(ConfigDefaults, DefaultYamlEqualsBuiltInsAndListsEveryKey) {
 
 TEST(ConfigDefaults, ArchitectureDefaultsAreTheDefaultPreset) {
   const ModelSection m;
-  expect_same_architecture(architecture(m), model::preset(m.preset));
+  test::expect_same_architecture(architecture(m), model::preset(m.preset));
 }
 
 TEST_F(ConfigFileTest, EmptyFileGivesDefaults) {
@@ -401,7 +387,7 @@ TEST(ModelPresets, EveryNameResolvesAndUnknownNamesAreListed) {
     EXPECT_EQ(p.hidden_size % p.num_heads, 0) << name;
     EXPECT_EQ(static_cast<int64_t>(p.attention_layers.size()), p.num_layers) << name;
     // Going through the config must reproduce the preset exactly (pattern compression included).
-    expect_same_architecture(architecture(with_sets({"model.preset=" + name}).model), p);
+    test::expect_same_architecture(architecture(with_sets({"model.preset=" + name}).model), p);
   }
   expect_contains(error_of([] { model::preset("gpt-neo-350m"); }), {"gpt-neo-350m", "gpt-neo-125m", "tiny"});
 }

@@ -88,22 +88,6 @@ class HfConfigTest : public ::testing::Test {
   fs::path dir_;
 };
 
-void expect_same(const GptNeoConfig& a, const GptNeoConfig& b) {
-  EXPECT_EQ(a.vocab_size, b.vocab_size);
-  EXPECT_EQ(a.max_position_embeddings, b.max_position_embeddings);
-  EXPECT_EQ(a.hidden_size, b.hidden_size);
-  EXPECT_EQ(a.num_layers, b.num_layers);
-  EXPECT_EQ(a.num_heads, b.num_heads);
-  EXPECT_EQ(a.intermediate_size, b.intermediate_size);
-  EXPECT_EQ(a.window_size, b.window_size);
-  EXPECT_EQ(a.layer_norm_epsilon, b.layer_norm_epsilon);
-  EXPECT_EQ(a.initializer_range, b.initializer_range);
-  EXPECT_EQ(a.activation_function, b.activation_function);
-  EXPECT_EQ(a.bos_token_id, b.bos_token_id);
-  EXPECT_EQ(a.eos_token_id, b.eos_token_id);
-  EXPECT_EQ(a.attention_layers, b.attention_layers);
-}
-
 // A non-default shape whose attention layout is not a single alternating run.
 GptNeoConfig unusual_config() {
   GptNeoConfig c;
@@ -127,7 +111,7 @@ TEST_F(HfConfigTest, ReadsReleasedGptNeo125M) {
   const GptNeoConfig c = read_hf_config(write(json::parse(kGptNeo125M)));
   GptNeoConfig want;  // the struct's defaults are the 125M shape
   want.attention_layers = alternating_attention(12);
-  expect_same(c, want);
+  test::expect_same_architecture(c, want);
   EXPECT_EQ(c.inner_dim(), 3072);
   EXPECT_EQ(c.head_dim(), 64);
 }
@@ -138,7 +122,7 @@ TEST_F(HfConfigTest, RoundTripsAndWritesTransformersLayout) {
   for (const GptNeoConfig& c : {base, unusual_config()}) {
     const fs::path p = dir_ / "config.json";
     write_hf_config(p, c);
-    expect_same(read_hf_config(p), c);
+    test::expect_same_architecture(read_hf_config(p), c);
   }
   write_hf_config(dir_ / "config.json", base);
   std::ifstream in(dir_ / "config.json");
@@ -214,7 +198,7 @@ TEST_F(HfConfigTest, AcceptsAliasesAndDefaults) {
     j.erase(k);
   GptNeoConfig want;
   want.attention_layers = alternating_attention(12);
-  expect_same(read_hf_config(write(j)), want);
+  test::expect_same_architecture(read_hf_config(write(j)), want);
 }
 
 constexpr const char* kTransformersScript = R"PY(
@@ -259,7 +243,7 @@ TEST_F(HfConfigTest, InteroperatesWithTransformers) {
   // transformers -> lethe
   const fs::path theirs = dir_ / "theirs";
   ASSERT_EQ(run("write", theirs), 0);
-  expect_same(read_hf_config(theirs / "config.json"), unusual_config());
+  test::expect_same_architecture(read_hf_config(theirs / "config.json"), unusual_config());
   // lethe -> transformers
   const fs::path ours = dir_ / "ours";
   fs::create_directory(ours);

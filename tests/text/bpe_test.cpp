@@ -77,17 +77,6 @@ const json* fixture() {
          "run tests/reference/make_tokenizer_fixtures.py --out DIR and set LETHE_FIXTURES=DIR"
 
 // Runs f, expecting an InputError whose message contains every one of parts.
-void expect_input_error(const std::function<void()>& f, const std::vector<std::string>& parts) {
-  try {
-    f();
-  } catch (const InputError& e) {
-    const std::string msg = e.what();
-    for (const auto& p : parts) EXPECT_NE(msg.find(p), std::string::npos) << "'" << p << "' not in: " << msg;
-    return;
-  }
-  ADD_FAILURE() << "expected lethe::InputError mentioning " << parts.front();
-}
-
 // A fresh directory under the system temp dir, removed again at scope exit.
 struct TempDir {
   fs::path path;
@@ -225,7 +214,7 @@ TEST(Gpt2Tokenizer, HfAndTokenizerJsonLayoutsGiveSameIds) {
   json prefixed = root;
   prefixed["pre_tokenizer"]["add_prefix_space"] = true;
   tj.write("tokenizer.json", prefixed.dump());
-  expect_input_error([&] { Gpt2Tokenizer::from_dir(tj.path); }, {"tokenizer.json", "add_prefix_space"});
+  test::expect_input_error([&] { Gpt2Tokenizer::from_dir(tj.path); }, {"tokenizer.json", "add_prefix_space"});
 }
 
 TEST(Gpt2Tokenizer, ConcurrentEncodeMatchesSequential) {
@@ -260,8 +249,8 @@ TEST(Gpt2Tokenizer, HugeInputsDoNotOverflowRegexStack) {
 
 TEST(Gpt2Tokenizer, InvalidUtf8IsRejected) {
   REQUIRE_SHARED_DATA();
-  expect_input_error([] { gpt2().encode("ok \xC3("); }, {"not valid UTF-8", "byte offset 3"});
-  expect_input_error([] { gpt2().encode("\xED\xA0\x80"); }, {"byte offset 0"});  // a UTF-16 surrogate
+  test::expect_input_error([] { gpt2().encode("ok \xC3("); }, {"not valid UTF-8", "byte offset 3"});
+  test::expect_input_error([] { gpt2().encode("\xED\xA0\x80"); }, {"byte offset 0"});  // a UTF-16 surrogate
 }
 
 TEST(Utf8, LossyRepairMatchesPythonReplace) {
@@ -300,8 +289,8 @@ TEST(Gpt2Batch, PadsAndTruncatesOnEitherSide) {
   EXPECT_EQ(b.attention_mask, (std::vector<Ids>{{1, 1, 0, 0}, {1, 1, 1, 1}, Ids(4, 0)}));
 
   EXPECT_TRUE(gpt2().encode_batch({}, {}).ids.empty());
-  expect_input_error([] { gpt2().encode_batch({"x"}, {.max_length = -1}); }, {"max_length", "-1"});
-  expect_input_error([] { gpt2().encode_batch({"x"}, {.pad_id = 50257}); }, {"pad_id", "50257"});
+  test::expect_input_error([] { gpt2().encode_batch({"x"}, {.max_length = -1}); }, {"max_length", "-1"});
+  test::expect_input_error([] { gpt2().encode_batch({"x"}, {.pad_id = 50257}); }, {"pad_id", "50257"});
 }
 
 TEST(Gpt2Files, SmallVocabularyMerges) {
@@ -318,45 +307,47 @@ TEST(Gpt2Files, SmallVocabularyMerges) {
 TEST(Gpt2Files, BadInputNamesTheFile) {
   TempDir d;
   const std::string dir = d.path.string();
-  expect_input_error([&] { Gpt2Tokenizer::from_dir(d.path / "nope"); }, {"nope", "not a directory"});
-  expect_input_error([&] { Gpt2Tokenizer::from_dir(d.path); }, {dir, "vocab.json + merges.txt"});
+  test::expect_input_error([&] { Gpt2Tokenizer::from_dir(d.path / "nope"); }, {"nope", "not a directory"});
+  test::expect_input_error([&] { Gpt2Tokenizer::from_dir(d.path); }, {dir, "vocab.json + merges.txt"});
 
   const auto vocab = d.write("vocab.json", small_vocab_json());
-  expect_input_error([&] { Gpt2Tokenizer::from_dir(d.path); }, {"merges.txt", "missing"});
+  test::expect_input_error([&] { Gpt2Tokenizer::from_dir(d.path); }, {"merges.txt", "missing"});
   const auto merges = d.write("merges.txt", "#version: 0.2\nh e\nl\n");
-  expect_input_error([&] { Gpt2Tokenizer::from_dir(d.path); },
-                     {merges.string() + ":3", "\"l\"", "left right"});
+  test::expect_input_error([&] { Gpt2Tokenizer::from_dir(d.path); },
+                           {merges.string() + ":3", "\"l\"", "left right"});
   d.write("merges.txt", "#version: 0.2\nh e\nx yz\n");
-  expect_input_error([&] { Gpt2Tokenizer::from_dir(d.path); },
-                     {merges.string() + ":3", "\"yz\"", "vocabulary"});
+  test::expect_input_error([&] { Gpt2Tokenizer::from_dir(d.path); },
+                           {merges.string() + ":3", "\"yz\"", "vocabulary"});
   d.write("merges.txt", "h e\nh e\n");
-  expect_input_error([&] { Gpt2Tokenizer::from_dir(d.path); }, {merges.string() + ":2", "duplicate"});
+  test::expect_input_error([&] { Gpt2Tokenizer::from_dir(d.path); }, {merges.string() + ":2", "duplicate"});
   d.write("merges.txt", kSmallMerges);
 
   d.write("vocab.json", "{\"a\": 0, ");
-  expect_input_error([&] { Gpt2Tokenizer::from_dir(d.path); }, {vocab.string(), "malformed JSON"});
+  test::expect_input_error([&] { Gpt2Tokenizer::from_dir(d.path); }, {vocab.string(), "malformed JSON"});
   d.write("vocab.json", "[\"a\", \"b\"]");
-  expect_input_error([&] { Gpt2Tokenizer::from_dir(d.path); }, {vocab.string(), "array", "JSON object"});
+  test::expect_input_error([&] { Gpt2Tokenizer::from_dir(d.path); },
+                           {vocab.string(), "array", "JSON object"});
   d.write("vocab.json", "{\"a\": 0, \"b\": \"1\"}");
-  expect_input_error([&] { Gpt2Tokenizer::from_dir(d.path); }, {vocab.string(), "\"b\"", "integer id"});
+  test::expect_input_error([&] { Gpt2Tokenizer::from_dir(d.path); }, {vocab.string(), "\"b\"", "integer id"});
   d.write("vocab.json", "{\"a\": 0, \"b\": 2}");
-  expect_input_error([&] { Gpt2Tokenizer::from_dir(d.path); }, {vocab.string(), "\"b\"", "dense"});
+  test::expect_input_error([&] { Gpt2Tokenizer::from_dir(d.path); }, {vocab.string(), "\"b\"", "dense"});
   d.write("vocab.json", "{\"a\": 0, \"b\": 0}");
-  expect_input_error([&] { Gpt2Tokenizer::from_dir(d.path); }, {vocab.string(), "share id 0"});
+  test::expect_input_error([&] { Gpt2Tokenizer::from_dir(d.path); }, {vocab.string(), "share id 0"});
   d.write("vocab.json", "{\"h\": 0, \"e\": 1, \"he\": 2}");
   d.write("merges.txt", "h e\n");
-  expect_input_error([&] { Gpt2Tokenizer::from_dir(d.path); }, {vocab.string(), "byte token"});
+  test::expect_input_error([&] { Gpt2Tokenizer::from_dir(d.path); }, {vocab.string(), "byte token"});
 
-  expect_input_error([&] { Gpt2Tokenizer::from_files(d.path / "vocab.missing", merges); }, {"vocab.missing"});
+  test::expect_input_error([&] { Gpt2Tokenizer::from_files(d.path / "vocab.missing", merges); },
+                           {"vocab.missing"});
   fs::remove(vocab);
   d.write("tokenizer.json", "{\"model\": {\"type\": \"WordPiece\", \"vocab\": {}}}");
-  expect_input_error([&] { Gpt2Tokenizer::from_dir(d.path); }, {"tokenizer.json", "BPE"});
+  test::expect_input_error([&] { Gpt2Tokenizer::from_dir(d.path); }, {"tokenizer.json", "BPE"});
 }
 
 TEST(Gpt2Files, DecodeRejectsIdsOutsideTheVocabulary) {
   REQUIRE_SHARED_DATA();
-  expect_input_error([] { gpt2().decode(Ids{15496, 50257}); }, {"50257", "vocab size 50257"});
-  expect_input_error([] { gpt2().decode(Ids{-1}); }, {"-1", "vocab size 50257"});
+  test::expect_input_error([] { gpt2().decode(Ids{15496, 50257}); }, {"50257", "vocab size 50257"});
+  test::expect_input_error([] { gpt2().decode(Ids{-1}); }, {"-1", "vocab size 50257"});
 }
 
 }  // namespace

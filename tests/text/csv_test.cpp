@@ -11,22 +11,12 @@
 #include <gtest/gtest.h>
 
 #include "core/error.h"
+#include "test_util.h"
 
 namespace lethe::text {
 namespace {
 
 using Rows = std::vector<std::vector<std::string>>;
-
-void expect_input_error(const std::function<void()>& f, const std::vector<std::string>& parts) {
-  try {
-    f();
-  } catch (const InputError& e) {
-    const std::string msg = e.what();
-    for (const auto& p : parts) EXPECT_NE(msg.find(p), std::string::npos) << "'" << p << "' not in: " << msg;
-    return;
-  }
-  ADD_FAILURE() << "expected lethe::InputError mentioning " << parts.front();
-}
 
 TEST(Csv, QuotedFieldsKeepCommasNewlinesAndQuotes) {
   const CsvTable t = parse_csv(
@@ -56,20 +46,22 @@ TEST(Csv, LineEndingsBomAndBlankLines) {
 }
 
 TEST(Csv, ErrorsNameSourceAndLine) {
-  expect_input_error([] { parse_csv("a,b\n1,2\n3,\"open\nstill open", "f.csv"); },
-                     {"f.csv:3", "never closed"});
-  expect_input_error([] { parse_csv("a,b\n1,\"x\"y\n", "f.csv"); }, {"f.csv:2", "after a closing quote"});
-  expect_input_error([] { parse_csv("a,b\n1,2\n\"multi\nline\",2,3\n", "f.csv"); },
-                     {"f.csv:3", "3 fields", "expected 2"});
-  expect_input_error([] { parse_csv("a,b\n1,2\n", "f.csv").column("text"); }, {"f.csv", "\"text\"", "\"a\""});
-  expect_input_error([] { read_csv("/nonexistent/dir/data.csv"); }, {"/nonexistent/dir/data.csv"});
+  test::expect_input_error([] { parse_csv("a,b\n1,2\n3,\"open\nstill open", "f.csv"); },
+                           {"f.csv:3", "never closed"});
+  test::expect_input_error([] { parse_csv("a,b\n1,\"x\"y\n", "f.csv"); },
+                           {"f.csv:2", "after a closing quote"});
+  test::expect_input_error([] { parse_csv("a,b\n1,2\n\"multi\nline\",2,3\n", "f.csv"); },
+                           {"f.csv:3", "3 fields", "expected 2"});
+  test::expect_input_error([] { parse_csv("a,b\n1,2\n", "f.csv").column("text"); },
+                           {"f.csv", "\"text\"", "\"a\""});
+  test::expect_input_error([] { read_csv("/nonexistent/dir/data.csv"); }, {"/nonexistent/dir/data.csv"});
 }
 
 TEST(Csv, ReadsColumnFromFile) {
   const auto path = std::filesystem::temp_directory_path() / "lethe_csv_test_column.csv";
   std::ofstream(path, std::ios::binary) << "doc_id,text,corpus\n7,\"x,\ny\",pile\n8,z,wiki\n";
   EXPECT_EQ(read_csv_column(path, "text"), (std::vector<std::string>{"x,\ny", "z"}));
-  expect_input_error([&] { read_csv_column(path, "missing"); }, {path.string(), "\"missing\""});
+  test::expect_input_error([&] { read_csv_column(path, "missing"); }, {path.string(), "\"missing\""});
   std::filesystem::remove(path);
 }
 
