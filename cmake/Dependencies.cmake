@@ -50,3 +50,24 @@ set(LETHE_FMT_SHIM ${CMAKE_BINARY_DIR}/fmt-shim)
 file(MAKE_DIRECTORY ${LETHE_FMT_SHIM})
 file(CREATE_LINK ${LETHE_FMT_INCLUDE}/fmt ${LETHE_FMT_SHIM}/fmt SYMBOLIC)
 include_directories(BEFORE ${LETHE_FMT_SHIM})
+
+# --- NCCL ------------------------------------------------------------------------------------------------------
+# The NCCL communicator (distributed-engine issue) must use the same NCCL as libtorch, never two in one process:
+# the wheel's nvidia-nccl first, then the CUDA toolkit's. Today `lethe info` links it and reports its version.
+set(LETHE_HAVE_NCCL OFF)
+if(LETHE_HAVE_CUDA AND NOT LETHE_WITH_NCCL STREQUAL "OFF")
+  set(nccl_hints "${TORCH_PREFIX}/../../../nvidia/nccl" /usr/local/cuda)
+  find_path(LETHE_NCCL_INCLUDE_DIR nccl.h HINTS ${nccl_hints} PATH_SUFFIXES include NO_DEFAULT_PATH)
+  find_library(LETHE_NCCL_LIBRARY NAMES libnccl.so.2 nccl NAMES_PER_DIR HINTS ${nccl_hints} PATH_SUFFIXES lib lib64
+               NO_DEFAULT_PATH)
+  if(LETHE_NCCL_INCLUDE_DIR AND LETHE_NCCL_LIBRARY)
+    add_library(lethe_nccl INTERFACE)
+    target_include_directories(lethe_nccl SYSTEM INTERFACE ${LETHE_NCCL_INCLUDE_DIR})
+    target_link_libraries(lethe_nccl INTERFACE ${LETHE_NCCL_LIBRARY})
+    set(LETHE_HAVE_NCCL ON)
+  endif()
+endif()
+if(LETHE_WITH_NCCL STREQUAL "ON" AND NOT LETHE_HAVE_NCCL)
+  message(FATAL_ERROR "LETHE_WITH_NCCL=ON but no NCCL was found (needs a CUDA libtorch and nccl.h + libnccl)")
+endif()
+message(STATUS "lethe: NCCL: ${LETHE_HAVE_NCCL} ${LETHE_NCCL_LIBRARY}")

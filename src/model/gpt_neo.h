@@ -98,6 +98,7 @@ class GptNeoImpl : public torch::nn::Module {
  private:
   // Additive float mask [B or 1, 1, T, K] for one attention kind: 0 where a query may see a key, the dtype's
   // minimum elsewhere (the minimum twice where the key is also outside the causal window: HF's exact values).
+  // Undefined when nothing needs masking (one query, no padding, every key in the window).
   torch::Tensor build_mask(AttentionKind kind, int64_t past, int64_t t, const torch::Tensor& attention_mask,
                            torch::ScalarType dtype, torch::Device device) const;
 

@@ -47,6 +47,8 @@ class Basics(unittest.TestCase):
         info = json.loads(r.stdout)
         self.assertTrue(info["libtorch"].startswith("2."))
         self.assertEqual(info["world_size"], 1)
+        if info["cuda_build"]:  # the NCCL libtorch uses is linked and answers ncclGetVersion
+            self.assertRegex(info["nccl_library"], r"^\d+\.\d+\.\d+$")
 
 
 class Config(unittest.TestCase):
@@ -179,6 +181,18 @@ class ModelCommands(unittest.TestCase):
             r = lethe("generate", "--model", m, "--prompt-ids", "1,2", "--json")
             self.assertEqual(r.returncode, 2)
             self.assertIn("save_pretrained", r.stderr)
+
+    def test_missing_tensor(self):
+        from safetensors.torch import save_file
+        with tempfile.TemporaryDirectory() as d:
+            m = self.copy_model(d)
+            tensors = load_file(str(m / "model.safetensors"))
+            del tensors["transformer.h.1.mlp.c_fc.weight"]
+            save_file(tensors, str(m / "model.safetensors"), metadata={"format": "pt"})
+            r = lethe("generate", "--model", m, "--prompt-ids", "1,2", "--json")
+            self.assertEqual(r.returncode, 2)
+            self.assertEqual(r.stdout, "")
+            self.assertIn("transformer.h.1.mlp.c_fc.weight", r.stderr)
 
     def test_wrong_config_json(self):
         with tempfile.TemporaryDirectory() as d:

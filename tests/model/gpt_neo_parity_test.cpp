@@ -47,6 +47,16 @@ TEST_P(Parity, LogitsAndHiddenStatesFp32) {
   EXPECT_LE(max_abs_diff(out.hidden_states.back(), exp("hidden_last")), 1e-4);
 }
 
+TEST_P(Parity, ShardedAndBf16Checkpoints) {
+  torch::NoGradGuard ng;
+  ASSERT_TRUE(fs::exists(case_dir_ / "model_sharded" / "model.safetensors.index.json"));
+  GptNeo sharded = load_hf_model(case_dir_ / "model_sharded");
+  EXPECT_LE(max_abs_diff(sharded->forward(exp("ids")).logits, exp("logits")), 1e-4);
+  // A bf16 file loaded as fp32: exactly the bf16-rounded weights, run in fp32.
+  GptNeo from_bf16 = load_hf_model(case_dir_ / "model_bf16");
+  EXPECT_LE(max_abs_diff(from_bf16->forward(exp("ids")).logits, exp("logits_bf16_weights")), 1e-4);
+}
+
 TEST_P(Parity, RightPaddedBatch) {
   torch::NoGradGuard ng;
   auto out = model_->forward(exp("rp_ids"), {.attention_mask = exp("rp_mask")});

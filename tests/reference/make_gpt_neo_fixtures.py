@@ -9,6 +9,7 @@ these tensors. Shapes are chosen to cover the semantics that differ between impl
 Usage: make_gpt_neo_fixtures.py --out DIR     (writes DIR/<case>/model/ and DIR/<case>/expected.safetensors)
 """
 import argparse
+import copy
 import pathlib
 
 import torch
@@ -59,6 +60,11 @@ def record(name: str, case: dict, out: pathlib.Path, seed: int) -> None:
     model = build(case, seed)
     d = out / name
     model.save_pretrained(d / "model", safe_serialization=True)
+    # The same weights as shards (index + several files), and rounded to bf16 in a bf16 file.
+    model.save_pretrained(d / "model_sharded", safe_serialization=True, max_shard_size="40KB")
+    rounded = copy.deepcopy(model).to(torch.bfloat16)
+    rounded.save_pretrained(d / "model_bf16", safe_serialization=True)
+    rounded = rounded.float()
     v, t = case["vocab_size"], case["seq"]
     g = torch.Generator().manual_seed(seed + 1)
     ids = torch.randint(0, v - 1, (BATCH, t), generator=g)
@@ -66,6 +72,7 @@ def record(name: str, case: dict, out: pathlib.Path, seed: int) -> None:
 
     with torch.no_grad():
         exp["logits"] = model(ids).logits
+        exp["logits_bf16_weights"] = rounded(ids).logits
         hs = model(ids, output_hidden_states=True).hidden_states
         exp["hidden_first"], exp["hidden_last"] = hs[0], hs[-1]
 
