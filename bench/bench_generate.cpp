@@ -8,42 +8,25 @@
 #include <string>
 
 #include <ATen/ATen.h>
-#include <ATen/Parallel.h>
 #include <nlohmann/json.hpp>
 
-#include "core/memory.h"
+#include "bench_common.h"
 #include "model/generate.h"
-#include "model/presets.h"
 
 int main(int argc, char** argv) {
-  lethe::retain_freed_memory();
   std::string preset = "gpt-neo-125m";
   int64_t batch = 8, prompt = 50, fresh = 50, beams = 2, reps = 2, threads = 2;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    const std::string k = argv[i], v = argv[i + 1];
-    if (k == "--preset")
-      preset = v;
-    else if (k == "--batch")
-      batch = std::stoll(v);
-    else if (k == "--prompt")
-      prompt = std::stoll(v);
-    else if (k == "--new")
-      fresh = std::stoll(v);
-    else if (k == "--beams")
-      beams = std::stoll(v);
-    else if (k == "--reps")
-      reps = std::stoll(v);
-    else if (k == "--threads")
-      threads = std::stoll(v);
-    else {
-      std::cerr << "unknown option " << k << "\n";
-      return 2;
-    }
-  }
-  at::set_num_threads(static_cast<int>(threads));
-  const auto cfg = lethe::model::preset(preset);
-  lethe::model::GptNeo model(cfg);
-  model->reset_parameters(1234);
+  if (!lethe::bench::parse_flags(argc, argv,
+                                 {{"--preset", &preset},
+                                  {"--batch", &batch},
+                                  {"--prompt", &prompt},
+                                  {"--new", &fresh},
+                                  {"--beams", &beams},
+                                  {"--reps", &reps},
+                                  {"--threads", &threads}}))
+    return 2;
+  lethe::model::GptNeo model = lethe::bench::random_model(preset, threads);
+  const auto& cfg = model->config();
   model->eval();
   at::manual_seed(0);
   at::Tensor ids = at::randint(0, cfg.vocab_size - 1, {batch, prompt}, at::kLong);

@@ -6,12 +6,10 @@
 #include <string>
 
 #include <ATen/ATen.h>
-#include <ATen/Parallel.h>
 #include <nlohmann/json.hpp>
 
-#include "core/memory.h"
+#include "bench_common.h"
 #include "model/gpt_neo.h"
-#include "model/presets.h"
 #include "train/adamw.h"
 
 namespace {
@@ -37,32 +35,18 @@ double peak_mm_flops() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  lethe::retain_freed_memory();
   std::string preset = "gpt-neo-125m";
   int64_t batch = 8, seq = 200, steps = 3, warmup = 1, threads = 2;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    const std::string k = argv[i], v = argv[i + 1];
-    if (k == "--preset")
-      preset = v;
-    else if (k == "--batch")
-      batch = std::stoll(v);
-    else if (k == "--seq")
-      seq = std::stoll(v);
-    else if (k == "--steps")
-      steps = std::stoll(v);
-    else if (k == "--warmup")
-      warmup = std::stoll(v);
-    else if (k == "--threads")
-      threads = std::stoll(v);
-    else {
-      std::cerr << "unknown option " << k << "\n";
-      return 2;
-    }
-  }
-  at::set_num_threads(static_cast<int>(threads));
-  const lethe::model::GptNeoConfig cfg = lethe::model::preset(preset);
-  lethe::model::GptNeo model(cfg);
-  model->reset_parameters(1234);
+  if (!lethe::bench::parse_flags(argc, argv,
+                                 {{"--preset", &preset},
+                                  {"--batch", &batch},
+                                  {"--seq", &seq},
+                                  {"--steps", &steps},
+                                  {"--warmup", &warmup},
+                                  {"--threads", &threads}}))
+    return 2;
+  lethe::model::GptNeo model = lethe::bench::random_model(preset, threads);
+  const lethe::model::GptNeoConfig& cfg = model->config();
   model->train();
   lethe::train::AdamW opt(model->parameters(), {.lr = 1e-5, .weight_decay = 0.01});
   at::manual_seed(0);

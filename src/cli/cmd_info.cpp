@@ -25,7 +25,8 @@ int run_info(int argc, char** argv) {
   nlohmann::json nccl_library = nullptr;
 #if LETHE_HAVE_NCCL
   int v = 0;
-  if (ncclGetVersion(&v) == ncclSuccess) nccl_library = fmt::format("{}.{}.{}", v / 10000, v / 100 % 100, v % 100);
+  if (ncclGetVersion(&v) == ncclSuccess)
+    nccl_library = fmt::format("{}.{}.{}", v / 10000, v / 100 % 100, v % 100);
 #endif
   nlohmann::json j = {
       {"version", LETHE_VERSION},

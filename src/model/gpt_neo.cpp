@@ -49,8 +49,9 @@ torch::Tensor SelfAttentionImpl::forward(const torch::Tensor& x, const torch::Te
   // the same, for bf16 the kernel accumulates in fp32 (bf16 → fp32 is exact), so only the rounding of the
   // probabilities before the value product differs.
   const std::optional<torch::Tensor> attn_mask = mask.defined() ? std::optional(mask) : std::nullopt;
-  torch::Tensor y = at::scaled_dot_product_attention(q, k, v, attn_mask, /*dropout_p=*/0.0, /*is_causal=*/false,
-                                                     /*scale=*/1.0);
+  torch::Tensor y =
+      at::scaled_dot_product_attention(q, k, v, attn_mask, /*dropout_p=*/0.0, /*is_causal=*/false,
+                                       /*scale=*/1.0);
   // [B, H, T, D] → [B, T, C]
   return out_proj_(y.transpose(1, 2).reshape({b, t, num_heads_ * head_dim_}));
 }
@@ -123,8 +124,9 @@ torch::Tensor GptNeoImpl::build_mask(AttentionKind kind, int64_t past, int64_t t
                                      const torch::Tensor& attention_mask, torch::ScalarType dtype,
                                      torch::Device device) const {
   const int64_t k = past + t;
-  // A single query with no padding sees every key (global), or every key in its window (local): no mask at all,
-  // which spares the mask ops and SDPA's mask read on every decoding step. Numerically the same as adding 0.
+  // A single query with no padding sees every key (global), or every key in its window (local): no mask at
+  // all, which spares the mask ops and SDPA's mask read on every decoding step. Numerically the same as
+  // adding 0.
   const bool no_padding = !attention_mask.defined() || attention_mask.min().item<int64_t>() == 1;
   if (t == 1 && no_padding && (kind == AttentionKind::kGlobal || k <= cfg_.window_size)) return {};
   auto opts = torch::TensorOptions().dtype(torch::kLong).device(device);

@@ -112,8 +112,8 @@ struct TensorRef {
 
 // Writes a .safetensors file byte-compatible with the Python package: compact JSON header with
 // `__metadata__` first (omitted when `metadata` is empty), tensors laid out in the order given, header padded
-// with spaces to a multiple of 8. Atomic (see lethe::write_file_atomic in core/io.h). Inconsistent TensorRefs (nbytes not
-// matching shape, duplicate names) are programming errors: std::invalid_argument. I/O failures:
+// with spaces to a multiple of 8. Atomic (see lethe::write_file_atomic in core/io.h). Inconsistent TensorRefs
+// (nbytes not matching shape, duplicate names) are programming errors: std::invalid_argument. I/O failures:
 // std::runtime_error.
 void write_safetensors(const std::filesystem::path& file, const std::vector<TensorRef>& tensors,
                        const std::map<std::string, std::string>& metadata = {{"format", "pt"}});
