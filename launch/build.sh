@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Configures and builds lethe into build/ (Release, Ninja, ccache + a shared precompiled header).
-# Extra arguments go to `ninja` (e.g. a target name). Runs launch/setup.sh first unless LETHE_SKIP_SETUP=1.
+# Arguments are target names (e.g. `lethe`); none = everything. Runs launch/setup.sh first unless LETHE_SKIP_SETUP=1.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"

@@ -16,40 +16,36 @@ int run_generate(int argc, char** argv) {
   ConfigOptions co;
   std::string model_dir, tok_dir;
   std::vector<std::string> prompts, prompt_ids;
-  int64_t max_new = -1;
-  int beams = 0;
+  int64_t max_new = 0, beams = 0;
   bool json = false;
   po::options_description desc;
   desc.add_options()("model,m", po::value(&model_dir)->required(), "Hugging Face GPT-Neo folder")(
       "prompt,p", po::value(&prompts)->composing(), "prompt text (repeatable: a batch)")(
       "prompt-ids", po::value(&prompt_ids)->composing(), "prompt as comma-separated token ids (repeatable)")(
-      "max-new-tokens,n", po::value(&max_new), "tokens to generate (default: generate.max_new_tokens)")(
-      "num-beams,k", po::value(&beams), "beams; 1 = greedy (default: generate.num_beams)")(
+      "max-new-tokens,n", po::value(&max_new), "tokens to generate (= --set generate.max_new_tokens=N)")(
+      "num-beams,k", po::value(&beams), "beams, 1 = greedy (= --set generate.num_beams=K)")(
       "tokenizer,t", po::value(&tok_dir),
       "tokenizer folder (default: the model folder, then tokenizer.path)")("json", po::bool_switch(&json),
                                                                            "one JSON object per prompt");
   co.add_to(desc);
   const char* usage =
       "lethe generate --model DIR (--prompt S | --prompt-ids 1,2,3)... [-n N] [-k K] [--json]";
-  if (!parse(argc, argv, desc, usage,
-             "Greedy or beam-search continuation with a KV cache; length_penalty and early_stopping come "
-             "from the "
-             "generate section of the config (--set generate.length_penalty=0.8)."))
-    return 0;
+  const auto vm =
+      parse(argc, argv, desc, usage,
+            "Greedy or beam-search continuation with a KV cache; length_penalty and early_stopping "
+            "come from the generate section of the config (--set generate.length_penalty=0.8).");
+  if (!vm) return 0;
   LETHE_CHECK_INPUT(prompts.empty() != prompt_ids.empty(),
                     "give --prompt or --prompt-ids (not both)\nusage: {}", usage);
+  // The shorthand flags are config overrides, validated (and reported) like any --set.
+  if (vm->count("max-new-tokens")) co.sets.push_back(fmt::format("generate.max_new_tokens={}", max_new));
+  if (vm->count("num-beams")) co.sets.push_back(fmt::format("generate.num_beams={}", beams));
   Config cfg = co.load();
-  if (max_new >= 0) cfg.generate.max_new_tokens = max_new;
-  LETHE_CHECK_INPUT(max_new >= -1, "--max-new-tokens must be >= 0, got {}", max_new);
-  if (beams != 0) cfg.generate.num_beams = beams;
-  validate_config(cfg);  // the flags went around load_config's checks
   apply_runtime(cfg.runtime);
 
-  model::GptNeo model = load_model(model_dir, cfg);
-  const auto& mc = model->config();
+  // All input is read and checked before the model is loaded.
   std::optional<text::Gpt2Tokenizer> tok;
   if (!prompts.empty() || !json) tok = load_tokenizer(tok_dir, model_dir, cfg);
-
   std::vector<std::vector<int64_t>> rows;
   for (const auto& p : prompts) {
     std::vector<int64_t> ids;
@@ -58,6 +54,9 @@ int run_generate(int argc, char** argv) {
     rows.push_back(std::move(ids));
   }
   for (const auto& p : prompt_ids) rows.push_back(parse_ids(p, "--prompt-ids"));
+
+  model::GptNeo model = load_model(model_dir, cfg);
+  const auto& mc = model->config();
   size_t width = 0;
   for (const auto& r : rows) {
     for (int64_t id : r)
@@ -82,25 +81,25 @@ int run_generate(int argc, char** argv) {
   opt.max_new_tokens = cfg.generate.max_new_tokens;
   opt.num_beams = cfg.generate.num_beams;
   opt.length_penalty = cfg.generate.length_penalty;
-  opt.early_stopping = cfg.generate.early_stopping == EarlyStopping::kTrue    ? model::EarlyStopping::kTrue
-                       : cfg.generate.early_stopping == EarlyStopping::kNever ? model::EarlyStopping::kNever
-                                                                              : model::EarlyStopping::kFalse;
+  opt.early_stopping = cfg.generate.early_stopping;
   opt.eos_token_id = cfg.generate.eos_token_id >= 0 ? cfg.generate.eos_token_id : mc.eos_token_id;
   model::GenerateResult res = model::generate(model, ids, mask, opt);
 
+  // Decode everything before printing anything: a failure leaves no partial output.
+  std::vector<nlohmann::json> out;
   for (int64_t r = 0; r < b; ++r) {
     torch::Tensor cont = res.sequences[r].slice(0, t).contiguous();
-    std::vector<int64_t> out(cont.data_ptr<int64_t>(), cont.data_ptr<int64_t>() + cont.numel());
-    std::vector<int32_t> out32(out.begin(), out.end());
-    const std::string text = tok ? tok->decode(out32) : std::string();
-    if (json) {
-      nlohmann::json j = {{"prompt_ids", rows[r]}, {"ids", out}};
-      if (tok) j["text"] = text;
-      if (res.scores.defined()) j["score"] = res.scores[r].item<double>();
-      print_json(j);
-    } else {
-      std::cout << fmt::format("[{}] {}\n", r, text);
-    }
+    std::vector<int64_t> ids_out(cont.data_ptr<int64_t>(), cont.data_ptr<int64_t>() + cont.numel());
+    nlohmann::json j = {{"prompt_ids", rows[r]}, {"ids", ids_out}};
+    if (tok) j["text"] = tok->decode(std::vector<int32_t>(ids_out.begin(), ids_out.end()));
+    if (res.scores.defined()) j["score"] = res.scores[r].item<double>();
+    out.push_back(std::move(j));
+  }
+  for (size_t r = 0; r < out.size(); ++r) {
+    if (json)
+      print_json(out[r]);
+    else
+      std::cout << fmt::format("[{}] {}\n", r, out[r]["text"].get<std::string>());
   }
   return 0;
 }

@@ -10,6 +10,7 @@
 #include "model/gpt_neo.h"
 #include "model/hf_checkpoint.h"
 #include "model/presets.h"
+#include "text/bpe.h"
 
 namespace lethe::cli {
 
@@ -30,10 +31,13 @@ int run_init_model(int argc, char** argv) {
   Config cfg = co.load();
   apply_runtime(cfg.runtime);
   namespace fs = std::filesystem;
-  LETHE_CHECK_INPUT(force || !fs::exists(fs::path(out) / "model.safetensors"),
-                    "--out {}: already holds a model; pass --force to overwrite it", out);
-  LETHE_CHECK_INPUT(tok_dir.empty() || fs::is_directory(tok_dir), "--tokenizer {}: no such folder", tok_dir);
-
+  const fs::path dir(out);
+  LETHE_CHECK_INPUT(!fs::exists(dir) || fs::is_directory(dir), "--out {}: exists and is not a folder", out);
+  for (const char* f : {"model.safetensors", "model.safetensors.index.json", "config.json"})
+    LETHE_CHECK_INPUT(force || !fs::exists(dir / f),
+                      "--out {}: already holds a model ({}); pass --force to overwrite it", out, f);
+  // Validate the tokenizer before writing anything, so a bad --tokenizer leaves no half-made folder behind.
+  if (!tok_dir.empty()) text::Gpt2Tokenizer::from_dir(tok_dir);
   const model::GptNeoConfig arch = architecture(cfg.model);
   spdlog::info("initialising GPT-Neo: {} layers, hidden {}, {} heads, vocab {} ({:.1f} M parameters)",
                arch.num_layers, arch.hidden_size, arch.num_heads, arch.vocab_size,
@@ -41,7 +45,7 @@ int run_init_model(int argc, char** argv) {
   model::GptNeo m(arch);
   m->reset_parameters(cfg.runtime.seed);
   model::save_hf_model(m, out);
-  if (!tok_dir.empty()) model::copy_tokenizer_files(tok_dir, out);
+  if (!tok_dir.empty()) model::copy_tokenizer_files(tok_dir, out);  // validated above, so files are there
   spdlog::info("wrote {}", out);
   return 0;
 }

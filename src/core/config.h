@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "core/config_schema.h"
+#include "model/generate_options.h"
 #include "model/gpt_neo_config.h"
 #include "model/presets.h"
 
@@ -26,9 +27,7 @@ namespace lethe {
 enum class Dtype { kFloat32, kBFloat16 };
 enum class LogLevel { kTrace, kDebug, kInfo, kWarn, kError };
 enum class Device { kCpu, kCuda };
-// Hugging Face's beam-search `early_stopping`: kTrue stops once num_beams hypotheses are finished, kFalse
-// stops when a heuristic says no better hypothesis is likely, kNever only when none can be better.
-enum class EarlyStopping { kTrue, kFalse, kNever };
+using model::EarlyStopping;  // true | false | never, HF semantics (model/generate_options.h)
 
 template <>
 struct EnumNames<Dtype> {

@@ -24,7 +24,7 @@ struct Decoder {
     torch::Tensor logits = model->forward(ids, args).logits.select(1, -1).to(torch::kFloat);
     last_pos = pos.slice(1, -1);
     if (copies > 1) {
-      cache.reorder(torch::arange(ids.size(0), torch::kLong).repeat_interleave(copies));
+      cache.reorder(torch::arange(ids.size(0), ids.options().dtype(torch::kLong)).repeat_interleave(copies));
       mask = mask.repeat_interleave(copies, 0);
       last_pos = last_pos.repeat_interleave(copies, 0);
       logits = logits.repeat_interleave(copies, 0);
@@ -80,10 +80,14 @@ GenerateResult beam_search(Decoder& dec, const torch::Tensor& prompt, const Gene
   const int64_t nb = o.num_beams, b = prompt.size(0), t0 = prompt.size(1);
   const int64_t max_length = t0 + o.max_new_tokens;
   const bool has_eos = o.eos_token_id >= 0;
-  const int64_t keep = std::max<int64_t>(2, 1 + (has_eos ? 1 : 0)) * nb;
-  const int64_t fill = o.pad_token_id >= 0 ? o.pad_token_id : (has_eos ? o.eos_token_id : -1);
-  auto f32 = torch::TensorOptions().dtype(torch::kFloat);
-  auto i64 = torch::TensorOptions().dtype(torch::kLong);
+  // HF keeps max(2, 1 + number of EOS ids) · num_beams candidates; with at most one EOS id that is 2 ·
+  // num_beams.
+  const int64_t keep = 2 * nb;
+  // HF's `pad_token_id or eos_token_id if eos_token_id is not None else -1`: a pad id of 0 counts as unset.
+  const int64_t fill = has_eos ? (o.pad_token_id > 0 ? o.pad_token_id : o.eos_token_id) : -1;
+  auto f32 = torch::TensorOptions().dtype(torch::kFloat).device(prompt.device());
+  auto i64 = torch::TensorOptions().dtype(torch::kLong).device(prompt.device());
+  auto flag = torch::TensorOptions().dtype(torch::kBool).device(prompt.device());
 
   torch::Tensor running_seq = torch::full({b, nb, max_length}, fill, i64);  // [B, nb, L]
   running_seq.slice(2, 0, t0).copy_(prompt.unsqueeze(1));  // every beam starts as a copy of its prompt
@@ -91,8 +95,8 @@ GenerateResult beam_search(Decoder& dec, const torch::Tensor& prompt, const Gene
   torch::Tensor running_scores = torch::zeros({b, nb}, f32);
   running_scores.slice(1, 1).fill_(-1e9);  // all beams start identical: only the first may expand at step one
   torch::Tensor beam_scores = torch::full({b, nb}, -1e9, f32);
-  torch::Tensor finished = torch::zeros({b, nb}, torch::kBool);
-  torch::Tensor heuristic_unsatisfied = torch::ones({b, 1}, torch::kBool);
+  torch::Tensor finished = torch::zeros({b, nb}, flag);
+  torch::Tensor heuristic_unsatisfied = torch::ones({b, 1}, flag);
   torch::Tensor running_beam_idx = torch::full({b, nb, max_length - t0}, -1, i64);
   torch::Tensor beam_idx = running_beam_idx.clone();
   torch::Tensor top_nb_mask =
@@ -113,7 +117,7 @@ GenerateResult beam_search(Decoder& dec, const torch::Tensor& prompt, const Gene
     topk_beam_idx.select(2, cur - t0).copy_(src_beam + batch_offset);
 
     // Stopping criteria on the extended sequences: max length for all, EOS for those that just emitted it.
-    torch::Tensor hits = torch::full({b, keep}, cur + 1 >= max_length, torch::kBool);
+    torch::Tensor hits = torch::full({b, keep}, cur + 1 >= max_length, flag);
     if (has_eos) hits = hits | (topk_ids == o.eos_token_id);
 
     // Next running beams: the best `nb` continuations that did not stop.
@@ -165,7 +169,12 @@ GenerateResult beam_search(Decoder& dec, const torch::Tensor& prompt, const Gene
 GenerateResult generate(GptNeo& model, const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
                         const GenerateOptions& options) {
   TORCH_CHECK(options.num_beams >= 1, "num_beams must be >= 1");
-  const bool was_training = model->is_training();
+  // Eval mode for the duration, the caller's mode back afterwards, even when something throws.
+  struct ModeGuard {
+    GptNeo& m;
+    bool was_training;
+    ~ModeGuard() { m->train(was_training); }
+  } mode{model, model->is_training()};
   model->eval();
   GenerateResult result;
   {
@@ -185,7 +194,6 @@ GenerateResult generate(GptNeo& model, const torch::Tensor& input_ids, const tor
   // Inference tensors cannot take part in autograd later (e.g. as training inputs): hand back normal ones.
   result.sequences = result.sequences.clone();
   if (result.scores.defined()) result.scores = result.scores.clone();
-  if (was_training) model->train();
   return result;
 }
 

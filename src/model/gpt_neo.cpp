@@ -151,8 +151,8 @@ torch::Tensor GptNeoImpl::build_mask(AttentionKind kind, int64_t past, int64_t t
   // A single query with no padding sees every key (global), or every key in its window (local): no mask at
   // all, which spares the mask ops and SDPA's mask read on every decoding step. Numerically the same as
   // adding 0.
-  const bool no_padding = !attention_mask.defined() || attention_mask.min().item<int64_t>() == 1;
-  if (t == 1 && no_padding && (kind == AttentionKind::kGlobal || k <= cfg_.window_size)) return {};
+  if (t == 1 && !attention_mask.defined() && (kind == AttentionKind::kGlobal || k <= cfg_.window_size))
+    return {};
   auto opts = torch::TensorOptions().dtype(torch::kLong).device(device);
   torch::Tensor qi = torch::arange(past, k, opts).unsqueeze(1);  // [T, 1] absolute slot of each query
   torch::Tensor kj = torch::arange(0, k, opts).unsqueeze(0);     // [1, K]
@@ -193,14 +193,16 @@ ForwardOutput GptNeoImpl::forward(const torch::Tensor& input_ids, const ForwardA
   torch::Tensor x = wte_(input_ids) + wpe_(pos);  // [B, T, C]
 
   const auto dtype = x.scalar_type();
-  const torch::Tensor global_mask =
-      build_mask(AttentionKind::kGlobal, past, t, args.attention_mask, dtype, x.device());
+  // A mask of all ones is no padding at all: drop it (checked once here, not per layer).
+  torch::Tensor padding = args.attention_mask;
+  if (padding.defined() && padding.min().item<int64_t>() != 0) padding = torch::Tensor();
+  const torch::Tensor global_mask = build_mask(AttentionKind::kGlobal, past, t, padding, dtype, x.device());
   torch::Tensor local_mask;  // built once, only if some layer is local
   ForwardOutput out;
   for (auto& block : blocks_) {
     if (args.output_hidden_states) out.hidden_states.push_back(x);
     if (block->kind() == AttentionKind::kLocal && !local_mask.defined())
-      local_mask = build_mask(AttentionKind::kLocal, past, t, args.attention_mask, dtype, x.device());
+      local_mask = build_mask(AttentionKind::kLocal, past, t, padding, dtype, x.device());
     x = block->forward(x, block->kind() == AttentionKind::kLocal ? local_mask : global_mask, cache);
   }
   if (cache) cache->length += t;

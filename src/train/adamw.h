@@ -23,7 +23,7 @@ class AdamW {
   void step();
   void zero_grad();
   void set_lr(double lr) { options_.lr = lr; }
-  // Bytes of optimizer state (m and v): 8 per parameter element.
+  // Bytes of optimizer state (m and v, each in its parameter's dtype): 8 per element for fp32 parameters.
   int64_t state_bytes() const;
 
  private:

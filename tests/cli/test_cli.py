@@ -137,6 +137,20 @@ class ModelCommands(unittest.TestCase):
                                         eos_token_id=eos, pad_token_id=eos)[0, len(prompt):].tolist()
             self.assertEqual(out, want, key)
 
+    def test_score_reports_file_line_numbers(self):
+        with tempfile.TemporaryDirectory() as d:
+            f = pathlib.Path(d) / "in.jsonl"
+            f.write_text('\n{"ids": [1, 2, 3]}\n\n{"ids": [4, 5]}\n')
+            r = lethe("score", "--model", self.case / "model", "--input", f, "--json")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual([json.loads(x)["line"] for x in r.stdout.splitlines()], [2, 4])
+
+    def test_generate_flags_are_validated_like_the_config(self):
+        r = lethe("generate", "--model", self.case / "model", "--prompt-ids", "1,2", "-k", 0, "--json")
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("generate.num_beams", r.stderr)
+        self.assertEqual(r.stdout, "")
+
     def test_score_bad_input_writes_nothing(self):
         with tempfile.TemporaryDirectory() as d:
             f = pathlib.Path(d) / "in.jsonl"
@@ -222,6 +236,11 @@ class InitModel(unittest.TestCase):
             r = lethe("init-model", "--set", "model.preset=tiny", "--out", out)
             self.assertEqual(r.returncode, 2)
             self.assertIn("--force", r.stderr)
+            # A bad --tokenizer is caught before anything is written.
+            fresh = pathlib.Path(d) / "fresh"
+            r = lethe("init-model", "--set", "model.preset=tiny", "--out", fresh, "--tokenizer", d)
+            self.assertEqual(r.returncode, 2)
+            self.assertFalse(fresh.exists())
 
 
 if __name__ == "__main__":

@@ -85,6 +85,14 @@ def record(name: str, case: dict, out: pathlib.Path, seed: int) -> None:
         if pname != "lm_head.weight":  # tied: its gradient is part of transformer.wte.weight's
             exp["grad." + pname] = p.grad.detach().clone()
     model.zero_grad()
+    # The same for a single 12-token row: few rows take a different GEMM orientation in lethe.
+    small = ids[:1, :12].clone()
+    exp["small_ids"] = small
+    model(small, labels=small).loss.backward()
+    for pname, p in model.named_parameters():
+        if pname != "lm_head.weight":
+            exp["small_grad." + pname] = p.grad.detach().clone()
+    model.zero_grad()
 
     lengths = [t, t - 5, t // 2]
     with torch.no_grad():

@@ -1,0 +1,21 @@
+// Generation settings as plain values (no torch), shared by the config and the generator.
+#pragma once
+
+#include <cstdint>
+
+namespace lethe::model {
+
+// Hugging Face's beam-search `early_stopping`: kTrue stops once num_beams hypotheses are finished, kFalse
+// stops when a heuristic says no better hypothesis is likely, kNever only when none can be better.
+enum class EarlyStopping { kFalse, kTrue, kNever };
+
+struct GenerateOptions {
+  int64_t max_new_tokens = 20;
+  int64_t num_beams = 1;  // 1 = greedy
+  double length_penalty = 1.0;
+  EarlyStopping early_stopping = EarlyStopping::kFalse;
+  int64_t eos_token_id = -1;  // -1 = never stop on a token
+  int64_t pad_token_id = -1;  // fills finished rows; -1 = eos_token_id (HF's fallback)
+};
+
+}  // namespace lethe::model
