@@ -2,33 +2,50 @@
 # except libtorch, which comes from the PyPI torch wheel in the venv (see CMakeLists.txt).
 
 # --- libtorch ---------------------------------------------------------------------------------------------------
-# The PyPI wheel is a CUDA build; its CMake config looks for a CUDA toolkit. Without one (or with LETHE_WITH_CUDA=OFF)
-# we still link the CPU parts.
-if(LETHE_WITH_CUDA STREQUAL "OFF")
-  set(USE_CUDA OFF)
+# The PyPI wheel is a CUDA build, and its CMake config (TorchConfig/Caffe2Config) stops with an error when no CUDA
+# toolkit is installed. With a toolkit (and LETHE_WITH_CUDA not OFF) we use that config; otherwise we link the
+# wheel's CPU libraries directly, which is all a CPU run needs.
+set(LETHE_HAVE_CUDA OFF)
+if(NOT LETHE_WITH_CUDA STREQUAL "OFF")
+  find_package(CUDAToolkit QUIET)
 endif()
-# Name the GPU architectures so Caffe2's config does not try to run a detection program (there may be no GPU).
-if(NOT DEFINED TORCH_CUDA_ARCH_LIST AND NOT DEFINED ENV{TORCH_CUDA_ARCH_LIST})
-  set(TORCH_CUDA_ARCH_LIST "8.0;9.0")
+if(CUDAToolkit_FOUND)
+  # Name the GPU architectures so Caffe2's config does not run a detection program (there may be no GPU).
+  if(NOT DEFINED TORCH_CUDA_ARCH_LIST AND NOT DEFINED ENV{TORCH_CUDA_ARCH_LIST})
+    set(TORCH_CUDA_ARCH_LIST "8.0;9.0")
+  endif()
+  # CMake 3.25 does not know nvcc's C++20 flag; lethe has no .cu files, C++17 is enough for torch's checks.
+  set(CMAKE_CUDA_STANDARD 17)
+  find_package(Torch REQUIRED)
+  if(TARGET torch_cuda)
+    set(LETHE_HAVE_CUDA ON)
+  endif()
+else()
+  if(LETHE_WITH_CUDA STREQUAL "ON")
+    message(FATAL_ERROR "LETHE_WITH_CUDA=ON but no CUDA toolkit was found (nvcc, /usr/local/cuda)")
+  endif()
+  get_filename_component(LETHE_TORCH_ROOT "${TORCH_PREFIX}/../.." ABSOLUTE)  # .../site-packages/torch
+  foreach(lib torch_cpu c10)
+    find_library(LETHE_TORCH_${lib} ${lib} PATHS ${LETHE_TORCH_ROOT}/lib NO_DEFAULT_PATH REQUIRED)
+  endforeach()
+  execute_process(COMMAND "${LETHE_PYTHON}" -c "import torch; print(int(torch.compiled_with_cxx11_abi()))"
+                  OUTPUT_VARIABLE LETHE_TORCH_ABI OUTPUT_STRIP_TRAILING_WHITESPACE)
+  add_library(lethe_torch_cpu INTERFACE)
+  target_include_directories(lethe_torch_cpu SYSTEM INTERFACE ${LETHE_TORCH_ROOT}/include
+                                                              ${LETHE_TORCH_ROOT}/include/torch/csrc/api/include)
+  target_link_libraries(lethe_torch_cpu INTERFACE ${LETHE_TORCH_torch_cpu} ${LETHE_TORCH_c10})
+  set(TORCH_LIBRARIES lethe_torch_cpu)
+  set(TORCH_CXX_FLAGS "-D_GLIBCXX_USE_CXX11_ABI=${LETHE_TORCH_ABI}")
+  set(Torch_VERSION ${LETHE_TORCH_VERSION})
 endif()
-# CMake 3.25 does not know nvcc's C++20 flag; lethe has no .cu files, C++17 is enough for torch's checks.
-set(CMAKE_CUDA_STANDARD 17)
-find_package(Torch REQUIRED)
-# The wheel's libtorch_cuda needs the CUDA/NCCL libraries of the nvidia-* wheels next to it (its RPATH finds them at
-# run time). The linker must see the same ones, not the older NCCL under /usr/local/cuda.
+# The wheel's torch libraries need the CUDA/NCCL libraries of the nvidia-* wheels next to them (their RPATH finds
+# them at run time). The linker must see the same ones, not the older NCCL under /usr/local/cuda.
 file(GLOB LETHE_NVIDIA_LIB_DIRS "${TORCH_PREFIX}/../../../nvidia/*/lib")
 foreach(dir IN LISTS LETHE_NVIDIA_LIB_DIRS)
   add_link_options("LINKER:-rpath-link,${dir}")
 endforeach()
 # Torch's flags carry the C++11 ABI define that every library we link must agree on.
 set(CMAKE_CXX_FLAGS "${CMAKE_CXX_FLAGS} ${TORCH_CXX_FLAGS}")
-
-set(LETHE_HAVE_CUDA OFF)
-if(NOT LETHE_WITH_CUDA STREQUAL "OFF" AND TARGET torch_cuda)
-  set(LETHE_HAVE_CUDA ON)
-elseif(LETHE_WITH_CUDA STREQUAL "ON")
-  message(FATAL_ERROR "LETHE_WITH_CUDA=ON but libtorch at ${TORCH_PREFIX} is not a CUDA build")
-endif()
 
 # --- Debian packages -------------------------------------------------------------------------------------------
 find_package(fmt REQUIRED)
