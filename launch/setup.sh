@@ -19,7 +19,11 @@ for p in "${apt_pkgs[@]}"; do
 done
 if ((${#missing[@]})); then
   echo "[setup] apt: installing ${missing[*]}"
-  sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
+  sudo=""
+  if [ "$(id -u)" != 0 ]; then
+    command -v sudo >/dev/null || { echo "[setup] need root (or sudo) to install: ${missing[*]}" >&2; exit 1; }
+    sudo=sudo
+  fi
   export DEBIAN_FRONTEND=noninteractive
   $sudo apt-get -o DPkg::Lock::Timeout=600 update -qq
   $sudo apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}"
@@ -28,9 +32,13 @@ else
 fi
 
 # The venv is keyed on the requirements file: a changed list reinstalls, an unchanged one is a no-op.
+mkdir -p "$(dirname "$venv")"
+# One installer at a time: CI jobs and developers may share the venv.
+exec 9>"$venv.lock"
+flock 9
 stamp="$venv/.lethe-requirements.sha256"
 want=$(sha256sum "$here/requirements.txt" | cut -d' ' -f1)
-if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && "$venv/bin/python" -c 'import torch' 2>/dev/null; then
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && "$venv/bin/python" -c 'import torch, transformers, tokenizers, safetensors' 2>/dev/null; then
   echo "[setup] venv: $venv up to date"
 else
   echo "[setup] venv: installing into $venv (first time: a few GB, several minutes)"
