@@ -48,6 +48,8 @@ GptNeo load_hf_model(const fs::path& dir, torch::ScalarType dtype, torch::Device
   SafetensorsCheckpoint ckpt = SafetensorsCheckpoint::open_dir(dir);
 
   GptNeo model(cfg);
+  // Convert first, then copy each tensor in (copy_ converts): never two full-size copies of the weights.
+  model->to(device, dtype);
   torch::NoGradGuard no_grad;
   std::set<std::string> wanted;
   for (auto& p : model->named_parameters()) {
@@ -72,7 +74,6 @@ GptNeo load_hf_model(const fs::path& dir, torch::ScalarType dtype, torch::Device
         "{}: unexpected tensor '{}'; this is not a GPTNeoForCausalLM checkpoint (or its config.json "
         "does not match the weights)",
         ckpt.file_of(name).string(), name);
-  model->to(device, dtype);
   return model;
 }
 
