@@ -114,6 +114,21 @@ TEST_P(Parity, Bf16Logits) {
   EXPECT_LE(max_abs_diff(ours, exp("bf16_logits")), 2.0 * hf_err) << "HF bf16 error " << hf_err;
 }
 
+TEST_P(Parity, Bf16LeftPaddedStaysFinite) {
+  // In bf16 the fp32 mask minimum rounds to -inf, so fully masked key blocks (left padding, local windows
+  // shorter than the sequence) must still give finite outputs, close to the fp32 ones at real tokens.
+  torch::NoGradGuard ng;
+  torch::Tensor pos = position_ids_from_mask(exp("lp_mask"));
+  model_->to(torch::kBFloat16);
+  torch::Tensor ours = model_->forward(exp("lp_ids"), {.attention_mask = exp("lp_mask"), .position_ids = pos})
+                           .logits.to(torch::kFloat);
+  EXPECT_TRUE(torch::isfinite(ours).all().item<bool>());
+  torch::Tensor real = exp("lp_mask").to(torch::kBool).unsqueeze(-1);
+  const double hf_err = max_abs_diff(exp("bf16_logits"), exp("logits"));  // HF's own bf16 error, unpadded
+  const double diff = (ours - exp("lp_logits")).abs().masked_select(real).max().item<double>();
+  EXPECT_LE(diff, 2.0 * hf_err) << "HF bf16 error " << hf_err;
+}
+
 TEST_P(Parity, KvCacheMatchesFullForward) {
   torch::NoGradGuard ng;
   torch::Tensor ids = exp("ids");
