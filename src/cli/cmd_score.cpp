@@ -103,7 +103,7 @@ int run_score(int argc, char** argv) {
     for (size_t r = start; r < end; ++r) {
       const auto n = static_cast<int64_t>(rows[r].ids.size());
       torch::Tensor row_ids = ids[r - start].slice(0, 0, n);
-      torch::Tensor logits = torch::matmul(hidden[r - start].slice(0, 0, n), model->wte().t()).unsqueeze(0);
+      torch::Tensor logits = model->lm_head(hidden[r - start].slice(0, 0, n)).unsqueeze(0);
       torch::Tensor lp =
           model::next_token_logprobs(logits, row_ids.unsqueeze(0))[0].to(torch::kDouble).contiguous();
       std::vector<double> values(lp.data_ptr<double>(), lp.data_ptr<double>() + (n - 1));

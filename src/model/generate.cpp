@@ -20,8 +20,11 @@ struct Decoder {
   // identical prompt. Returns fp32 logits of the last position, [R·copies, V].
   torch::Tensor prefill(const torch::Tensor& ids, int64_t copies = 1) {
     torch::Tensor pos = position_ids_from_mask(mask);
-    ForwardArgs args{.attention_mask = mask, .position_ids = pos, .cache = &cache};
-    torch::Tensor logits = model->forward(ids, args).logits.select(1, -1).to(torch::kFloat);
+    // Only the last position's logits are needed (HF's logits_to_keep=1): the head runs on one row per
+    // prompt.
+    ForwardArgs args{.attention_mask = mask, .position_ids = pos, .cache = &cache, .compute_logits = false};
+    torch::Tensor last = model->forward(ids, args).last_hidden_state.select(1, -1);  // [R, C]
+    torch::Tensor logits = model->lm_head(last).to(torch::kFloat);                   // [R, V]
     last_pos = pos.slice(1, -1);
     if (copies > 1) {
       cache.reorder(torch::arange(ids.size(0), ids.options().dtype(torch::kLong)).repeat_interleave(copies));

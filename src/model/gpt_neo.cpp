@@ -209,8 +209,12 @@ ForwardOutput GptNeoImpl::forward(const torch::Tensor& input_ids, const ForwardA
   x = ln_f_(x);
   if (args.output_hidden_states) out.hidden_states.push_back(x);
   out.last_hidden_state = x;
-  if (args.compute_logits) out.logits = project(x, wte_->weight);  // tied LM head
+  if (args.compute_logits) out.logits = lm_head(x);
   return out;
+}
+
+torch::Tensor GptNeoImpl::lm_head(const torch::Tensor& hidden) const {
+  return project(hidden, wte_->weight);
 }
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -88,6 +88,10 @@ class GptNeoImpl : public torch::nn::Module {
   // input_ids: [B, T] int64. See ForwardArgs for the rest.
   ForwardOutput forward(const torch::Tensor& input_ids, const ForwardArgs& args = {});
 
+  // The tied LM head alone: hidden [..., C] → logits [..., V] in the model's dtype. Lets callers that need
+  // only some positions (the last one when generating, one row at a time when scoring) skip the rest.
+  torch::Tensor lm_head(const torch::Tensor& hidden) const;
+
   // HF's _init_weights: N(0, initializer_range) for Linear/Embedding weights, zero biases, LayerNorm = (1,
   // 0).
   void reset_parameters(uint64_t seed);
