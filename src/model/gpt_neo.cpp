@@ -214,7 +214,16 @@ ForwardOutput GptNeoImpl::forward(const torch::Tensor& input_ids, const ForwardA
 }
 
 torch::Tensor GptNeoImpl::lm_head(const torch::Tensor& hidden) const {
-  return project(hidden, wte_->weight);
+  const int64_t rows = hidden.numel() / cfg_.hidden_size;
+  if (rows <= 4 || rows > kFewRows) return project(hidden, wte_->weight);
+  // The [V, C] head is the largest weight a decoding step streams; MKL reads it fastest 4 rows at a time
+  // (measured, 8 rows: 7.9 ms as two 4-row products vs 8.9 ms as one).
+  std::vector<torch::Tensor> parts;
+  for (const torch::Tensor& chunk : hidden.reshape({rows, cfg_.hidden_size}).split(4))
+    parts.push_back(project(chunk, wte_->weight));
+  std::vector<int64_t> shape = hidden.sizes().vec();
+  shape.back() = cfg_.vocab_size;
+  return torch::cat(parts).view(shape);
 }
 
 // ---------------------------------------------------------------------------------------------------------------
