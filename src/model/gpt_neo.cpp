@@ -5,7 +5,6 @@
 #include <ATen/ATen.h>
 #include <torch/nn/functional/activation.h>
 #include <torch/nn/functional/loss.h>
-#include <torch/nn/init.h>
 
 namespace lethe::model {
 namespace F = torch::nn::functional;

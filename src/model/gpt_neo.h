@@ -97,7 +97,6 @@ class GptNeoImpl : public torch::nn::Module {
   void reset_parameters(uint64_t seed);
 
   const GptNeoConfig& config() const { return cfg_; }
-  const torch::Tensor& wte() const { return wte_->weight; }
 
  private:
   // Additive float mask [B or 1, 1, T, K] for one attention kind: 0 where a query may see a key, the dtype's
