@@ -10,7 +10,7 @@
 
 #include "bench_common.h"
 #include "model/gpt_neo.h"
-#include "train/adamw.h"
+#include "zero/adamw.h"
 
 namespace {
 using Clock = std::chrono::steady_clock;
@@ -48,7 +48,7 @@ int main(int argc, char** argv) {
   lethe::model::GptNeo model = lethe::bench::random_model(preset, threads);
   const lethe::model::GptNeoConfig& cfg = model->config();
   model->train();
-  lethe::train::AdamW opt(model->parameters(), {.lr = 1e-5, .weight_decay = 0.01});
+  lethe::zero::AdamW opt(model->parameters(), {.lr = 1e-5, .weight_decay = 0.01});
   at::manual_seed(0);
   at::Tensor ids = at::randint(0, cfg.vocab_size, {batch, seq}, at::kLong);
 

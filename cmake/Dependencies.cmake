@@ -55,6 +55,11 @@ find_package(yaml-cpp REQUIRED)  # target `yaml-cpp` (0.7 has no namespaced alia
 find_package(Boost 1.74 REQUIRED COMPONENTS program_options)
 find_package(PkgConfig REQUIRED)
 pkg_check_modules(PCRE2 REQUIRED IMPORTED_TARGET libpcre2-8)
+# Serial HDF5 (each rank writes its own checkpoint file; no MPI-IO needed) and xxHash for checksums.
+pkg_check_modules(HDF5 REQUIRED IMPORTED_TARGET hdf5-serial)
+pkg_check_modules(XXHASH REQUIRED IMPORTED_TARGET libxxhash)
+# Open MPI's C API only (the C++ bindings are deprecated).
+find_package(MPI REQUIRED COMPONENTS C)
 find_package(Threads REQUIRED)
 
 message(STATUS "lethe: libtorch ${Torch_VERSION} from ${TORCH_PREFIX}; CUDA support: ${LETHE_HAVE_CUDA}")

@@ -5,11 +5,15 @@
 #include <ATen/Parallel.h>
 #include <fmt/format.h>
 
+#include <H5public.h>
+
 #if LETHE_HAVE_NCCL
-#include <nccl.h>
+#include "comm/nccl.h"
 #endif
 
 #include "cli/common.h"
+#include "comm/communicator.h"
+#include "comm/mpi.h"
 #include "lethe/version.h"
 
 namespace lethe::cli {
@@ -20,24 +24,26 @@ int run_info(int argc, char** argv) {
   desc.add_options()("json", po::bool_switch(&json), "machine-readable output");
   if (!parse(argc, argv, desc, "lethe info [--json]", "Version, libtorch, built-in backends.")) return 0;
 
-  // The NCCL library is linked (the one libtorch uses) so its version is real; the communicators over MPI and
-  // NCCL land with the distributed engine and are reported as not built until then, never faked.
+  // Versions come from the linked libraries themselves. `nccl` = the NCCL communicator is compiled in
+  // (comm/nccl.cpp, which needs a CUDA libtorch and NCCL); its library version is asked of NCCL.
   nlohmann::json nccl_library = nullptr;
 #if LETHE_HAVE_NCCL
-  int v = 0;
-  if (ncclGetVersion(&v) == ncclSuccess)
-    nccl_library = fmt::format("{}.{}.{}", v / 10000, v / 100 % 100, v % 100);
+  const int v = comm::nccl_version();
+  if (v > 0) nccl_library = fmt::format("{}.{}.{}", v / 10000, v / 100 % 100, v % 100);
 #endif
+  unsigned h5_major = 0, h5_minor = 0, h5_release = 0;
+  H5get_libversion(&h5_major, &h5_minor, &h5_release);
   nlohmann::json j = {
       {"version", LETHE_VERSION},
       {"libtorch", LETHE_TORCH_VERSION},
       {"cuda_build", static_cast<bool>(LETHE_HAVE_CUDA)},
-      {"mpi", false},
-      {"nccl", false},
+      {"mpi", true},
+      {"mpi_library", comm::mpi_library_version()},
+      {"launched_by_mpi", comm::launched_by_mpi()},
+      {"nccl", static_cast<bool>(LETHE_HAVE_NCCL)},
       {"nccl_library", nccl_library},
-      {"hdf5", false},
+      {"hdf5", fmt::format("{}.{}.{}", h5_major, h5_minor, h5_release)},
       {"faiss", false},
-      {"world_size", 1},
       {"threads", at::get_num_threads()},
       {"cores", std::thread::hardware_concurrency()},
   };

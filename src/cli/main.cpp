@@ -18,6 +18,8 @@ int run_tokenize(int, char**);
 int run_score(int, char**);
 int run_generate(int, char**);
 int run_init_model(int, char**);
+int run_train(int, char**);
+int run_plan(int, char**);
 
 constexpr Command kCommands[] = {
     {"info", "version, libtorch, built-in backends", run_info},
@@ -26,13 +28,15 @@ constexpr Command kCommands[] = {
     {"score", "per-token log-probabilities of texts or id sequences under a model", run_score},
     {"generate", "greedy or beam-search continuation of a prompt", run_generate},
     {"init-model", "write a randomly initialised GPT-Neo as a Hugging Face folder", run_init_model},
+    {"train", "fine-tune with the LM loss, alone or under mpirun (ZeRO-sharded AdamW)", run_train},
+    {"plan", "per-rank memory estimate for a model x ranks x ZeRO stage", run_plan},
 };
 
 void usage(std::ostream& os) {
   os << "usage: lethe <command> [options]   (lethe <command> --help for its options)\n\ncommands:\n";
   for (const Command& c : kCommands)
     os << "  " << c.name << std::string(12 - std::strlen(c.name), ' ') << c.summary << "\n";
-  os << "\nlethe --version prints the version. Exit codes: 0 ok, 1 runtime failure, 2 bad input or usage.\n";
+  os << "\nlethe --version prints the version. Exit codes: 0 ok, 1 runtime failure, 2 bad input or usage, 143 stopped by a signal\n(checkpoint saved).\n";
 }
 
 }  // namespace lethe::cli

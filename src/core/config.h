@@ -27,6 +27,7 @@ namespace lethe {
 enum class Dtype { kFloat32, kBFloat16 };
 enum class LogLevel { kTrace, kDebug, kInfo, kWarn, kError };
 enum class Device { kCpu, kCuda };
+enum class LrSchedule { kConstant, kLinear, kCosine };
 using model::EarlyStopping;  // true | false | never, HF semantics (model/generate_options.h)
 
 template <>
@@ -46,6 +47,11 @@ template <>
 struct EnumNames<Device> {
   static constexpr std::pair<Device, std::string_view> values[] = {{Device::kCpu, "cpu"},
                                                                    {Device::kCuda, "cuda"}};
+};
+template <>
+struct EnumNames<LrSchedule> {
+  static constexpr std::pair<LrSchedule, std::string_view> values[] = {
+      {LrSchedule::kConstant, "constant"}, {LrSchedule::kLinear, "linear"}, {LrSchedule::kCosine, "cosine"}};
 };
 template <>
 struct EnumNames<EarlyStopping> {
@@ -159,10 +165,107 @@ struct RunSection {
   bool operator==(const RunSection&) const = default;
 };
 
+// Training data: rows of token ids, each row one fixed-length training sequence.
+struct DataSection {
+  std::string train_path;
+  int64_t max_rows = 0;
+  int64_t seq_len = 0;
+  bool shuffle = true;
+
+  template <class V>
+  void visit(V& v) {
+    v("train_path", train_path, ".npy token array [rows, T] (uint16/int32/int64, C or Fortran order)");
+    v("max_rows", max_rows, AtLeast{0}, "use only the first max_rows rows; 0 = all");
+    v("seq_len", seq_len, AtLeast{0}, "train on the first seq_len tokens of each row; 0 = the whole row");
+    v("shuffle", shuffle, "a fresh seeded permutation every epoch (false = file order)");
+  }
+  bool operator==(const DataSection&) const = default;
+};
+
+// The optimisation: steps, batch geometry, AdamW, schedule, clipping. Gradient accumulation is derived:
+// global_batch_size = micro_batch_size x accumulation x ranks.
+struct TrainSection {
+  int64_t steps = 100;
+  int64_t global_batch_size = 8;
+  int64_t micro_batch_size = 2;
+  double lr = 1e-4;
+  LrSchedule schedule = LrSchedule::kConstant;
+  int64_t warmup_steps = 0;
+  double min_lr_ratio = 0.0;
+  double weight_decay = 0.0;
+  double beta1 = 0.9;
+  double beta2 = 0.999;
+  double eps = 1e-8;
+  double max_grad_norm = 1.0;
+  int64_t log_every = 1;
+  bool save_final = true;
+
+  template <class V>
+  void visit(V& v) {
+    v("steps", steps, AtLeast{1}, "optimizer steps to run (in total, across resumes)");
+    v("global_batch_size", global_batch_size, AtLeast{1}, "sequences per optimizer step, over all ranks");
+    v("micro_batch_size", micro_batch_size, AtLeast{1}, "sequences per forward/backward on one rank");
+    v("lr", lr, Positive{}, "peak learning rate");
+    v("schedule", schedule, "constant | linear | cosine (decay after warm-up to min_lr_ratio * lr)");
+    v("warmup_steps", warmup_steps, AtLeast{0}, "linear warm-up from 0 over this many steps");
+    v("min_lr_ratio", min_lr_ratio, Range{0.0, 1.0}, "decay floor as a fraction of lr");
+    v("weight_decay", weight_decay, AtLeast{0.0}, "AdamW decoupled weight decay");
+    v("beta1", beta1, Range{0.0, 0.999999}, "AdamW beta1");
+    v("beta2", beta2, Range{0.0, 0.999999}, "AdamW beta2");
+    v("eps", eps, Positive{}, "AdamW epsilon");
+    v("max_grad_norm", max_grad_norm, AtLeast{0.0}, "global gradient-norm clipping; 0 = off");
+    v("log_every", log_every, AtLeast{1}, "console progress line every N steps (rank 0)");
+    v("save_final", save_final, "write the final model as an HF folder to <run>/final");
+  }
+  void check() const;  // micro_batch_size <= global_batch_size
+  bool operator==(const TrainSection&) const = default;
+};
+
+struct ZeroSection {
+  int stage = 1;
+  int64_t bucket_numel = 16'000'000;
+
+  template <class V>
+  void visit(V& v) {
+    v("stage", stage, Range{0, 2}, "0 = plain data parallel, 1 = shard optimizer state, 2 = also gradients");
+    v("bucket_numel", bucket_numel, AtLeast{1}, "elements per reduce-scatter / all-gather bucket");
+  }
+  bool operator==(const ZeroSection&) const = default;
+};
+
+struct CheckpointSection {
+  int64_t every = 0;
+  int64_t keep_last = 2;
+  std::string resume;
+
+  template <class V>
+  void visit(V& v) {
+    v("every", every, AtLeast{0}, "save every N optimizer steps (and always at the end); 0 = only at the end");
+    v("keep_last", keep_last, AtLeast{1}, "complete checkpoints kept; older ones are deleted");
+    v("resume", resume, "\"\" = start fresh, auto = newest complete checkpoint of the run (fresh if none), or a path");
+  }
+  bool operator==(const CheckpointSection&) const = default;
+};
+
+struct MetricsSection {
+  double flush_seconds = 5.0;
+
+  template <class V>
+  void visit(V& v) {
+    v("flush_seconds", flush_seconds, AtLeast{0.0}, "write buffered metrics to metrics.h5 at least this often");
+  }
+  bool operator==(const MetricsSection&) const = default;
+};
+
 struct Config {
   ModelSection model;
   TokenizerSection tokenizer;
   GenerateSection generate;
+  DataSection data;
+  TrainSection train;
+  ZeroSection zero;
+  CheckpointSection checkpoint;
+  MetricsSection metrics;
   RuntimeSection runtime;
   RunSection run;
 
@@ -171,6 +274,11 @@ struct Config {
     v.section("model", model, "model architecture and weights");
     v.section("tokenizer", tokenizer, "tokenizer files");
     v.section("generate", generate, "text generation");
+    v.section("data", data, "training data");
+    v.section("train", train, "optimisation (lethe train)");
+    v.section("zero", zero, "ZeRO sharding of optimizer state and gradients");
+    v.section("checkpoint", checkpoint, "HDF5 checkpoints and resume");
+    v.section("metrics", metrics, "metrics.h5");
     v.section("runtime", runtime, "process-wide settings");
     v.section("run", run, "run identity and outputs");
   }

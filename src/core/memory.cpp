@@ -4,6 +4,7 @@
 
 #include <climits>
 #include <cstdlib>
+#include <cstdio>
 #include <cstring>
 
 namespace lethe {
@@ -14,5 +15,28 @@ void retain_freed_memory() {
   mallopt(M_MMAP_MAX, 0);
   mallopt(M_TRIM_THRESHOLD, INT_MAX);
 }
+
+}  // namespace lethe
+
+namespace lethe {
+namespace {
+long long status_kib(const char* key) {
+  FILE* f = std::fopen("/proc/self/status", "r");
+  if (!f) return 0;
+  char line[256];
+  long long kib = 0;
+  const size_t n = std::strlen(key);
+  while (std::fgets(line, sizeof line, f))
+    if (std::strncmp(line, key, n) == 0) {
+      kib = std::atoll(line + n);
+      break;
+    }
+  std::fclose(f);
+  return kib;
+}
+}  // namespace
+
+long long current_rss_bytes() { return status_kib("VmRSS:") * 1024; }
+long long peak_rss_bytes() { return status_kib("VmHWM:") * 1024; }
 
 }  // namespace lethe

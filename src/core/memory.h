@@ -11,3 +11,11 @@ namespace lethe {
 void retain_freed_memory();
 
 }  // namespace lethe
+
+namespace lethe {
+
+// Resident set size of this process from /proc/self/status: now (VmRSS) and the peak so far (VmHWM), bytes.
+long long current_rss_bytes();
+long long peak_rss_bytes();
+
+}  // namespace lethe

@@ -3,9 +3,9 @@
 #include <torch/optim/adamw.h>
 #include <torch/utils.h>
 
-#include "train/adamw.h"
+#include "zero/adamw.h"
 
-namespace lethe::train {
+namespace lethe::zero {
 namespace {
 
 TEST(AdamW, MatchesTorchOptimAdamW) {
@@ -45,4 +45,4 @@ TEST(AdamW, SkipsParametersWithoutGradient) {
 }
 
 }  // namespace
-}  // namespace lethe::train
+}  // namespace lethe::zero

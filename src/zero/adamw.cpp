@@ -1,9 +1,9 @@
-#include "train/adamw.h"
+#include "zero/adamw.h"
 
 #include <ATen/ATen.h>
 #include <torch/utils.h>
 
-namespace lethe::train {
+namespace lethe::zero {
 
 AdamW::AdamW(std::vector<torch::Tensor> params, AdamWOptions options)
     : options_(options), params_(std::move(params)) {
@@ -44,4 +44,4 @@ int64_t AdamW::state_bytes() const {
   return n;
 }
 
-}  // namespace lethe::train
+}  // namespace lethe::zero

@@ -7,7 +7,7 @@
 
 #include <torch/types.h>
 
-namespace lethe::train {
+namespace lethe::zero {
 
 struct AdamWOptions {
   double lr = 1e-3;
@@ -31,4 +31,4 @@ class AdamW {
   std::vector<torch::Tensor> params_, exp_avg_, exp_avg_sq_, steps_;
 };
 
-}  // namespace lethe::train
+}  // namespace lethe::zero

@@ -1,0 +1,63 @@
+// `lethe plan --model NAME|DIR --ranks N --zero S [--dtype D --batch B --seq T]`: per-rank memory estimate
+// for training with the ZeRO engine (train/memory_plan.h has the formulas).
+#include <filesystem>
+#include <iostream>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "cli/common.h"
+#include "core/error.h"
+#include "model/hf_config.h"
+#include "model/presets.h"
+#include "train/memory_plan.h"
+
+namespace lethe::cli {
+
+int run_plan(int argc, char** argv) {
+  std::string model_name = "gpt-neo-125m", dtype = "float32";
+  train::PlanInput in;
+  bool json = false;
+  po::options_description desc;
+  desc.add_options()("model,m", po::value(&model_name)->default_value(model_name),
+                     "preset name (gpt-neo-125m, gpt-neo-1.3B, gpt-neo-2.7B, tiny) or an HF folder")(
+      "ranks,n", po::value(&in.ranks)->default_value(1), "data-parallel ranks N")(
+      "zero", po::value(&in.stage)->default_value(1), "ZeRO stage 0, 1 or 2")(
+      "dtype", po::value(&dtype)->default_value(dtype), "parameter dtype: float32 | bfloat16")(
+      "batch,b", po::value(&in.micro_batch)->default_value(2), "micro-batch size per rank")(
+      "seq,t", po::value(&in.seq)->default_value(128), "sequence length")(
+      "bucket-numel", po::value(&in.bucket_numel)->default_value(16'000'000), "ZeRO bucket size (elements)")(
+      "reference", po::bool_switch(&in.reference_model), "add a frozen reference copy (KL objectives)")(
+      "json", po::bool_switch(&json), "machine-readable output");
+  if (!parse(argc, argv, desc, "lethe plan --model NAME|DIR --ranks N --zero S [--dtype D --batch B --seq T]",
+             "Estimates the memory one rank needs to train the model, term by term, with the formula of each."))
+    return 0;
+  LETHE_CHECK_INPUT(in.ranks >= 1, "--ranks {}: expected at least 1", in.ranks);
+  LETHE_CHECK_INPUT(in.stage >= 0 && in.stage <= 2, "--zero {}: expected 0, 1 or 2", in.stage);
+  LETHE_CHECK_INPUT(dtype == "float32" || dtype == "bfloat16", "--dtype {}: expected float32 or bfloat16", dtype);
+  LETHE_CHECK_INPUT(in.micro_batch >= 1 && in.seq >= 1 && in.bucket_numel >= 1,
+                    "--batch, --seq and --bucket-numel must be >= 1");
+  in.param_bytes = dtype == "bfloat16" ? 2 : 4;
+  const std::filesystem::path dir(model_name);
+  in.arch = std::filesystem::is_directory(dir) ? model::read_hf_config(dir / "config.json") : model::preset(model_name);
+  const auto terms = train::memory_plan(in);
+  int64_t total = 0;
+  for (const auto& t : terms) total += t.bytes;
+  if (json) {
+    nlohmann::json j = {{"model", model_name}, {"parameters", model::parameter_count(in.arch)}, {"ranks", in.ranks},
+                        {"zero", in.stage},    {"dtype", dtype},  {"batch", in.micro_batch},   {"seq", in.seq},
+                        {"total_bytes", total}};
+    for (const auto& t : terms) j["terms"].push_back({{"name", t.name}, {"bytes", t.bytes}, {"formula", t.formula}});
+    print_json(j);
+    return 0;
+  }
+  std::cout << fmt::format("{}: {:.1f} M parameters, {} rank(s), ZeRO-{}, {}, micro-batch {} x {} tokens\n\n",
+                           model_name, static_cast<double>(model::parameter_count(in.arch)) / 1e6, in.ranks, in.stage,
+                           dtype, in.micro_batch, in.seq);
+  for (const auto& t : terms)
+    std::cout << fmt::format("  {:<16} {:>10.1f} MiB   {}\n", t.name, static_cast<double>(t.bytes) / (1 << 20), t.formula);
+  std::cout << fmt::format("  {:<16} {:>10.1f} MiB   per rank\n", "total", static_cast<double>(total) / (1 << 20));
+  return 0;
+}
+
+}  // namespace lethe::cli

@@ -1,0 +1,39 @@
+#include "train/memory_plan.h"
+
+#include <algorithm>
+
+#include "model/presets.h"
+
+namespace lethe::train {
+
+std::vector<PlanTerm> memory_plan(const PlanInput& in) {
+  const model::GptNeoConfig& a = in.arch;
+  const int64_t psi = model::parameter_count(a);
+  const int64_t unit = 16ll * in.ranks;
+  const int64_t padded = (psi + unit - 1) / unit * unit;
+  const int64_t slice = in.stage == 0 ? padded : padded / in.ranks;
+  const int64_t b = in.param_bytes, B = in.micro_batch, T = in.seq, C = a.hidden_size, L = a.num_layers,
+                V = a.vocab_size, H = a.num_heads, I = a.inner_dim();
+  std::vector<PlanTerm> t;
+  t.push_back({"runtime", "libtorch + MKL + OpenMP loaded (measured)", kRuntimeBaselineBytes});
+  t.push_back({"parameters", "b·P (full flat buffer on every rank)", b * padded});
+  if (in.stage < 2) {
+    t.push_back({"gradients", "b·P flat gradient buffer + 4·S reduced fp32 slice", b * padded + 4 * slice});
+  } else {
+    const int64_t bucket = std::min(in.bucket_numel, padded);
+    t.push_back({"gradients", "4·S owned fp32 slice + 2 buckets in flight (4·bucket + 4·bucket/N) + b·bucket filling",
+                 4 * slice + 2 * (4 * bucket + 4 * bucket / in.ranks) + b * bucket});
+  }
+  t.push_back({"optimizer", "12·S (fp32 master, Adam m and v of the owned slice)", 12 * slice});
+  if (in.reference_model) t.push_back({"reference model", "b·Ψ (frozen copy, replicated)", b * psi});
+  // Saved for backward per layer (b bytes each): LN inputs/outputs and residuals ~6·BTC, q k v and the
+  // attention output 4·BTC, the MLP's c_fc output and GELU output 2·BTI; attention keeps B·H·T
+  // log-sum-exp values (fused SDPA, no T² matrix). Plus the embeddings' output.
+  const int64_t per_layer = b * B * T * (10 * C + 2 * I) + 4 * B * H * T;
+  t.push_back({"activations", "L·(b·B·T·(10·C + 2·I) + 4·B·H·T) + b·B·T·C", L * per_layer + b * B * T * C});
+  // The LM head: logits, the shifted copy fed to the loss, its log-softmax, and the logits' gradient, fp32.
+  t.push_back({"logits", "4 tensors of 4·B·T·V (logits, shifted copy, log-softmax, gradient)", 4 * 4 * B * T * V});
+  return t;
+}
+
+}  // namespace lethe::train

@@ -1,0 +1,36 @@
+// `lethe plan`: what one rank needs in memory to train a model with the ZeRO engine, term by term, each
+// with the formula it comes from (README "Memory plan" repeats them). Notation: Ψ parameters, P = Ψ padded
+// to a multiple of 16·N, N ranks, S = P/N the owned slice (S = P at stage 0), b bytes per parameter element
+// (4 fp32, 2 bf16), B micro-batch, T sequence, C hidden, L layers, V vocabulary, H heads.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "model/gpt_neo_config.h"
+
+namespace lethe::train {
+
+struct PlanInput {
+  model::GptNeoConfig arch;
+  int ranks = 1;
+  int stage = 1;
+  int param_bytes = 4;  // 4 = float32, 2 = bfloat16
+  int64_t micro_batch = 2, seq = 128;
+  int64_t bucket_numel = 16'000'000;
+  bool reference_model = false;  // a frozen copy of the starting model (KL-to-original objectives)
+};
+
+struct PlanTerm {
+  std::string name, formula;
+  int64_t bytes = 0;
+};
+
+// Runtime baseline: resident memory of a lethe process with libtorch, MKL and OpenMP loaded before any
+// model exists (measured on the project's machine; see README).
+inline constexpr int64_t kRuntimeBaselineBytes = 330ll << 20;
+
+std::vector<PlanTerm> memory_plan(const PlanInput& in);
+
+}  // namespace lethe::train

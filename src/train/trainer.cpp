@@ -1,0 +1,232 @@
+#include "train/trainer.h"
+
+#include <chrono>
+#include <filesystem>
+#include <optional>
+
+#include <ATen/ATen.h>
+#include <spdlog/spdlog.h>
+#include <torch/nn/functional/loss.h>
+
+#include "core/error.h"
+#include "core/io.h"
+#include "core/memory.h"
+#include "core/signals.h"
+#include "data/npy.h"
+#include "data/sampler.h"
+#include "io/checkpoint.h"
+#include "io/metrics.h"
+#include "model/gpt_neo.h"
+#include "model/hf_checkpoint.h"
+#include "model/presets.h"
+#include "zero/engine.h"
+#include "zero/schedule.h"
+
+namespace lethe::train {
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+std::string hms(double seconds) {
+  const auto s = static_cast<int64_t>(seconds + 0.5);
+  return s >= 3600 ? fmt::format("{}:{:02d}:{:02d}", s / 3600, s / 60 % 60, s % 60)
+                   : fmt::format("{}:{:02d}", s / 60, s % 60);
+}
+
+// Token rows [R, T] int64 from data.train_path, validated against the model's vocabulary.
+torch::Tensor load_rows(const DataSection& d, int64_t vocab) {
+  LETHE_CHECK_INPUT(!d.train_path.empty(), "data.train_path is empty; set it to a .npy token array, e.g. "
+                                           "--set data.train_path=../shared/data/lm_extraction/train_dataset.npy");
+  data::TokenArray a = data::read_npy(d.train_path);
+  const int64_t rows = d.max_rows > 0 ? std::min(d.max_rows, a.rows) : a.rows;
+  const int64_t cols = d.seq_len > 0 ? d.seq_len : a.cols;
+  LETHE_CHECK_INPUT(cols >= 2 && cols <= a.cols, "data.seq_len = {}: {} has rows of {} tokens; expected 2..{}",
+                    d.seq_len, d.train_path, a.cols, a.cols);
+  torch::Tensor t = torch::from_blob(a.values.data(), {a.rows, a.cols}, torch::kLong)
+                        .narrow(0, 0, rows).narrow(1, 0, cols).clone();
+  const int64_t max_id = t.max().item<int64_t>(), min_id = t.min().item<int64_t>();
+  LETHE_CHECK_INPUT(min_id >= 0 && max_id < vocab, "{}: token ids span [{}, {}] but the model's vocabulary is {}",
+                    d.train_path, min_id, max_id, vocab);
+  return t;
+}
+
+model::GptNeo make_model(const Config& cfg) {
+  const auto dtype = cfg.model.dtype == Dtype::kBFloat16 ? torch::kBFloat16 : torch::kFloat;
+  if (!cfg.model.path.empty()) return model::load_hf_model(cfg.model.path, dtype);
+  model::GptNeo m(architecture(cfg.model));
+  m->reset_parameters(cfg.runtime.seed);  // the same seed on every rank: identical starting weights
+  m->to(dtype);
+  return m;
+}
+
+const std::vector<std::string> kSeries = {
+    "loss", "lr", "grad_norm", "grad_norm_clipped", "tokens_per_s", "step_seconds", "forward_seconds",
+    "backward_seconds", "comm_seconds", "optimizer_seconds", "reduce_scatter_bytes", "all_gather_bytes",
+    "all_reduce_bytes", "optimizer_bytes", "grad_bytes_peak", "rss_bytes", "peak_rss_bytes"};
+
+}  // namespace
+
+TrainOutcome run_training(const Config& cfg, comm::Communicator& comm) {
+  const int rank = comm.rank(), world = comm.size();
+  const bool lead = rank == 0;
+  const TrainSection& tr = cfg.train;
+  const int64_t per_rank = tr.global_batch_size / world;
+  LETHE_CHECK_INPUT(tr.global_batch_size % (tr.micro_batch_size * world) == 0,
+                    "train.global_batch_size ({}) must be a multiple of train.micro_batch_size ({}) x ranks ({}); "
+                    "change one of them",
+                    tr.global_batch_size, tr.micro_batch_size, world);
+  const int64_t accum = per_rank / tr.micro_batch_size;
+
+  model::GptNeo model = make_model(cfg);
+  const model::GptNeoConfig& arch = model->config();
+  const torch::Tensor rows = load_rows(cfg.data, arch.vocab_size);
+  LETHE_CHECK_INPUT(rows.size(0) >= tr.global_batch_size, "{}: {} rows are fewer than one global batch ({})",
+                    cfg.data.train_path, rows.size(0), tr.global_batch_size);
+  LETHE_CHECK_INPUT(rows.size(1) <= arch.max_position_embeddings,
+                    "{}: rows of {} tokens exceed the model's {} positions; set data.seq_len", cfg.data.train_path,
+                    rows.size(1), arch.max_position_embeddings);
+  const int64_t tokens_per_step = tr.global_batch_size * (rows.size(1) - 1);  // every next token is a label
+
+  const fs::path run_dir = fs::path(cfg.run.output_dir) / cfg.run.name, ckpt_root = run_dir / "checkpoints";
+  const std::string resolved = dump_config(cfg);
+  if (lead) {
+    fs::create_directories(run_dir);
+    write_file_atomic(run_dir / "config.resolved.yaml", {std::as_bytes(std::span(resolved.data(), resolved.size()))});
+  }
+
+  model->train();
+  zero::EngineOptions eo;
+  eo.stage = cfg.zero.stage;
+  eo.bucket_numel = cfg.zero.bucket_numel;
+  eo.adam = {.lr = tr.lr, .beta1 = tr.beta1, .beta2 = tr.beta2, .eps = tr.eps, .weight_decay = tr.weight_decay};
+  eo.max_grad_norm = tr.max_grad_norm;
+  zero::ZeroEngine engine(*model, comm, eo);
+  const zero::FlatLayout& layout = engine.layout();
+  data::GlobalBatchSampler sampler(rows.size(0), tr.global_batch_size, cfg.runtime.seed, cfg.data.shuffle);
+
+  // Resume.
+  io::TrainProgress progress;
+  std::optional<fs::path> from;
+  if (cfg.checkpoint.resume == "auto") {
+    from = io::find_latest_checkpoint(ckpt_root);
+    if (!from && lead) spdlog::info("resume auto: no complete checkpoint under {}, starting fresh", ckpt_root.string());
+  } else if (!cfg.checkpoint.resume.empty()) {
+    from = fs::path(cfg.checkpoint.resume);
+    LETHE_CHECK_INPUT(fs::is_directory(*from), "checkpoint.resume: {} is not a checkpoint folder", from->string());
+  }
+  if (from) {
+    io::LoadReport lr = io::load_checkpoint(*from, engine, arch);
+    progress = lr.content.progress;
+    sampler.set_state(progress.sampler);
+    if (lead)
+      spdlog::info("resumed from {} (step {}, saved by {} rank(s), now {}): {:.1f} MB in {:.2f} s", from->string(),
+                   progress.step, lr.saved_world_size, world, static_cast<double>(lr.bytes) / 1e6, lr.seconds);
+  }
+
+  if (lead) {
+    spdlog::info("train: {:.2f} M parameters, {} rank(s), ZeRO-{}, global batch {} = micro {} x accum {} x {} "
+                 "ranks, {} rows of {} tokens, steps {}..{}; resolved config in {}",
+                 static_cast<double>(layout.numel()) / 1e6, world, eo.stage, tr.global_batch_size,
+                 tr.micro_batch_size, accum, world, rows.size(0), rows.size(1), progress.step, tr.steps,
+                 (run_dir / "config.resolved.yaml").string());
+  }
+  std::optional<io::MetricsWriter> metrics;
+  if (lead) metrics.emplace(run_dir / "metrics.h5", kSeries, progress.step, cfg.metrics.flush_seconds);
+
+  const zero::Schedule kind = tr.schedule == LrSchedule::kLinear   ? zero::Schedule::kLinear
+                              : tr.schedule == LrSchedule::kCosine ? zero::Schedule::kCosine
+                                                                   : zero::Schedule::kConstant;
+  zero::ScheduleOptions sched{kind, tr.lr, tr.warmup_steps, tr.steps,
+                              tr.min_lr_ratio};
+  io::CheckpointContent content{{}, resolved, arch, {}};
+  auto save = [&](int64_t step) {
+    content.progress = {step, sampler.state()};
+    if (metrics) metrics->flush();
+    const io::SaveReport r = io::save_checkpoint(ckpt_root, content, engine, cfg.checkpoint.keep_last);
+    if (lead)
+      spdlog::info("checkpoint {} ({:.1f} MB on rank 0, {:.2f} s)", r.dir.string(), static_cast<double>(r.bytes) / 1e6,
+                   r.seconds);
+  };
+
+  TrainOutcome out;
+  const auto run_start = Clock::now();
+  const int64_t first_step = progress.step;
+  int64_t last_saved = progress.step;
+  for (int64_t step = progress.step; step < tr.steps; ++step) {
+    const auto t_step = Clock::now();
+    const comm::CommStats c0 = comm.stats();
+    const std::vector<int64_t> mine = data::rank_part(sampler.next(), rank, world);
+    double fwd = 0, bwd = 0, loss_sum = 0;
+    for (int64_t a = 0; a < accum; ++a) {
+      const auto t0 = Clock::now();
+      torch::Tensor idx = torch::tensor(std::vector<int64_t>(mine.begin() + a * tr.micro_batch_size,
+                                                             mine.begin() + (a + 1) * tr.micro_batch_size));
+      torch::Tensor ids = rows.index_select(0, idx);  // [micro, T]
+      torch::Tensor logits = model->forward(ids).logits;  // [micro, T, V]
+      const int64_t v = logits.size(-1);
+      // Summed CE over this micro-batch's next tokens, divided by the global batch's token count: the sum
+      // of these over ranks and micro-steps is the global mean loss.
+      torch::Tensor ce = torch::nn::functional::cross_entropy(
+          logits.narrow(1, 0, logits.size(1) - 1).reshape({-1, v}).to(torch::kFloat),
+          ids.narrow(1, 1, ids.size(1) - 1).reshape({-1}),
+          torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum));
+      torch::Tensor loss = ce / static_cast<double>(tokens_per_step);
+      loss_sum += ce.item<double>();
+      fwd += since(t0);
+      const auto t1 = Clock::now();
+      engine.backward(loss);
+      bwd += since(t1);
+    }
+    const double lr = zero::lr_at(sched, step);
+    const auto t2 = Clock::now();
+    const zero::StepResult res = engine.step(lr);
+    const double opt_and_comm = since(t2);
+    const double global_loss = comm.all_reduce_double(loss_sum) / static_cast<double>(tokens_per_step);
+    const int64_t stop = comm.all_reduce_int(stop_signal(), comm::ReduceOp::kMax);
+    const comm::CommStats& c1 = comm.stats();
+    const double step_s = since(t_step), comm_s = c1.seconds - c0.seconds;
+    out.last_loss = global_loss;
+    out.steps_done = step + 1;
+
+    if (lead) {
+      const zero::MemoryReport mem = engine.memory();
+      const double tps = static_cast<double>(tokens_per_step) / step_s;
+      metrics->append(step + 1,
+                      {global_loss, lr, res.grad_norm, res.grad_norm_clipped, tps, step_s, fwd, bwd, comm_s,
+                       std::max(0.0, opt_and_comm - comm_s), static_cast<double>(c1.reduce_scatter_bytes - c0.reduce_scatter_bytes),
+                       static_cast<double>(c1.all_gather_bytes - c0.all_gather_bytes),
+                       static_cast<double>(c1.all_reduce_bytes - c0.all_reduce_bytes),
+                       static_cast<double>(mem.optimizer_bytes), static_cast<double>(mem.grad_bytes_peak),
+                       static_cast<double>(current_rss_bytes()), static_cast<double>(peak_rss_bytes())});
+      if ((step + 1) % tr.log_every == 0 || step + 1 == tr.steps || stop) {
+        const double per_step = since(run_start) / static_cast<double>(step + 1 - first_step);
+        spdlog::info("step {}/{} | loss {:.4f} | lr {:.2e} | grad norm {:.3f} | {:.0f} tok/s | {:.2f} s/step "
+                     "(fwd {:.2f} bwd {:.2f} comm {:.2f}) | eta {}",
+                     step + 1, tr.steps, global_loss, lr, res.grad_norm, tps, step_s, fwd, bwd, comm_s,
+                     hms(per_step * static_cast<double>(tr.steps - step - 1)));
+      }
+    }
+    if (stop) {
+      if (lead) spdlog::warn("stop signal {} received: saving a checkpoint at step {} and exiting", stop, step + 1);
+      save(step + 1);
+      out.stopped = true;
+      return out;
+    }
+    if (cfg.checkpoint.every > 0 && (step + 1) % cfg.checkpoint.every == 0 && step + 1 < tr.steps) {
+      save(step + 1);
+      last_saved = step + 1;
+    }
+  }
+  if (last_saved != tr.steps) save(tr.steps);
+  if (metrics) metrics->flush();
+  if (lead && tr.save_final) {
+    model::save_hf_model(model, run_dir / "final");
+    spdlog::info("final model: {}", (run_dir / "final").string());
+  }
+  return out;
+}
+
+}  // namespace lethe::train

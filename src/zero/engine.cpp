@@ -1,0 +1,255 @@
+#include "zero/engine.h"
+
+#include <algorithm>
+#include <cmath>
+#include <unordered_set>
+
+#include <ATen/ATen.h>
+#include <torch/csrc/autograd/function_hook.h>
+#include <torch/csrc/autograd/variable.h>
+
+namespace lethe::zero {
+namespace {
+
+// Calls back into the engine once backward has accumulated this parameter's gradient for the micro-step.
+class GradReadyHook : public torch::autograd::PostAccumulateGradHook {
+ public:
+  GradReadyHook(ZeroEngine* engine, size_t tensor) : engine_(engine), tensor_(tensor) {}
+  void operator()(const torch::autograd::Variable&) override { engine_->on_gradient_ready(tensor_); }
+
+ private:
+  ZeroEngine* engine_;
+  size_t tensor_;
+};
+
+// The part of an owned-range tensor [owned.size()] that covers flat range `s` (inside owned).
+torch::Tensor owned_part_of(const torch::Tensor& t, Span owned, Span s) {
+  return s.size() == 0 ? t.narrow(0, 0, 0) : t.narrow(0, s.begin - owned.begin, s.size());
+}
+
+torch::Tensor view_of(const torch::Tensor& flat, int64_t offset, const torch::Tensor& like) {
+  return flat.narrow(0, offset, like.numel()).view(like.sizes());
+}
+
+}  // namespace
+
+// A stage-2 bucket whose reduce-scatter is in flight: the packed gradients it reads and the owned piece it
+// fills.
+struct ZeroEngine::Pending {
+  std::unique_ptr<comm::Work> work;
+  torch::Tensor send, recv;
+  Span mine;  // flat range of recv
+};
+
+std::vector<std::pair<std::string, torch::Tensor>> unique_parameters(const torch::nn::Module& model) {
+  std::vector<std::pair<std::string, torch::Tensor>> out;
+  std::unordered_set<const void*> seen;
+  for (const auto& item : model.named_parameters(/*recurse=*/true)) {
+    if (!item.value().requires_grad()) continue;
+    if (!seen.insert(item.value().unsafeGetTensorImpl()).second) continue;
+    out.emplace_back(item.key(), item.value());
+  }
+  return out;
+}
+
+ZeroEngine::ZeroEngine(torch::nn::Module& model, comm::Communicator& comm, EngineOptions options)
+    : comm_(comm), options_(options) {
+  TORCH_CHECK(options_.stage >= 0 && options_.stage <= 2, "ZeRO stage must be 0, 1 or 2");
+  std::vector<TensorSpec> specs;
+  for (auto& [name, p] : unique_parameters(model)) {
+    specs.push_back({name, p.sizes().vec()});
+    params_.push_back(p);
+  }
+  TORCH_CHECK(!params_.empty(), "ZeroEngine: the model has no trainable parameters");
+  layout_ = FlatLayout(std::move(specs), comm_.size(), options_.align);
+  buckets_ = layout_.buckets(options_.bucket_numel);
+  bucket_of_.resize(params_.size());
+  for (size_t b = 0; b < buckets_.size(); ++b)
+    for (size_t i = buckets_[b].first_tensor; i < buckets_[b].end_tensor; ++i) bucket_of_[i] = b;
+  owned_ = options_.stage == 0 ? Span{0, layout_.padded_numel()} : layout_.slice(comm_.rank());
+
+  torch::NoGradGuard no_grad;
+  const auto dtype = params_[0].scalar_type();
+  flat_param_ = torch::zeros({layout_.padded_numel()}, params_[0].options().dtype(dtype));
+  for (size_t i = 0; i < params_.size(); ++i) {
+    TORCH_CHECK(params_[i].scalar_type() == dtype, "ZeroEngine: parameters must share one dtype");
+    torch::Tensor v = view_of(flat_param_, layout_.offset(i), params_[i]);
+    v.copy_(params_[i]);
+    params_[i].set_data(v);
+  }
+  const auto f32 = flat_param_.options().dtype(torch::kFloat);
+  master_ = flat_param_.narrow(0, owned_.begin, owned_.size()).to(torch::kFloat).clone();
+  exp_avg_ = torch::zeros({owned_.size()}, f32);
+  exp_avg_sq_ = torch::zeros({owned_.size()}, f32);
+  step_count_ = torch::zeros({}, f32);
+  grad_own_ = torch::zeros({owned_.size()}, f32);
+  if (options_.stage < 2) {
+    // Backward accumulates straight into the flat buffer (AccumulateGrad adds in place into a defined grad).
+    flat_grad_ = torch::zeros({layout_.padded_numel()}, flat_param_.options());
+    for (size_t i = 0; i < params_.size(); ++i)
+      params_[i].mutable_grad() = view_of(flat_grad_, layout_.offset(i), params_[i]);
+  } else {
+    ready_.assign(buckets_.size(), 0);
+    launched_.assign(buckets_.size(), false);
+    for (size_t i = 0; i < params_.size(); ++i) {
+      params_[i].mutable_grad() = torch::Tensor();
+      torch::autograd::impl::set_post_acc_grad_hooks(params_[i], std::make_unique<GradReadyHook>(this, i));
+    }
+  }
+}
+
+ZeroEngine::~ZeroEngine() {
+  for (auto& p : params_) {
+    if (options_.stage == 2) torch::autograd::impl::post_acc_grad_hooks(p).reset();
+    p.mutable_grad() = torch::Tensor();
+  }
+}
+
+void ZeroEngine::note_grad_bytes(int64_t delta) {
+  grad_bytes_alive_ += delta;
+  grad_bytes_peak_ = std::max(grad_bytes_peak_, grad_bytes_alive_);
+}
+
+void ZeroEngine::backward(const torch::Tensor& loss) {
+  if (options_.stage == 2) {
+    std::fill(ready_.begin(), ready_.end(), 0);
+    std::fill(launched_.begin(), launched_.end(), false);
+    next_ = 0;
+  }
+  loss.backward();
+  if (options_.stage == 2) flush_buckets();
+}
+
+void ZeroEngine::on_gradient_ready(size_t tensor) {
+  note_grad_bytes(static_cast<int64_t>(params_[tensor].grad().nbytes()));
+  const size_t b = bucket_of_[tensor];
+  ++ready_[b];
+  // Launch in one fixed order (last bucket first, as backward produces them) on every rank, so the
+  // collectives match across ranks even if gradients arrive in a different order.
+  while (next_ < buckets_.size()) {
+    const size_t nb = buckets_.size() - 1 - next_;
+    const Bucket& bk = buckets_[nb];
+    if (ready_[nb] < static_cast<int64_t>(bk.end_tensor - bk.first_tensor)) break;
+    launch_bucket(nb);
+  }
+}
+
+void ZeroEngine::launch_bucket(size_t b) {
+  torch::NoGradGuard no_grad;
+  const Bucket& bk = buckets_[b];
+  auto p = std::make_unique<Pending>();
+  p->send = torch::zeros({bk.span.size()}, flat_param_.options().dtype(torch::kFloat));
+  for (size_t i = bk.first_tensor; i < bk.end_tensor; ++i) {
+    torch::Tensor& g = params_[i].mutable_grad();
+    if (!g.defined()) continue;  // unused parameter: zero gradient
+    p->send.narrow(0, layout_.offset(i) - bk.span.begin, g.numel()).copy_(g.reshape({-1}));
+    note_grad_bytes(-static_cast<int64_t>(g.nbytes()));
+    g = torch::Tensor();  // freed: this rank keeps only its owned piece
+  }
+  p->mine = bk.span.intersect(owned_);
+  p->recv = torch::empty({p->mine.size()}, p->send.options());
+  note_grad_bytes(static_cast<int64_t>(p->send.nbytes() + p->recv.nbytes()));
+  p->work = comm_.reduce_scatter_async(p->send, p->recv, layout_.owner_counts(bk.span));
+  launched_[b] = true;
+  ++next_;
+  pending_.push_back(std::move(p));
+  if (pending_.size() > 2) finish_oldest();  // at most two buckets in flight, as DeepSpeed's IPG ping-pong
+}
+
+void ZeroEngine::finish_oldest() {
+  std::unique_ptr<Pending> p = std::move(pending_.front());
+  pending_.erase(pending_.begin());
+  p->work->wait();
+  if (p->mine.size() > 0) owned_part(grad_own_, p->mine).add_(p->recv);
+  note_grad_bytes(-static_cast<int64_t>(p->send.nbytes() + p->recv.nbytes()));
+}
+
+void ZeroEngine::flush_buckets() {
+  while (next_ < buckets_.size()) launch_bucket(buckets_.size() - 1 - next_);
+  while (!pending_.empty()) finish_oldest();
+}
+
+StepResult ZeroEngine::step(double lr) {
+  torch::NoGradGuard no_grad;
+  if (options_.stage == 0) {
+    for (const Bucket& bk : buckets_) comm_.all_reduce(flat_grad_.narrow(0, bk.span.begin, bk.span.size()));
+    grad_own_.copy_(flat_grad_);
+  } else if (options_.stage == 1) {
+    for (const Bucket& bk : buckets_) {
+      const Span mine = bk.span.intersect(owned_);
+      comm_.reduce_scatter(flat_grad_.narrow(0, bk.span.begin, bk.span.size()), owned_part(grad_own_, mine),
+                           layout_.owner_counts(bk.span));
+    }
+  }
+  // Global norm: squares summed over the owned slices (fp64), then over ranks. Stage 0 owns everything.
+  const double local_sq =
+      std::pow(torch::linalg_vector_norm(grad_own_, 2, std::nullopt, false, torch::kDouble).item<double>(), 2);
+  const double sq = options_.stage == 0 ? local_sq : comm_.all_reduce_double(local_sq);
+  StepResult r;
+  r.grad_norm = std::sqrt(sq);
+  r.grad_norm_clipped = r.grad_norm;
+  if (options_.max_grad_norm > 0) {
+    // torch.nn.utils.clip_grad_norm_: coefficient max_norm / (norm + 1e-6), clamped to 1, always applied.
+    const double coef = std::min(1.0, options_.max_grad_norm / (r.grad_norm + 1e-6));
+    grad_own_.mul_(coef);
+    r.grad_norm_clipped = r.grad_norm * coef;
+  }
+  at::_foreach_add_(std::vector<torch::Tensor>{step_count_}, 1.0);
+  at::_fused_adamw_({master_}, {grad_own_}, {exp_avg_}, {exp_avg_sq_}, /*max_exp_avg_sqs=*/{}, {step_count_}, lr,
+                    options_.adam.beta1, options_.adam.beta2, options_.adam.weight_decay, options_.adam.eps,
+                    /*amsgrad=*/false, /*maximize=*/false);
+  sync_parameters_from_master();
+
+  grad_own_.zero_();
+  if (options_.stage < 2) flat_grad_.zero_();
+  last_grad_bytes_peak_ = grad_bytes_peak_;
+  grad_bytes_peak_ = grad_bytes_alive_;
+  return r;
+}
+
+void ZeroEngine::sync_parameters_from_master() {
+  torch::NoGradGuard no_grad;
+  flat_param_.narrow(0, owned_.begin, owned_.size()).copy_(master_);
+  if (options_.stage == 0) return;
+  const Span own = layout_.slice(comm_.rank());
+  for (const Bucket& bk : buckets_) {
+    const Span mine = bk.span.intersect(own);
+    comm_.all_gather(flat_param_.narrow(0, mine.begin, mine.size()),
+                     flat_param_.narrow(0, bk.span.begin, bk.span.size()), layout_.owner_counts(bk.span));
+  }
+}
+
+torch::Tensor ZeroEngine::owned_part(const torch::Tensor& t, Span s) const {
+  return owned_part_of(t, owned_, s);
+}
+
+int64_t ZeroEngine::adam_steps() const {
+  return static_cast<int64_t>(step_count_.item<float>());
+}
+
+void ZeroEngine::set_adam_steps(int64_t steps) {
+  step_count_.fill_(static_cast<double>(steps));
+}
+
+MemoryReport ZeroEngine::memory() const {
+  MemoryReport m;
+  m.param_bytes = static_cast<int64_t>(flat_param_.nbytes());
+  m.optimizer_bytes = static_cast<int64_t>(master_.nbytes() + exp_avg_.nbytes() + exp_avg_sq_.nbytes());
+  const int64_t own_grad = static_cast<int64_t>(grad_own_.nbytes());
+  m.grad_bytes_peak =
+      own_grad + (options_.stage < 2 ? static_cast<int64_t>(flat_grad_.nbytes()) : last_grad_bytes_peak_);
+  m.padding = owned_.size() - owned_.intersect({0, layout_.numel()}).size();
+  return m;
+}
+
+int64_t ZeroEngine::predicted_reduce_bytes(int64_t micro_steps) const {
+  const int64_t padded = layout_.padded_numel();
+  if (options_.stage == 2) return micro_steps * padded * 4;  // fp32 buckets every micro-step
+  return padded * static_cast<int64_t>(flat_param_.element_size());
+}
+
+int64_t ZeroEngine::predicted_gather_bytes() const {
+  return options_.stage == 0 ? 0 : layout_.padded_numel() * static_cast<int64_t>(flat_param_.element_size());
+}
+
+}  // namespace lethe::zero

@@ -1,0 +1,118 @@
+// Data-parallel training state sharded ZeRO-style (stages 0-2) over a Communicator.
+//
+// The model's parameters become views into one flat buffer (FlatLayout order) that every rank holds in full.
+// Each rank keeps optimizer state only for the flat range it owns:
+//   stage 0  plain data parallelism: gradients all-reduced, every rank owns (and steps) the whole buffer;
+//   stage 1  gradients accumulate locally in a full flat buffer and are reduce-scattered (bucket by bucket)
+//            once per optimizer step; fp32 master + Adam m, v exist only for the owned slice;
+//   stage 2  as stage 1, but each bucket is reduce-scattered as soon as backward has produced all of its
+//            gradients (a post-accumulate-grad hook per parameter), every micro-step; the parameters'
+//            gradients are freed right after, so only the owned fp32 slice persists.
+// After AdamW updates the owned fp32 master slice, it is copied into the parameter buffer (cast to the
+// parameter dtype) and all-gathered bucket by bucket, so every rank again holds identical parameters.
+//
+// The loss handed to backward() must already be normalised for the *global* batch (sum over this rank's
+// tokens / tokens in the global batch): gradients are summed over ranks, never averaged, so the update is
+// the same at any world size.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include <torch/nn/module.h>
+#include <torch/types.h>
+
+#include "comm/communicator.h"
+#include "zero/adamw.h"
+#include "zero/flat_layout.h"
+
+namespace lethe::zero {
+
+struct EngineOptions {
+  int stage = 1;
+  int64_t bucket_numel = 16'000'000;  // elements per communication bucket (64 MB in fp32)
+  zero::AdamWOptions adam;           // lr is given per step
+  double max_grad_norm = 1.0;         // global-norm clipping; 0 = off
+  int64_t align = 16;                 // FlatLayout alignment (elements)
+};
+
+struct StepResult {
+  double grad_norm = 0;          // global L2 norm before clipping
+  double grad_norm_clipped = 0;  // after clipping
+};
+
+struct MemoryReport {
+  int64_t param_bytes = 0;      // the flat parameter buffer (full on every rank)
+  int64_t optimizer_bytes = 0;  // fp32 master + m + v of the owned range
+  int64_t grad_bytes_peak = 0;  // most gradient bytes alive at once during the last step (incl. buckets)
+  int64_t padding = 0;          // padding elements this rank owns
+};
+
+// The model's trainable parameters with their HF names, tied tensors once (first name wins), model order.
+std::vector<std::pair<std::string, torch::Tensor>> unique_parameters(const torch::nn::Module& model);
+
+class ZeroEngine {
+ public:
+  ZeroEngine(torch::nn::Module& model, comm::Communicator& comm, EngineOptions options);
+  ~ZeroEngine();
+  ZeroEngine(const ZeroEngine&) = delete;
+  ZeroEngine& operator=(const ZeroEngine&) = delete;
+
+  // loss.backward() for one micro-step; stage 2 reduces buckets while it runs.
+  void backward(const torch::Tensor& loss);
+  // Ends the optimizer step: reduce (stages 0/1), clip, AdamW at `lr`, all-gather; gradients reset.
+  StepResult step(double lr);
+
+  const FlatLayout& layout() const { return layout_; }
+  const EngineOptions& options() const { return options_; }
+  comm::Communicator& comm() const { return comm_; }
+  Span owned() const { return owned_; }
+  // Owned optimizer state, each [owned().size()] fp32. Writable: resume fills them.
+  torch::Tensor& master() { return master_; }
+  torch::Tensor& exp_avg() { return exp_avg_; }
+  torch::Tensor& exp_avg_sq() { return exp_avg_sq_; }
+  int64_t adam_steps() const;
+  void set_adam_steps(int64_t steps);
+  // After master() was overwritten (resume): parameters = cast(master) on every rank.
+  void sync_parameters_from_master();
+  // The full flat parameter buffer [padded_numel] in the parameter dtype.
+  const torch::Tensor& flat_parameters() const { return flat_param_; }
+
+  MemoryReport memory() const;
+  // Message bytes one optimizer step hands to reduce-scatter and all-gather (stages 1-2) or all-reduce
+  // (stage 0) with `micro_steps` micro-steps; CommStats must show exactly this.
+  int64_t predicted_reduce_bytes(int64_t micro_steps) const;
+  int64_t predicted_gather_bytes() const;
+
+  // Stage-2 hook entry point (public for the hook object only).
+  void on_gradient_ready(size_t tensor);
+
+ private:
+  struct Pending;
+  void launch_bucket(size_t b);
+  void finish_oldest();
+  void flush_buckets();
+  void note_grad_bytes(int64_t delta);
+  torch::Tensor owned_part(const torch::Tensor& t, Span s) const;
+
+  comm::Communicator& comm_;
+  EngineOptions options_;
+  std::vector<torch::Tensor> params_;
+  FlatLayout layout_;
+  std::vector<Bucket> buckets_;
+  std::vector<size_t> bucket_of_;  // tensor -> bucket
+  Span owned_;
+  torch::Tensor flat_param_;                   // [padded] parameter dtype
+  torch::Tensor flat_grad_;                    // stages 0/1: [padded] parameter dtype, params' .grad views
+  torch::Tensor grad_own_;                     // [owned] fp32: reduced gradient of the owned range
+  torch::Tensor master_, exp_avg_, exp_avg_sq_, step_count_;
+  // Stage 2 bookkeeping.
+  std::vector<int64_t> ready_;
+  std::vector<bool> launched_;
+  size_t next_ = 0;  // next bucket to launch, in descending bucket order (the order backward produces them)
+  std::vector<std::unique_ptr<Pending>> pending_;
+  int64_t grad_bytes_alive_ = 0, grad_bytes_peak_ = 0, last_grad_bytes_peak_ = 0;
+};
+
+}  // namespace lethe::zero
