@@ -5,9 +5,11 @@
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
+#include <torch/types.h>
 
 #include "cli/common.h"
 #include "core/error.h"
+#include "core/memory.h"
 #include "model/hf_config.h"
 #include "model/presets.h"
 #include "train/memory_plan.h"
@@ -40,6 +42,13 @@ int run_plan(int argc, char** argv) {
   in.param_bytes = dtype == "bfloat16" ? 2 : 4;
   const std::filesystem::path dir(model_name);
   in.arch = std::filesystem::is_directory(dir) ? model::read_hf_config(dir / "config.json") : model::preset(model_name);
+  {
+    // Warm the runtime as a training step does (MKL kernels, the OpenMP pool, autograd) before taking this
+    // process's resident size as the baseline every rank pays.
+    torch::Tensor a = torch::randn({512, 512}, torch::requires_grad());
+    a.mm(a).sum().backward();
+  }
+  in.runtime_bytes = current_rss_bytes();
   const auto terms = train::memory_plan(in);
   int64_t total = 0;
   for (const auto& t : terms) total += t.bytes;

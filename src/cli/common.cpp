@@ -4,6 +4,7 @@
 #include <thread>
 
 #include <ATen/Parallel.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include "core/error.h"
@@ -48,6 +49,12 @@ void apply_runtime(const RuntimeSection& runtime) {
   static constexpr spdlog::level::level_enum levels[] = {spdlog::level::trace, spdlog::level::debug,
                                                          spdlog::level::info, spdlog::level::warn,
                                                          spdlog::level::err};
+  // Logs and progress go to stderr: stdout carries only a command's results (--json lines, dumps).
+  static const bool once = [] {
+    spdlog::set_default_logger(spdlog::stderr_color_mt("lethe"));
+    return true;
+  }();
+  (void)once;
   spdlog::set_level(levels[static_cast<int>(runtime.log_level)]);
   spdlog::set_pattern("[%H:%M:%S] %^%l%$ %v");
   const int threads =

@@ -20,6 +20,7 @@ struct PlanInput {
   int64_t micro_batch = 2, seq = 128;
   int64_t bucket_numel = 16'000'000;
   bool reference_model = false;  // a frozen copy of the starting model (KL-to-original objectives)
+  int64_t runtime_bytes = 0;      // resident memory before any model exists (libtorch and its libraries)
 };
 
 struct PlanTerm {
@@ -27,9 +28,6 @@ struct PlanTerm {
   int64_t bytes = 0;
 };
 
-// Runtime baseline: resident memory of a lethe process with libtorch, MKL and OpenMP loaded before any
-// model exists (measured on the project's machine; see README).
-inline constexpr int64_t kRuntimeBaselineBytes = 330ll << 20;
 
 std::vector<PlanTerm> memory_plan(const PlanInput& in);
 

@@ -80,7 +80,9 @@ TrainOutcome run_training(const Config& cfg, comm::Communicator& comm) {
                     tr.global_batch_size, tr.micro_batch_size, world);
   const int64_t accum = per_rank / tr.micro_batch_size;
 
+  spdlog::debug("rss at start: {} MiB", current_rss_bytes() >> 20);
   model::GptNeo model = make_model(cfg);
+  spdlog::debug("rss with the model: {} MiB", current_rss_bytes() >> 20);
   const model::GptNeoConfig& arch = model->config();
   const torch::Tensor rows = load_rows(cfg.data, arch.vocab_size);
   LETHE_CHECK_INPUT(rows.size(0) >= tr.global_batch_size, "{}: {} rows are fewer than one global batch ({})",
@@ -105,6 +107,8 @@ TrainOutcome run_training(const Config& cfg, comm::Communicator& comm) {
   eo.max_grad_norm = tr.max_grad_norm;
   zero::ZeroEngine engine(*model, comm, eo);
   const zero::FlatLayout& layout = engine.layout();
+  spdlog::debug("rss with data and the ZeRO engine: {} MiB (peak {} MiB)", current_rss_bytes() >> 20,
+                peak_rss_bytes() >> 20);
   data::GlobalBatchSampler sampler(rows.size(0), tr.global_batch_size, cfg.runtime.seed, cfg.data.shuffle);
 
   // Resume.
@@ -220,7 +224,11 @@ TrainOutcome run_training(const Config& cfg, comm::Communicator& comm) {
       last_saved = step + 1;
     }
   }
-  if (last_saved != tr.steps) save(tr.steps);
+  if (progress.step >= tr.steps) {
+    if (lead) spdlog::info("the checkpoint is at step {}, train.steps is {}: nothing left to train", progress.step, tr.steps);
+  } else if (last_saved != tr.steps) {
+    save(tr.steps);
+  }
   if (metrics) metrics->flush();
   if (lead && tr.save_final) {
     model::save_hf_model(model, run_dir / "final");

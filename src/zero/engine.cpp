@@ -181,9 +181,10 @@ StepResult ZeroEngine::step(double lr) {
                            layout_.owner_counts(bk.span));
     }
   }
-  // Global norm: squares summed over the owned slices (fp64), then over ranks. Stage 0 owns everything.
-  const double local_sq =
-      std::pow(torch::linalg_vector_norm(grad_own_, 2, std::nullopt, false, torch::kDouble).item<double>(), 2);
+  // Global norm: squares summed over the owned slices, then over ranks. Stage 0 owns everything. The
+  // slice's norm is taken in fp32 as torch's clip_grad_norm_ does (an fp64 copy would cost 8 bytes per
+  // owned element of transient memory).
+  const double local_sq = std::pow(grad_own_.norm().item<double>(), 2);
   const double sq = options_.stage == 0 ? local_sq : comm_.all_reduce_double(local_sq);
   StepResult r;
   r.grad_norm = std::sqrt(sq);
