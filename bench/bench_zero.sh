@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Distributed-engine benchmarks, lethe beside DeepSpeed in the same run:
+#   1. `lethe train` step time, tokens/s, communication bytes and time, optimizer bytes per rank (vs 12Ψ/N)
+#      at N = 1 and 2 ranks, on the GPT-Neo-125M shape and on a small shape;
+#   2. DeepSpeed ZeRO-2 at N = 2 (CPU accelerator, gloo, torch AdamW), same model, global batch, threads;
+#   3. checkpoint save and load throughput vs `dd` to the same disk.
+# Usage: bash bench/bench_zero.sh [steps=4]   (build first; installs deepspeed from PyPI into the venv once)
+# Writes results/bench/zero/*.json and prints a summary table (bench/zero_report.py).
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+steps=${1:-4}
+venv=${LETHE_VENV:-$HOME/.cache/lethe/venv}
+py=$venv/bin/python
+out=results/bench/zero
+rm -rf "$out" && mkdir -p "$out"
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl=self,vader OMPI_MCA_oob_tcp_if_include=lo
+"$py" -c 'import deepspeed' 2>/dev/null || DS_BUILD_OPS=0 "$py" -m pip install -q -r bench/requirements-bench.txt
+
+# Random token rows, 128 tokens each (one row = one sequence), enough for every global batch.
+"$py" -c "import numpy as np; np.save('$out/rows.npy', np.random.default_rng(0).integers(0, 50257, (256, 128)).astype(np.uint16))"
+
+# shape name: layers hidden heads
+shapes=("neo125m 12 768 12" "small 4 256 8")
+for s in "${shapes[@]}"; do
+  read -r name layers hidden heads <<<"$s"
+  for n in 1 2; do
+    echo "== lethe train, $name shape, $n rank(s), ZeRO-2, global batch 8 x 128, 1 thread per rank"
+    args=(train --set model.preset=gpt-neo-125m --set model.num_layers="$layers" --set model.hidden_size="$hidden"
+      --set model.num_heads="$heads" --set data.train_path="$out/rows.npy" --set train.steps=$((steps + 1))
+      --set train.global_batch_size=8 --set train.micro_batch_size=2 --set train.lr=1e-5 --set train.weight_decay=0.01
+      --set zero.stage=2 --set runtime.threads=1 --set train.save_final=false --set metrics.flush_seconds=0
+      --set run.output_dir="$out" --set run.name="lethe-$name-$n")
+    mpirun -np "$n" --bind-to none build/lethe "${args[@]}" 2>&1 | tee "$out/lethe-$name-$n.log" | grep -E "step $((steps + 1))/|checkpoint"
+    if [ "$n" = 1 ]; then  # load throughput: resume the saved checkpoint (nothing left to train)
+      build/lethe "${args[@]}" --resume auto 2>&1 | tee "$out/lethe-$name-$n-resume.log" | grep resumed
+    fi
+  done
+  echo "== DeepSpeed ZeRO-2, $name shape, 2 ranks"
+  bash bench/peer_deepspeed.sh --layers "$layers" --hidden "$hidden" --heads "$heads" --seq 128 --micro-batch 2 \
+    --global-batch 8 --steps "$steps" --warmup 1 --threads 1 --bucket-elems 16000000 | tee "$out/deepspeed-$name.json"
+done
+
+echo "== dd to the same disk (2 GiB, fdatasync), then read back"
+dd if=/dev/zero of="$out/dd.bin" bs=16M count=128 conv=fdatasync 2>&1 | tail -1 | tee "$out/dd-write.txt"
+dd if="$out/dd.bin" of=/dev/null bs=16M 2>&1 | tail -1 | tee "$out/dd-read.txt"
+rm -f "$out/dd.bin"
+"$py" bench/zero_report.py "$out" "$steps"
