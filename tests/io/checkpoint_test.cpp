@@ -37,6 +37,11 @@ struct Global {
 
 void train_and_save(const fs::path& root, Global& g) {
   std::mutex mu;
+  std::vector<torch::Tensor> batches;  // drawn here: the global generator is not thread-safe to seed
+  for (int s = 0; s < 3; ++s) {
+    torch::manual_seed(s);
+    batches.push_back(torch::randint(0, 50, {2, 6}, torch::kLong));
+  }
   comm::run_local(2, [&](comm::Communicator& c) {
     model::GptNeo m(small());
     m->reset_parameters(1);
@@ -45,8 +50,7 @@ void train_and_save(const fs::path& root, Global& g) {
     o.bucket_numel = 100;
     zero::ZeroEngine e(*m, c, o);
     for (int s = 0; s < 3; ++s) {
-      torch::manual_seed(s);
-      const torch::Tensor ids = torch::randint(0, 50, {2, 6}, torch::kLong);
+      const torch::Tensor& ids = batches[s];
       e.backward(model::causal_lm_loss(m->forward(ids).logits, ids) / 2);
       e.step(1e-2);
     }

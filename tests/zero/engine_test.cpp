@@ -61,6 +61,9 @@ struct RankResult {
 
 std::vector<RankResult> train(int world, int stage) {
   std::vector<RankResult> results(world);
+  // Drawn before the rank threads start: the global generator is not safe to seed from several threads.
+  std::vector<torch::Tensor> batches;
+  for (int64_t s = 0; s < kSteps; ++s) batches.push_back(batch(s));
   comm::run_local(world, [&](comm::Communicator& c) {
     model::GptNeo m(small());
     m->reset_parameters(5);
@@ -73,7 +76,7 @@ std::vector<RankResult> train(int world, int stage) {
     const int64_t per_rank = kGlobal / world, accum = per_rank / kMicro;
     const double tokens = static_cast<double>(kGlobal * (kSeq - 1));
     for (int64_t s = 0; s < kSteps; ++s) {
-      const torch::Tensor mine = batch(s).narrow(0, c.rank() * per_rank, per_rank);
+      const torch::Tensor mine = batches[s].narrow(0, c.rank() * per_rank, per_rank);
       c.reset_stats();
       for (int64_t a = 0; a < accum; ++a) {
         const torch::Tensor ids = mine.narrow(0, a * kMicro, kMicro);
