@@ -17,6 +17,10 @@ rm -rf "$out" && mkdir -p "$out"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl=self,vader OMPI_MCA_oob_tcp_if_include=lo
 "$py" -c 'import deepspeed' 2>/dev/null || DS_BUILD_OPS=0 "$py" -m pip install -q -r bench/requirements-bench.txt
 
+# Load throughput is measured from disk, not the page cache, for lethe and dd alike (needs root; otherwise both
+# read warm and the report says so).
+drop_caches() { sync; { echo 3 > /proc/sys/vm/drop_caches; } 2>/dev/null && echo cold || echo warm; }
+
 # Random token rows, 128 tokens each (one row = one sequence), enough for every global batch.
 "$py" -c "import numpy as np; np.save('$out/rows.npy', np.random.default_rng(0).integers(0, 50257, (256, 128)).astype(np.uint16))"
 
@@ -33,6 +37,7 @@ for s in "${shapes[@]}"; do
       --set run.output_dir="$out" --set run.name="lethe-$name-$n")
     mpirun -np "$n" --bind-to none build/lethe "${args[@]}" 2>&1 | tee "$out/lethe-$name-$n.log" | grep -E "step $((steps + 1))/|checkpoint"
     if [ "$n" = 1 ]; then  # load throughput: resume the saved checkpoint (nothing left to train)
+      drop_caches > "$out/cache-state.txt"
       build/lethe "${args[@]}" --resume auto 2>&1 | tee "$out/lethe-$name-$n-resume.log" | grep resumed
     fi
   done
@@ -43,6 +48,7 @@ done
 
 echo "== dd to the same disk (2 GiB, fdatasync), then read back"
 dd if=/dev/zero of="$out/dd.bin" bs=16M count=128 conv=fdatasync 2>&1 | tail -1 | tee "$out/dd-write.txt"
+drop_caches >> "$out/cache-state.txt"
 dd if="$out/dd.bin" of=/dev/null bs=16M 2>&1 | tail -1 | tee "$out/dd-read.txt"
 rm -f "$out/dd.bin"
 "$py" bench/zero_report.py "$out" "$steps"

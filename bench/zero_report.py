@@ -63,6 +63,7 @@ for name in PSI:
     load = [mb_per_s(l) for l in (out / f"lethe-{name}-1-resume.log").read_text().splitlines() if "resumed" in l]
     w, r = dd("dd-write.txt"), dd("dd-read.txt")
     summary[f"checkpoint-{name}"] = {"save_mb_s": save[-1], "load_mb_s": load[-1], "dd_write_mb_s": w, "dd_read_mb_s": r}
-    print(f"checkpoint {name}: save {save[-1]:.0f} MB/s ({100 * save[-1] / w:.0f}% of dd write {w:.0f} MB/s), "
+    cache = "from disk" if "warm" not in (out / "cache-state.txt").read_text() else "from the page cache"
+    print(f"checkpoint {name} (loads {cache}): save {save[-1]:.0f} MB/s ({100 * save[-1] / w:.0f}% of dd write {w:.0f} MB/s), "
           f"load {load[-1]:.0f} MB/s ({100 * load[-1] / r:.0f}% of dd read {r:.0f} MB/s)")
 (out / "summary.json").write_text(json.dumps(summary, indent=1))

@@ -105,6 +105,18 @@ void expect_same_architecture(const model::GptNeoConfig& a, const model::GptNeoC
   EXPECT_EQ(a.attention_layers, b.attention_layers);
 }
 
+model::GptNeoConfig small_gpt_neo(int64_t vocab, int64_t hidden, int64_t positions) {
+  model::GptNeoConfig c;
+  c.vocab_size = vocab;
+  c.max_position_embeddings = positions;
+  c.hidden_size = hidden;
+  c.num_layers = 2;
+  c.num_heads = 2;
+  c.window_size = 4;
+  c.attention_layers = model::alternating_attention(2);
+  return c;
+}
+
 TempDir::TempDir() {
   std::random_device rd;
   path_ = fs::temp_directory_path() / ("lethe-test-" + std::to_string(rd()) + std::to_string(rd()));

@@ -49,23 +49,29 @@ int run_plan(int argc, char** argv) {
     a.mm(a).sum().backward();
   }
   in.runtime_bytes = current_rss_bytes();
-  const auto terms = train::memory_plan(in);
-  int64_t total = 0;
-  for (const auto& t : terms) total += t.bytes;
+  const train::Plan plan = train::memory_plan(in);
+  const int64_t total = plan.total();
   if (json) {
     nlohmann::json j = {{"model", model_name}, {"parameters", model::parameter_count(in.arch)}, {"ranks", in.ranks},
                         {"zero", in.stage},    {"dtype", dtype},  {"batch", in.micro_batch},   {"seq", in.seq},
-                        {"total_bytes", total}};
-    for (const auto& t : terms) j["terms"].push_back({{"name", t.name}, {"bytes", t.bytes}, {"formula", t.formula}});
+                        {"total_bytes", total}, {"build_peak_bytes", plan.build_peak},
+                        {"train_peak_bytes", plan.train_peak}};
+    for (const auto& t : plan.terms)
+      j["terms"].push_back(
+          {{"name", t.name}, {"bytes", t.bytes}, {"formula", t.formula}, {"build_phase_only", t.build_phase}});
     print_json(j);
     return 0;
   }
   std::cout << fmt::format("{}: {:.1f} M parameters, {} rank(s), ZeRO-{}, {}, micro-batch {} x {} tokens\n\n",
                            model_name, static_cast<double>(model::parameter_count(in.arch)) / 1e6, in.ranks, in.stage,
                            dtype, in.micro_batch, in.seq);
-  for (const auto& t : terms)
-    std::cout << fmt::format("  {:<16} {:>10.1f} MiB   {}\n", t.name, static_cast<double>(t.bytes) / (1 << 20), t.formula);
-  std::cout << fmt::format("  {:<16} {:>10.1f} MiB   per rank\n", "total", static_cast<double>(total) / (1 << 20));
+  auto mib = [](int64_t b) { return static_cast<double>(b) / (1 << 20); };
+  for (const auto& t : plan.terms) std::cout << fmt::format("  {:<16} {:>10.1f} MiB   {}\n", t.name, mib(t.bytes), t.formula);
+  std::cout << fmt::format("\n  {:<16} {:>10.1f} MiB   runtime + parameters + model as built\n", "building",
+                           mib(plan.build_peak));
+  std::cout << fmt::format("  {:<16} {:>10.1f} MiB   runtime + every term but the model as built\n", "training",
+                           mib(plan.train_peak));
+  std::cout << fmt::format("  {:<16} {:>10.1f} MiB   per rank (the larger of the two)\n", "peak", mib(total));
   return 0;
 }
 

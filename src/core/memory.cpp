@@ -36,6 +36,8 @@ long long status_kib(const char* key) {
 }
 }  // namespace
 
+void release_free_memory() { malloc_trim(0); }
+
 long long current_rss_bytes() { return status_kib("VmRSS:") * 1024; }
 long long peak_rss_bytes() { return status_kib("VmHWM:") * 1024; }
 

@@ -14,6 +14,11 @@ void retain_freed_memory();
 
 namespace lethe {
 
+// Hands the heap's free pages back to the OS (malloc_trim): the storage of a model built tensor by tensor and
+// then copied into ZeRO's flat buffer is freed in scattered chunks that the buffers allocated next cannot
+// reuse, so without this it stays resident for the whole run.
+void release_free_memory();
+
 // Resident set size of this process from /proc/self/status: now (VmRSS) and the peak so far (VmHWM), bytes.
 long long current_rss_bytes();
 long long peak_rss_bytes();

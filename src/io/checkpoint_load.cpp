@@ -135,12 +135,17 @@ LoadReport load_checkpoint(const fs::path& dir, zero::ZeroEngine& engine, const 
                         old.end);
       const char* names[] = {"master", "exp_avg", "exp_avg_sq"};
       for (int k = 0; k < 3; ++k) {
-        std::vector<float> v = shard.read<float>(names[k]);
-        LETHE_CHECK_INPUT(static_cast<int64_t>(v.size()) == old.size(), "checkpoint {}: {}:/{} has {} elements, expected {}",
-                          dir.string(), shard.path().filename().string(), names[k], v.size(), old.size());
-        states[k]->narrow(0, x.begin - owned.begin, x.size())
-            .copy_(torch::from_blob(v.data() + (x.begin - old.begin), {x.size()}, torch::kFloat));
-        report.bytes += static_cast<int64_t>(v.size() * sizeof(float));
+        const std::vector<hsize_t> d = shard.dims(names[k]);
+        LETHE_CHECK_INPUT(d.size() == 1 && static_cast<int64_t>(d[0]) == old.size(),
+                          "checkpoint {}: {}:/{} has {} elements, expected {}", dir.string(),
+                          shard.path().filename().string(), names[k], d.empty() ? 0 : d[0], old.size());
+        // The same slice as before (same world size): read straight into the state, else via a buffer.
+        torch::Tensor dst = states[k]->narrow(0, x.begin - owned.begin, x.size());
+        const bool whole = x == old;
+        torch::Tensor buf = whole ? dst : torch::empty({old.size()}, torch::kFloat);
+        shard.read_into<float>(names[k], buf.data_ptr<float>(), static_cast<size_t>(old.size()));
+        if (!whole) dst.copy_(buf.narrow(0, x.begin - old.begin, x.size()));
+        report.bytes += old.size() * static_cast<int64_t>(sizeof(float));
       }
     }
   } catch (const InputError&) {

@@ -140,27 +140,32 @@ std::vector<hsize_t> H5File::dims(const std::string& name) const {
 }
 
 template <class T>
+void H5File::read_into(const std::string& name, T* dst, size_t n) const {
+  const std::vector<hsize_t> d = dims(name);
+  hsize_t total = 1;
+  for (hsize_t x : d) total *= x;
+  if (total != n) fail(fmt::format("expected {} elements in dataset", n), name);
+  H5Handle dset(H5Dopen2(file_, name.c_str(), H5P_DEFAULT), H5Dclose);
+  if (n > 0) LETHE_H5(H5Dread(dset, mem_type<T>(), H5S_ALL, H5S_ALL, H5P_DEFAULT, dst), "cannot read dataset", name);
+  if (H5Aexists(dset, kChecksumAttr) <= 0) fail("no checksum attribute on dataset", name);
+  H5Handle attr(H5Aopen(dset, kChecksumAttr, H5P_DEFAULT), H5Aclose);
+  int64_t stored = 0;
+  if (attr.get() < 0 || H5Aread(attr, H5T_NATIVE_INT64, &stored) < 0) fail("unreadable checksum of", name);
+  const auto actual = static_cast<int64_t>(checksum(dst, n * sizeof(T)));
+  if (stored != actual)
+    throw std::runtime_error(fmt::format("{}: dataset '{}' fails its checksum (stored {:016x}, computed {:016x}): "
+                                         "the data is corrupt",
+                                         path_.string(), name, static_cast<uint64_t>(stored),
+                                         static_cast<uint64_t>(actual)));
+}
+
+template <class T>
 std::vector<T> H5File::read(const std::string& name, std::vector<hsize_t>* dims_out) const {
   const std::vector<hsize_t> d = dims(name);
-  H5Handle dset(H5Dopen2(file_, name.c_str(), H5P_DEFAULT), H5Dclose);
   hsize_t n = 1;
   for (hsize_t x : d) n *= x;
   std::vector<T> out(n);
-  if (n > 0)
-    LETHE_H5(H5Dread(dset, mem_type<T>(), H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data()), "cannot read dataset", name);
-  if (H5Aexists(dset, kChecksumAttr) > 0) {
-    H5Handle attr(H5Aopen(dset, kChecksumAttr, H5P_DEFAULT), H5Aclose);
-    int64_t stored = 0;
-    if (attr.get() < 0 || H5Aread(attr, H5T_NATIVE_INT64, &stored) < 0) fail("unreadable checksum of", name);
-    const int64_t actual = static_cast<int64_t>(checksum(out.data(), n * sizeof(T)));
-    if (stored != actual)
-      throw std::runtime_error(fmt::format("{}: dataset '{}' fails its checksum (stored {:016x}, computed {:016x}): "
-                                           "the data is corrupt",
-                                           path_.string(), name, static_cast<uint64_t>(stored),
-                                           static_cast<uint64_t>(actual)));
-  } else {
-    fail("no checksum attribute on dataset", name);
-  }
+  read_into<T>(name, out.data(), n);
   if (dims_out) *dims_out = d;
   return out;
 }
@@ -173,6 +178,7 @@ template std::vector<float> H5File::read<float>(const std::string&, std::vector<
 template std::vector<double> H5File::read<double>(const std::string&, std::vector<hsize_t>*) const;
 template std::vector<int64_t> H5File::read<int64_t>(const std::string&, std::vector<hsize_t>*) const;
 template std::vector<uint8_t> H5File::read<uint8_t>(const std::string&, std::vector<hsize_t>*) const;
+template void H5File::read_into<float>(const std::string&, float*, size_t) const;
 
 // Strings are stored as uint8 datasets (with the same checksum) so they read back byte for byte.
 void H5File::write_string(const std::string& name, const std::string& text) const {

@@ -57,6 +57,9 @@ class H5File {
   void write(const std::string& name, const T* data, const std::vector<hsize_t>& dims) const;
   template <class T>
   std::vector<T> read(const std::string& name, std::vector<hsize_t>* dims = nullptr) const;
+  // Reads exactly n elements into dst (the dataset must hold n), verifying the checksum.
+  template <class T>
+  void read_into(const std::string& name, T* dst, size_t n) const;
   std::vector<hsize_t> dims(const std::string& name) const;
   void write_string(const std::string& name, const std::string& text) const;
   std::string read_string(const std::string& name) const;

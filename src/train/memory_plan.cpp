@@ -6,7 +6,7 @@
 
 namespace lethe::train {
 
-std::vector<PlanTerm> memory_plan(const PlanInput& in) {
+Plan memory_plan(const PlanInput& in) {
   const model::GptNeoConfig& a = in.arch;
   const int64_t psi = model::parameter_count(a);
   const int64_t unit = 16ll * in.ranks;
@@ -17,10 +17,10 @@ std::vector<PlanTerm> memory_plan(const PlanInput& in) {
   std::vector<PlanTerm> t;
   t.push_back({"runtime", "resident size of this process: libtorch and its libraries loaded", in.runtime_bytes});
   t.push_back({"parameters", "b·P (full flat buffer on every rank)", b * padded});
-  // The model is built tensor by tensor (torch's default init, then transformers' init), then copied into the
-  // flat buffer; the freed storage stays in the process heap (core/memory.h keeps freed memory for reuse).
-  // Measured: 1.6-2x the parameter bytes.
-  t.push_back({"construction", "2·b·Ψ (the model as built, before flattening; kept by the allocator)", 2 * b * psi});
+  // The model is built tensor by tensor (torch's default init, then transformers' init through a temporary per
+  // tensor) and copied into the flat buffer; its storage is then freed and handed back to the OS
+  // (release_free_memory), so it only counts while building.
+  t.push_back({"model as built", "2·b·Ψ while building (before flattening; returned to the OS after)", 2 * b * psi, true});
   if (in.stage < 2) {
     t.push_back({"gradients", "b·P flat gradient buffer + 4·S reduced fp32 slice", b * padded + 4 * slice});
   } else {
@@ -36,10 +36,19 @@ std::vector<PlanTerm> memory_plan(const PlanInput& in) {
   const int64_t per_layer = b * B * T * (10 * C + 2 * I) + 4 * B * H * T;
   t.push_back({"activations", "L·(b·B·T·(10·C + 2·I) + 4·B·H·T) + b·B·T·C", L * per_layer + b * B * T * C});
   // The LM head's [B, T, V] fp32 tensors alive at the peak of a step: logits, the shifted copy fed to the
-  // loss, its log-softmax, and their gradients in backward. Measured 7-10 on two configs (README).
-  t.push_back({"logits", "8 tensors of 4·B·T·V (logits, shifted copy, log-softmax and their gradients)",
-               8 * 4 * B * T * V});
-  return t;
+  // loss, its log-softmax, and their gradients in backward; plus a fixed workspace of the first step (GEMM
+  // and autograd buffers). Both fitted on two configs (README "Memory plan").
+  t.push_back({"logits", "9 tensors of 4·B·T·V (logits, shifted copy, log-softmax and their gradients)",
+               9 * 4 * B * T * V});
+  t.push_back({"step workspace", "128 MiB (GEMM and autograd buffers of the first step, measured)", 128ll << 20});
+  Plan plan{t};
+  for (const PlanTerm& x : t) {
+    if (x.name == "runtime") continue;
+    (x.build_phase ? plan.build_peak : plan.train_peak) += x.bytes;
+  }
+  plan.build_peak += in.runtime_bytes + b * padded;  // the flat buffer exists before the model is freed
+  plan.train_peak += in.runtime_bytes;
+  return plan;
 }
 
 }  // namespace lethe::train

@@ -26,9 +26,17 @@ struct PlanInput {
 struct PlanTerm {
   std::string name, formula;
   int64_t bytes = 0;
+  bool build_phase = false;  // alive only while the model is built and flattened, not during training
+};
+
+struct Plan {
+  std::vector<PlanTerm> terms;
+  int64_t build_peak = 0;  // runtime + the build-phase terms
+  int64_t train_peak = 0;  // runtime + every other term
+  int64_t total() const { return build_peak > train_peak ? build_peak : train_peak; }
 };
 
 
-std::vector<PlanTerm> memory_plan(const PlanInput& in);
+Plan memory_plan(const PlanInput& in);
 
 }  // namespace lethe::train

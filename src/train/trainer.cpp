@@ -107,6 +107,7 @@ TrainOutcome run_training(const Config& cfg, comm::Communicator& comm) {
   eo.max_grad_norm = tr.max_grad_norm;
   zero::ZeroEngine engine(*model, comm, eo);
   const zero::FlatLayout& layout = engine.layout();
+  release_free_memory();  // the model's per-tensor storage, now copied into the flat buffer
   spdlog::debug("rss with data and the ZeRO engine: {} MiB (peak {} MiB)", current_rss_bytes() >> 20,
                 peak_rss_bytes() >> 20);
   data::GlobalBatchSampler sampler(rows.size(0), tr.global_batch_size, cfg.runtime.seed, cfg.data.shuffle);

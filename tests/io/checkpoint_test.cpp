@@ -18,17 +18,7 @@ namespace lethe::io {
 namespace {
 namespace fs = std::filesystem;
 
-model::GptNeoConfig small() {
-  model::GptNeoConfig c;
-  c.vocab_size = 50;
-  c.max_position_embeddings = 16;
-  c.hidden_size = 8;
-  c.num_layers = 2;
-  c.num_heads = 2;
-  c.window_size = 4;
-  c.attention_layers = model::alternating_attention(2);
-  return c;
-}
+model::GptNeoConfig small() { return test::small_gpt_neo(50, 8, 16); }
 
 // Global optimizer state [padded] x 3, assembled from every rank's owned slice.
 struct Global {

@@ -11,21 +11,12 @@
 
 #include "comm/local.h"
 #include "model/gpt_neo.h"
+#include "test_util.h"
 
 namespace lethe::zero {
 namespace {
 
-model::GptNeoConfig small() {
-  model::GptNeoConfig c;
-  c.vocab_size = 64;
-  c.max_position_embeddings = 32;
-  c.hidden_size = 16;
-  c.num_layers = 2;
-  c.num_heads = 2;
-  c.window_size = 4;
-  c.attention_layers = model::alternating_attention(2);
-  return c;
-}
+model::GptNeoConfig small() { return test::small_gpt_neo(64, 16, 32); }
 
 constexpr int64_t kGlobal = 12, kMicro = 2, kSeq = 9, kSteps = 5;
 constexpr double kLr = 1e-2, kClip = 0.3;
@@ -137,6 +128,44 @@ TEST(Engine, Stage2GradientMemoryShrinksWithRanks) {
   EXPECT_LT(two, one);
   EXPECT_LT(three, two);
   EXPECT_LT(two, full);  // stage 1 keeps the whole gradient buffer
+}
+
+// bf16 parameters with fp32 master weights: the parameters are always the master rounded to bf16, reductions
+// run in fp32, and sharding changes nothing beyond bf16 rounding of the forward pass.
+TEST(Engine, Bf16ParametersKeepFp32Masters) {
+  at::set_num_threads(1);
+  std::vector<torch::Tensor> batches;
+  for (int64_t s = 0; s < kSteps; ++s) batches.push_back(batch(s));
+  std::vector<torch::Tensor> finals(3);
+  for (int world : {1, 2}) {
+    comm::run_local(world, [&](comm::Communicator& c) {
+      model::GptNeo m(small());
+      m->reset_parameters(5);
+      m->to(torch::kBFloat16);
+      EngineOptions o;
+      o.stage = world == 1 ? 0 : 2;
+      o.bucket_numel = 300;
+      o.max_grad_norm = kClip;
+      ZeroEngine engine(*m, c, o);
+      const int64_t per_rank = kGlobal / world;
+      for (int64_t s = 0; s < kSteps; ++s) {
+        const torch::Tensor ids = batches[s].narrow(0, c.rank() * per_rank, per_rank);
+        const torch::Tensor logits = m->forward(ids).logits.to(torch::kFloat);
+        const torch::Tensor ce = torch::nn::functional::cross_entropy(
+            logits.narrow(1, 0, kSeq - 1).reshape({-1, 64}), ids.narrow(1, 1, kSeq - 1).reshape({-1}),
+            torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum));
+        engine.backward(ce / static_cast<double>(kGlobal * (kSeq - 1)));
+        engine.step(kLr);
+      }
+      EXPECT_EQ(engine.flat_parameters().scalar_type(), torch::kBFloat16);
+      EXPECT_EQ(engine.master().scalar_type(), torch::kFloat);
+      const Span own = engine.owned();
+      EXPECT_TRUE(engine.flat_parameters().narrow(0, own.begin, own.size()).equal(engine.master().to(torch::kBFloat16)));
+      if (c.rank() == 0) finals[world] = engine.flat_parameters().to(torch::kFloat).clone();
+    });
+  }
+  // lr 1e-2 moves weights by ~5e-2 over the run; bf16 rounding of activations may shift a few updates.
+  EXPECT_LE((finals[1] - finals[2]).abs().max().item<double>(), 2e-2);
 }
 
 TEST(Engine, TiedWeightsCountOnce) {
