@@ -107,7 +107,6 @@ TrainOutcome run_training(const Config& cfg, comm::Communicator& comm) {
   eo.max_grad_norm = tr.max_grad_norm;
   zero::ZeroEngine engine(*model, comm, eo);
   const zero::FlatLayout& layout = engine.layout();
-  release_free_memory();  // the model's per-tensor storage, now copied into the flat buffer
   spdlog::debug("rss with data and the ZeRO engine: {} MiB (peak {} MiB)", current_rss_bytes() >> 20,
                 peak_rss_bytes() >> 20);
   data::GlobalBatchSampler sampler(rows.size(0), tr.global_batch_size, cfg.runtime.seed, cfg.data.shuffle);
@@ -172,12 +171,15 @@ TrainOutcome run_training(const Config& cfg, comm::Communicator& comm) {
       torch::Tensor ids = rows.index_select(0, idx);  // [micro, T]
       torch::Tensor logits = model->forward(ids).logits;  // [micro, T, V]
       const int64_t v = logits.size(-1);
+      // Labels are the ids shifted left, the last position ignored: the loss reads logits in place (a
+      // narrowed copy of [micro, T-1, V] would cost two more logits-sized tensors, forward and backward).
+      torch::Tensor labels = torch::cat({ids.narrow(1, 1, ids.size(1) - 1),
+                                         torch::full({ids.size(0), 1}, -100, ids.options())}, 1);
       // Summed CE over this micro-batch's next tokens, divided by the global batch's token count: the sum
       // of these over ranks and micro-steps is the global mean loss.
       torch::Tensor ce = torch::nn::functional::cross_entropy(
-          logits.narrow(1, 0, logits.size(1) - 1).reshape({-1, v}).to(torch::kFloat),
-          ids.narrow(1, 1, ids.size(1) - 1).reshape({-1}),
-          torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum));
+          logits.view({-1, v}).to(torch::kFloat), labels.view({-1}),
+          torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum).ignore_index(-100));
       torch::Tensor loss = ce / static_cast<double>(tokens_per_step);
       loss_sum += ce.item<double>();
       fwd += since(t0);

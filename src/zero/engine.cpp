@@ -8,6 +8,8 @@
 #include <torch/csrc/autograd/function_hook.h>
 #include <torch/csrc/autograd/variable.h>
 
+#include "core/memory.h"
+
 namespace lethe::zero {
 namespace {
 
@@ -37,8 +39,9 @@ torch::Tensor view_of(const torch::Tensor& flat, int64_t offset, const torch::Te
 // fills.
 struct ZeroEngine::Pending {
   std::unique_ptr<comm::Work> work;
-  torch::Tensor send, recv;
-  Span mine;  // flat range of recv
+  torch::Tensor send, recv;  // views of the slot's pooled buffers (or of a lone parameter's gradient)
+  Span mine;                 // flat range of recv
+  int slot = 0;
 };
 
 std::vector<std::pair<std::string, torch::Tensor>> unique_parameters(const torch::nn::Module& model) {
@@ -77,6 +80,9 @@ ZeroEngine::ZeroEngine(torch::nn::Module& model, comm::Communicator& comm, Engin
     v.copy_(params_[i]);
     params_[i].set_data(v);
   }
+  // The model's per-tensor storage is free now; hand it back before the optimizer state is allocated, or
+  // it stays resident in the heap for the whole run (core/memory.h keeps freed memory by default).
+  release_free_memory();
   const auto f32 = flat_param_.options().dtype(torch::kFloat);
   master_ = flat_param_.narrow(0, owned_.begin, owned_.size()).to(torch::kFloat).clone();
   exp_avg_ = torch::zeros({owned_.size()}, f32);
@@ -90,7 +96,15 @@ ZeroEngine::ZeroEngine(torch::nn::Module& model, comm::Communicator& comm, Engin
       params_[i].mutable_grad() = view_of(flat_grad_, layout_.offset(i), params_[i]);
   } else {
     ready_.assign(buckets_.size(), 0);
-    launched_.assign(buckets_.size(), false);
+    int64_t largest = 0, largest_owned = 0;
+    for (const Bucket& bk : buckets_) {
+      largest = std::max(largest, bk.span.size());
+      largest_owned = std::max(largest_owned, bk.span.intersect(owned_).size());
+    }
+    for (int slot = 0; slot < 2; ++slot) {
+      send_pool_[slot] = torch::empty({largest}, f32);
+      recv_pool_[slot] = torch::empty({largest_owned}, f32);
+    }
     for (size_t i = 0; i < params_.size(); ++i) {
       params_[i].mutable_grad() = torch::Tensor();
       torch::autograd::impl::set_post_acc_grad_hooks(params_[i], std::make_unique<GradReadyHook>(this, i));
@@ -113,7 +127,6 @@ void ZeroEngine::note_grad_bytes(int64_t delta) {
 void ZeroEngine::backward(const torch::Tensor& loss) {
   if (options_.stage == 2) {
     std::fill(ready_.begin(), ready_.end(), 0);
-    std::fill(launched_.begin(), launched_.end(), false);
     next_ = 0;
   }
   loss.backward();
@@ -136,24 +149,46 @@ void ZeroEngine::on_gradient_ready(size_t tensor) {
 
 void ZeroEngine::launch_bucket(size_t b) {
   torch::NoGradGuard no_grad;
+  // At most two buckets in flight (DeepSpeed's IPG ping-pong): each uses one of two preallocated buffer
+  // pairs, so the transient memory of stage 2 is fixed instead of a fresh allocation per bucket (which
+  // fragments the heap and grew resident memory micro-step after micro-step).
+  if (pending_.size() >= 2) finish_oldest();
   const Bucket& bk = buckets_[b];
   auto p = std::make_unique<Pending>();
-  p->send = torch::zeros({bk.span.size()}, flat_param_.options().dtype(torch::kFloat));
-  for (size_t i = bk.first_tensor; i < bk.end_tensor; ++i) {
-    torch::Tensor& g = params_[i].mutable_grad();
-    if (!g.defined()) continue;  // unused parameter: zero gradient
-    p->send.narrow(0, layout_.offset(i) - bk.span.begin, g.numel()).copy_(g.reshape({-1}));
-    note_grad_bytes(-static_cast<int64_t>(g.nbytes()));
-    g = torch::Tensor();  // freed: this rank keeps only its owned piece
+  p->slot = next_slot_;
+  next_slot_ ^= 1;
+  const size_t first = bk.first_tensor;
+  torch::Tensor& g0 = params_[first].mutable_grad();
+  if (bk.end_tensor == first + 1 && g0.defined() && g0.numel() == bk.span.size() && g0.is_contiguous() &&
+      g0.scalar_type() == torch::kFloat) {
+    // A bucket of one fp32 parameter (the embedding, typically) is sent from its gradient as it is: no packed
+    // copy of the largest tensor. The gradient is released with the bucket.
+    p->send = g0.view({-1});
+    note_grad_bytes(-static_cast<int64_t>(g0.nbytes()));
+    g0 = torch::Tensor();
+  } else {
+    p->send = send_pool_[p->slot].narrow(0, 0, bk.span.size());
+    if (bk.end_tensor > bk.first_tensor) {
+      const int64_t tail = layout_.offset(bk.end_tensor - 1) + params_[bk.end_tensor - 1].numel();
+      if (tail < bk.span.end) p->send.narrow(0, tail - bk.span.begin, bk.span.end - tail).zero_();  // padding
+    }
+    for (size_t i = bk.first_tensor; i < bk.end_tensor; ++i) {
+      torch::Tensor& g = params_[i].mutable_grad();
+      torch::Tensor dst = p->send.narrow(0, layout_.offset(i) - bk.span.begin, params_[i].numel());
+      if (g.defined()) {
+        dst.copy_(g.reshape({-1}));
+        note_grad_bytes(-static_cast<int64_t>(g.nbytes()));
+        g = torch::Tensor();  // freed: this rank keeps only its owned piece
+      } else {
+        dst.zero_();  // unused parameter: zero gradient
+      }
+    }
   }
   p->mine = bk.span.intersect(owned_);
-  p->recv = torch::empty({p->mine.size()}, p->send.options());
-  note_grad_bytes(static_cast<int64_t>(p->send.nbytes() + p->recv.nbytes()));
+  p->recv = recv_pool_[p->slot].narrow(0, 0, p->mine.size());
   p->work = comm_.reduce_scatter_async(p->send, p->recv, layout_.owner_counts(bk.span));
-  launched_[b] = true;
   ++next_;
   pending_.push_back(std::move(p));
-  if (pending_.size() > 2) finish_oldest();  // at most two buckets in flight, as DeepSpeed's IPG ping-pong
 }
 
 void ZeroEngine::finish_oldest() {
@@ -161,7 +196,6 @@ void ZeroEngine::finish_oldest() {
   pending_.erase(pending_.begin());
   p->work->wait();
   if (p->mine.size() > 0) owned_part(grad_own_, p->mine).add_(p->recv);
-  note_grad_bytes(-static_cast<int64_t>(p->send.nbytes() + p->recv.nbytes()));
 }
 
 void ZeroEngine::flush_buckets() {
@@ -204,7 +238,7 @@ StepResult ZeroEngine::step(double lr) {
   grad_own_.zero_();
   if (options_.stage < 2) flat_grad_.zero_();
   last_grad_bytes_peak_ = grad_bytes_peak_;
-  grad_bytes_peak_ = grad_bytes_alive_;
+  grad_bytes_peak_ = 0;
   return r;
 }
 
@@ -237,8 +271,12 @@ MemoryReport ZeroEngine::memory() const {
   m.param_bytes = static_cast<int64_t>(flat_param_.nbytes());
   m.optimizer_bytes = static_cast<int64_t>(master_.nbytes() + exp_avg_.nbytes() + exp_avg_sq_.nbytes());
   const int64_t own_grad = static_cast<int64_t>(grad_own_.nbytes());
-  m.grad_bytes_peak =
-      own_grad + (options_.stage < 2 ? static_cast<int64_t>(flat_grad_.nbytes()) : last_grad_bytes_peak_);
+  int64_t pools = 0;
+  for (int slot = 0; slot < 2; ++slot)
+    if (send_pool_[slot].defined()) pools += static_cast<int64_t>(send_pool_[slot].nbytes() + recv_pool_[slot].nbytes());
+  // Stage 2 also holds, briefly, the gradients backward produced for the bucket being filled.
+  m.grad_bytes_peak = own_grad + (options_.stage < 2 ? static_cast<int64_t>(flat_grad_.nbytes())
+                                                     : pools + last_grad_bytes_peak_);
   m.padding = owned_.size() - owned_.intersect({0, layout_.numel()}).size();
   return m;
 }

@@ -93,7 +93,7 @@ class ZeroEngine {
   void launch_bucket(size_t b);
   void finish_oldest();
   void flush_buckets();
-  void note_grad_bytes(int64_t delta);
+  void note_grad_bytes(int64_t delta);  // parameter gradients alive between backward and their bucket
   torch::Tensor owned_part(const torch::Tensor& t, Span s) const;
 
   comm::Communicator& comm_;
@@ -109,7 +109,8 @@ class ZeroEngine {
   torch::Tensor master_, exp_avg_, exp_avg_sq_, step_count_;
   // Stage 2 bookkeeping.
   std::vector<int64_t> ready_;
-  std::vector<bool> launched_;
+  torch::Tensor send_pool_[2], recv_pool_[2];  // [largest bucket], [largest owned part of a bucket], fp32
+  int next_slot_ = 0;
   size_t next_ = 0;  // next bucket to launch, in descending bucket order (the order backward produces them)
   std::vector<std::unique_ptr<Pending>> pending_;
   int64_t grad_bytes_alive_ = 0, grad_bytes_peak_ = 0, last_grad_bytes_peak_ = 0;
