@@ -3,7 +3,8 @@
 #   1. `lethe train` step time, tokens/s, communication bytes and time, optimizer bytes per rank (vs 12Ψ/N)
 #      at N = 1 and 2 ranks, on the GPT-Neo-125M shape and on a small shape;
 #   2. DeepSpeed ZeRO-2 at N = 2 (CPU accelerator, gloo, torch AdamW), same model, global batch, threads;
-#   3. checkpoint save and load throughput vs `dd` to the same disk.
+#   3. checkpoint save and load throughput vs `dd` copying the same shard on the same disk (loads and dd reads
+#      from disk: the page cache is dropped first).
 # Usage: bash bench/bench_zero.sh [steps=4]   (build first; installs deepspeed from PyPI into the venv once)
 # Writes results/bench/zero/*.json and prints a summary table (bench/zero_report.py).
 set -euo pipefail
@@ -39,16 +40,24 @@ for s in "${shapes[@]}"; do
     if [ "$n" = 1 ]; then  # load throughput: resume the saved checkpoint (nothing left to train)
       drop_caches > "$out/cache-state.txt"
       build/lethe "${args[@]}" --resume auto 2>&1 | tee "$out/lethe-$name-$n-resume.log" | grep resumed
+      # dd baseline on the same disk with the same bytes: copy the optimizer shard just written (fdatasync),
+      # then read the copy back from disk.
+      shard=$(ls -d "$out/lethe-$name-1/checkpoints"/step-*)/optim-00000.h5
+      cat "$shard" > /dev/null
+      dd if="$shard" of="$out/dd.bin" bs=16M conv=fdatasync 2>&1 | tail -1 | tee "$out/dd-write-$name.txt"
+      drop_caches >> "$out/cache-state.txt"
+      dd if="$out/dd.bin" of=/dev/null bs=16M 2>&1 | tail -1 | tee "$out/dd-read-$name.txt"
+      rm -f "$out/dd.bin"
     fi
   done
+  # The same 2-rank run with glibc's default allocator (LETHE_MALLOC_DEFAULT=1): less resident memory, slower.
+  echo "== lethe train, $name shape, 2 ranks, glibc's default allocator"
+  LETHE_MALLOC_DEFAULT=1 mpirun -np 2 -x LETHE_MALLOC_DEFAULT --bind-to none build/lethe "${args[@]}" \
+    --set run.name="lethe-$name-2-malloc" --set checkpoint.every=0 2>&1 | tee "$out/lethe-$name-2-malloc.log" |
+    grep -E "step $((steps + 1))/"
   echo "== DeepSpeed ZeRO-2, $name shape, 2 ranks"
   bash bench/peer_deepspeed.sh --layers "$layers" --hidden "$hidden" --heads "$heads" --seq 128 --micro-batch 2 \
     --global-batch 8 --steps "$steps" --warmup 1 --threads 1 --bucket-elems 16000000 | tee "$out/deepspeed-$name.json"
 done
 
-echo "== dd to the same disk (2 GiB, fdatasync), then read back"
-dd if=/dev/zero of="$out/dd.bin" bs=16M count=128 conv=fdatasync 2>&1 | tail -1 | tee "$out/dd-write.txt"
-drop_caches >> "$out/cache-state.txt"
-dd if="$out/dd.bin" of=/dev/null bs=16M 2>&1 | tail -1 | tee "$out/dd-read.txt"
-rm -f "$out/dd.bin"
 "$py" bench/zero_report.py "$out" "$steps"

@@ -51,17 +51,25 @@ for name in PSI:
         print(f"{name:8} {'lethe':10} {n:>2} {r['step_s']:8.2f} {r['tokens_per_s']:8.1f} {r['comm_s']:7.2f} "
               f"{r['rs_mb']:7.1f} {r['ag_mb']:7.1f} {r['opt_bytes']:12.0f} {12 * PSI[name] / n:12.0f} "
               f"{r['grad_peak_mb']:8.1f} {r['peak_rss_mb']:11.0f}")
+    r = lethe_row(name, "2-malloc")
+    summary[f"lethe-{name}-2-malloc"] = r
+    print(f"{name:8} {'lethe*':10} {2:>2} {r['step_s']:8.2f} {r['tokens_per_s']:8.1f} {r['comm_s']:7.2f} "
+          f"{r['rs_mb']:7.1f} {r['ag_mb']:7.1f} {r['opt_bytes']:12.0f} {12 * PSI[name] / 2:12.0f} "
+          f"{r['grad_peak_mb']:8.1f} {r['peak_rss_mb']:11.0f}   (* LETHE_MALLOC_DEFAULT=1)")
     ds = json.loads((out / f"deepspeed-{name}.json").read_text().strip().splitlines()[-1])
     summary[f"deepspeed-{name}"] = ds
     print(f"{name:8} {'deepspeed':10} {ds['world']:>2} {ds['step_s']:8.2f} {ds['tokens_per_s']:8.1f} {'':>7} {'':>7} "
           f"{'':>7} {'':>12} {'':>12} {'':>8} {max(ds['peak_rss_mb_per_rank']):11.0f}")
     l2 = summary[f"lethe-{name}-2"]
+    lm = summary[f"lethe-{name}-2-malloc"]
+    ds_rss = max(ds['peak_rss_mb_per_rank'])
     print(f"{name:8} ratio lethe/DeepSpeed at N=2: {l2['tokens_per_s'] / ds['tokens_per_s']:.2f}x tokens/s, "
-          f"peak RSS {l2['peak_rss_mb'] / max(ds['peak_rss_mb_per_rank']):.2f}x")
+          f"peak RSS {l2['peak_rss_mb'] / ds_rss:.2f}x; with glibc's allocator "
+          f"{lm['tokens_per_s'] / ds['tokens_per_s']:.2f}x, {lm['peak_rss_mb'] / ds_rss:.2f}x")
 for name in PSI:
     save = [mb_per_s(l) for l in (out / f"lethe-{name}-1.log").read_text().splitlines() if "checkpoint " in l]
     load = [mb_per_s(l) for l in (out / f"lethe-{name}-1-resume.log").read_text().splitlines() if "resumed" in l]
-    w, r = dd("dd-write.txt"), dd("dd-read.txt")
+    w, r = dd(f"dd-write-{name}.txt"), dd(f"dd-read-{name}.txt")
     summary[f"checkpoint-{name}"] = {"save_mb_s": save[-1], "load_mb_s": load[-1], "dd_write_mb_s": w, "dd_read_mb_s": r}
     cache = "from disk" if "warm" not in (out / "cache-state.txt").read_text() else "from the page cache"
     print(f"checkpoint {name} (loads {cache}): save {save[-1]:.0f} MB/s ({100 * save[-1] / w:.0f}% of dd write {w:.0f} MB/s), "

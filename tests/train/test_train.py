@@ -350,6 +350,24 @@ class TrainTest(unittest.TestCase):
                 peak = series(self.tmp / f"plan-run-{i}", "peak_rss_bytes").max()
                 self.assertLess(abs(plan["total_bytes"] - peak) / peak, 0.15, f"plan {plan['total_bytes']} vs {peak}")
 
+    def test_bf16_parameters_with_fp32_masters(self):
+        r = run(0, self.train_args("fp32", steps=10))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        r = run(2, self.train_args("bf16", steps=10, stage=2, extra=("--set", "model.dtype=bfloat16")))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        fp32, bf16 = series(self.tmp / "fp32", "loss"), series(self.tmp / "bf16", "loss")
+        # bf16 keeps 8 mantissa bits: the curves agree to ~1e-2, and both fall.
+        np.testing.assert_allclose(bf16, fp32, atol=3e-2)
+        self.assertLess(bf16[-1], bf16[0])
+        ckpt = self.tmp / "bf16/checkpoints/step-00000010"
+        master = shard_state(ckpt)["master"]
+        with h5py.File(ckpt / "meta.h5", "r") as f:
+            names = bytes(f["layout/names"][:]).decode().split()
+            weights = np.concatenate([f["model"][n][:].ravel() for n in names])  # flat-buffer order
+        # The stored weights are the bf16 parameters: each is its fp32 master rounded to bf16.
+        rounded = torch.from_numpy(master[:weights.size]).to(torch.bfloat16).float().numpy()
+        self.assertTrue(np.array_equal(weights, rounded))
+
     def test_info_reports_backends(self):
         info = json.loads(run(0, ["info", "--json"]).stdout)
         self.assertTrue(info["mpi"])
