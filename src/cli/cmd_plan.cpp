@@ -4,8 +4,8 @@
 #include <iostream>
 
 #include <fmt/format.h>
-#include <nlohmann/json.hpp>
 #include <torch/types.h>
+#include <nlohmann/json.hpp>
 
 #include "cli/common.h"
 #include "core/error.h"
@@ -31,17 +31,20 @@ int run_plan(int argc, char** argv) {
       "bucket-numel", po::value(&in.bucket_numel)->default_value(16'000'000), "ZeRO bucket size (elements)")(
       "reference", po::bool_switch(&in.reference_model), "add a frozen reference copy (KL objectives)")(
       "json", po::bool_switch(&json), "machine-readable output");
-  if (!parse(argc, argv, desc, "lethe plan --model NAME|DIR --ranks N --zero S [--dtype D --batch B --seq T]",
-             "Estimates the memory one rank needs to train the model, term by term, with the formula of each."))
+  if (!parse(
+          argc, argv, desc, "lethe plan --model NAME|DIR --ranks N --zero S [--dtype D --batch B --seq T]",
+          "Estimates the memory one rank needs to train the model, term by term, with the formula of each."))
     return 0;
   LETHE_CHECK_INPUT(in.ranks >= 1, "--ranks {}: expected at least 1", in.ranks);
   LETHE_CHECK_INPUT(in.stage >= 0 && in.stage <= 2, "--zero {}: expected 0, 1 or 2", in.stage);
-  LETHE_CHECK_INPUT(dtype == "float32" || dtype == "bfloat16", "--dtype {}: expected float32 or bfloat16", dtype);
+  LETHE_CHECK_INPUT(dtype == "float32" || dtype == "bfloat16", "--dtype {}: expected float32 or bfloat16",
+                    dtype);
   LETHE_CHECK_INPUT(in.micro_batch >= 1 && in.seq >= 1 && in.bucket_numel >= 1,
                     "--batch, --seq and --bucket-numel must be >= 1");
   in.param_bytes = dtype == "bfloat16" ? 2 : 4;
   const std::filesystem::path dir(model_name);
-  in.arch = std::filesystem::is_directory(dir) ? model::read_hf_config(dir / "config.json") : model::preset(model_name);
+  in.arch = std::filesystem::is_directory(dir) ? model::read_hf_config(dir / "config.json")
+                                               : model::preset(model_name);
   {
     // Warm the runtime as a training step does (MKL kernels, the OpenMP pool, autograd) before taking this
     // process's resident size as the baseline every rank pays.
@@ -52,25 +55,34 @@ int run_plan(int argc, char** argv) {
   const train::Plan plan = train::memory_plan(in);
   const int64_t total = plan.total();
   if (json) {
-    nlohmann::json j = {{"model", model_name}, {"parameters", model::parameter_count(in.arch)}, {"ranks", in.ranks},
-                        {"zero", in.stage},    {"dtype", dtype},  {"batch", in.micro_batch},   {"seq", in.seq},
-                        {"total_bytes", total}, {"build_peak_bytes", plan.build_peak},
+    nlohmann::json j = {{"model", model_name},
+                        {"parameters", model::parameter_count(in.arch)},
+                        {"ranks", in.ranks},
+                        {"zero", in.stage},
+                        {"dtype", dtype},
+                        {"batch", in.micro_batch},
+                        {"seq", in.seq},
+                        {"total_bytes", total},
+                        {"build_peak_bytes", plan.build_peak},
                         {"train_peak_bytes", plan.train_peak}};
     for (const auto& t : plan.terms)
-      j["terms"].push_back(
-          {{"name", t.name}, {"bytes", t.bytes}, {"formula", t.formula}, {"build_phase_only", t.build_phase}});
+      j["terms"].push_back({{"name", t.name},
+                            {"bytes", t.bytes},
+                            {"formula", t.formula},
+                            {"build_phase_only", t.build_phase}});
     print_json(j);
     return 0;
   }
   std::cout << fmt::format("{}: {:.1f} M parameters, {} rank(s), ZeRO-{}, {}, micro-batch {} x {} tokens\n\n",
-                           model_name, static_cast<double>(model::parameter_count(in.arch)) / 1e6, in.ranks, in.stage,
-                           dtype, in.micro_batch, in.seq);
+                           model_name, static_cast<double>(model::parameter_count(in.arch)) / 1e6, in.ranks,
+                           in.stage, dtype, in.micro_batch, in.seq);
   auto mib = [](int64_t b) { return static_cast<double>(b) / (1 << 20); };
-  for (const auto& t : plan.terms) std::cout << fmt::format("  {:<16} {:>10.1f} MiB   {}\n", t.name, mib(t.bytes), t.formula);
+  for (const auto& t : plan.terms)
+    std::cout << fmt::format("  {:<16} {:>10.1f} MiB   {}\n", t.name, mib(t.bytes), t.formula);
   std::cout << fmt::format("\n  {:<16} {:>10.1f} MiB   runtime + parameters + model as built\n", "building",
                            mib(plan.build_peak));
-  std::cout << fmt::format("  {:<16} {:>10.1f} MiB   runtime + every term but the model as built\n", "training",
-                           mib(plan.train_peak));
+  std::cout << fmt::format("  {:<16} {:>10.1f} MiB   runtime + every term but the model as built\n",
+                           "training", mib(plan.train_peak));
   std::cout << fmt::format("  {:<16} {:>10.1f} MiB   per rank (the larger of the two)\n", "peak", mib(total));
   return 0;
 }

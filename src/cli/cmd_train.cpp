@@ -20,14 +20,16 @@ int run_train(int argc, char** argv) {
   ConfigOptions co;
   std::string resume;
   po::options_description desc;
-  desc.add_options()("resume", po::value(&resume),
-                     "auto = newest complete checkpoint of the run (fresh start if none), or a checkpoint folder; "
-                     "overrides checkpoint.resume");
+  desc.add_options()(
+      "resume", po::value(&resume),
+      "auto = newest complete checkpoint of the run (fresh start if none), or a checkpoint folder; "
+      "overrides checkpoint.resume");
   co.add_to(desc);
-  if (!parse(argc, argv, desc, "lethe train --config F [--resume auto|PATH] [--set k=v]...",
-             "Trains the configured GPT-Neo with the next-token loss. Run alone or as N ranks: "
-             "mpirun -np N lethe train --config F. Writes <run.output_dir>/<run.name>/: config.resolved.yaml, "
-             "metrics.h5, checkpoints/, final/ (HF folder). Exit 143 after a stop signal (checkpoint saved)."))
+  if (!parse(
+          argc, argv, desc, "lethe train --config F [--resume auto|PATH] [--set k=v]...",
+          "Trains the configured GPT-Neo with the next-token loss. Run alone or as N ranks: "
+          "mpirun -np N lethe train --config F. Writes <run.output_dir>/<run.name>/: config.resolved.yaml, "
+          "metrics.h5, checkpoints/, final/ (HF folder). Exit 143 after a stop signal (checkpoint saved)."))
     return 0;
   Config cfg = co.load();
   if (!resume.empty()) cfg.checkpoint.resume = resume;

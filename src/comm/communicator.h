@@ -67,7 +67,9 @@ class Communicator {
   [[noreturn]] virtual void abort(const std::string& message, int code) = 0;
 
   // Blocking forms.
-  void all_reduce(torch::Tensor t, ReduceOp op = ReduceOp::kSum) { all_reduce_async(std::move(t), op)->wait(); }
+  void all_reduce(torch::Tensor t, ReduceOp op = ReduceOp::kSum) {
+    all_reduce_async(std::move(t), op)->wait();
+  }
   void broadcast(torch::Tensor t, int root) { broadcast_async(std::move(t), root)->wait(); }
   void reduce_scatter(torch::Tensor in, torch::Tensor out, std::vector<int64_t> counts) {
     reduce_scatter_async(std::move(in), std::move(out), std::move(counts))->wait();

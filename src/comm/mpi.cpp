@@ -27,12 +27,12 @@ int world_rank() {
   return rank;
 }
 
-#define LETHE_MPI_CHECK(call)                                                                          \
-  do {                                                                                                 \
-    const int lethe_mpi_rc = (call);                                                                   \
-    if (lethe_mpi_rc != MPI_SUCCESS)                                                                   \
-      throw std::runtime_error(fmt::format("rank {}: {} failed ({}:{}): {}", world_rank(), #call,      \
-                                           __FILE__, __LINE__, mpi_error(lethe_mpi_rc)));              \
+#define LETHE_MPI_CHECK(call)                                                                               \
+  do {                                                                                                      \
+    const int lethe_mpi_rc = (call);                                                                        \
+    if (lethe_mpi_rc != MPI_SUCCESS)                                                                        \
+      throw std::runtime_error(fmt::format("rank {}: {} failed ({}:{}): {}", world_rank(), #call, __FILE__, \
+                                           __LINE__, mpi_error(lethe_mpi_rc)));                             \
   } while (0)
 
 // Reductions need an MPI arithmetic type: 16-bit floats are reduced as fp32 (and cast back on wait).
@@ -43,25 +43,35 @@ bool needs_fp32(const torch::Tensor& t) {
 // The MPI type for moving (not reducing) the elements of t; 16-bit floats travel as their raw bits.
 MPI_Datatype mpi_type(torch::ScalarType s) {
   switch (s) {
-    case torch::kFloat: return MPI_FLOAT;
-    case torch::kDouble: return MPI_DOUBLE;
-    case torch::kLong: return MPI_INT64_T;
-    case torch::kInt: return MPI_INT32_T;
+    case torch::kFloat:
+      return MPI_FLOAT;
+    case torch::kDouble:
+      return MPI_DOUBLE;
+    case torch::kLong:
+      return MPI_INT64_T;
+    case torch::kInt:
+      return MPI_INT32_T;
     case torch::kByte:
-    case torch::kBool: return MPI_UINT8_T;
+    case torch::kBool:
+      return MPI_UINT8_T;
     case torch::kBFloat16:
-    case torch::kHalf: return MPI_UINT16_T;
-    default: throw std::runtime_error(fmt::format("MPI backend: unsupported dtype {}", c10::toString(s)));
+    case torch::kHalf:
+      return MPI_UINT16_T;
+    default:
+      throw std::runtime_error(fmt::format("MPI backend: unsupported dtype {}", c10::toString(s)));
   }
 }
 
-MPI_Op mpi_op(ReduceOp op) { return op == ReduceOp::kSum ? MPI_SUM : MPI_MAX; }
+MPI_Op mpi_op(ReduceOp op) {
+  return op == ReduceOp::kSum ? MPI_SUM : MPI_MAX;
+}
 
 int to_int(int64_t n, const char* what) {
   if (n > INT_MAX)
-    throw std::runtime_error(fmt::format("MPI backend: {} of {} elements exceeds MPI's int count; use a "
-                                         "smaller zero.bucket_numel",
-                                         what, n));
+    throw std::runtime_error(
+        fmt::format("MPI backend: {} of {} elements exceeds MPI's int count; use a "
+                    "smaller zero.bucket_numel",
+                    what, n));
   return static_cast<int>(n);
 }
 
@@ -71,7 +81,11 @@ class MpiWork : public Work {
  public:
   MpiWork(MPI_Request req, CommStats& stats, torch::Tensor target = {}, torch::Tensor result = {},
           std::vector<torch::Tensor> keep = {})
-      : req_(req), stats_(stats), target_(std::move(target)), result_(std::move(result)), keep_(std::move(keep)) {}
+      : req_(req),
+        stats_(stats),
+        target_(std::move(target)),
+        result_(std::move(result)),
+        keep_(std::move(keep)) {}
   ~MpiWork() override {
     if (!done_) {
       try {
@@ -160,14 +174,16 @@ std::unique_ptr<Work> MpiCommunicator::reduce_scatter_async(torch::Tensor input,
   ++stats_.calls;
   stats_.reduce_scatter_bytes += static_cast<int64_t>(input.nbytes());
   torch::Tensor in = needs_fp32(input) ? input.to(torch::kFloat) : input;
-  torch::Tensor out = output.scalar_type() == in.scalar_type() ? output : torch::empty({output.numel()}, in.options());
+  torch::Tensor out =
+      output.scalar_type() == in.scalar_type() ? output : torch::empty({output.numel()}, in.options());
   std::vector<int> c(counts.size());
   for (size_t r = 0; r < counts.size(); ++r) c[r] = to_int(counts[r], "reduce_scatter");
   MPI_Request req;
   LETHE_MPI_CHECK(MPI_Ireduce_scatter(in.data_ptr(), out.data_ptr(), c.data(), mpi_type(in.scalar_type()),
                                       MPI_SUM, MPI_COMM_WORLD, &req));
   const bool cast_back = out.data_ptr() != output.data_ptr();
-  return std::make_unique<MpiWork>(req, stats_, output, cast_back ? out : torch::Tensor(), std::vector{in, out});
+  return std::make_unique<MpiWork>(req, stats_, output, cast_back ? out : torch::Tensor(),
+                                   std::vector{in, out});
 }
 
 std::unique_ptr<Work> MpiCommunicator::all_gather_async(torch::Tensor input, torch::Tensor output,

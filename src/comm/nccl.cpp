@@ -22,25 +22,33 @@ struct NcclState {
 
 namespace {
 
-#define LETHE_NCCL_CHECK(call, rank)                                                                 \
-  do {                                                                                               \
-    const ncclResult_t lethe_nccl_rc = (call);                                                       \
-    if (lethe_nccl_rc != ncclSuccess)                                                                \
-      throw std::runtime_error(fmt::format("rank {}: {} failed: {}", rank, #call,                    \
-                                           ncclGetErrorString(lethe_nccl_rc)));                      \
+#define LETHE_NCCL_CHECK(call, rank)                                                              \
+  do {                                                                                            \
+    const ncclResult_t lethe_nccl_rc = (call);                                                    \
+    if (lethe_nccl_rc != ncclSuccess)                                                             \
+      throw std::runtime_error(                                                                   \
+          fmt::format("rank {}: {} failed: {}", rank, #call, ncclGetErrorString(lethe_nccl_rc))); \
   } while (0)
 
 ncclDataType_t nccl_type(torch::ScalarType s) {
   switch (s) {
-    case torch::kFloat: return ncclFloat32;
-    case torch::kDouble: return ncclFloat64;
-    case torch::kLong: return ncclInt64;
-    case torch::kInt: return ncclInt32;
+    case torch::kFloat:
+      return ncclFloat32;
+    case torch::kDouble:
+      return ncclFloat64;
+    case torch::kLong:
+      return ncclInt64;
+    case torch::kInt:
+      return ncclInt32;
     case torch::kByte:
-    case torch::kBool: return ncclUint8;
-    case torch::kBFloat16: return ncclBfloat16;
-    case torch::kHalf: return ncclFloat16;
-    default: throw std::runtime_error(fmt::format("NCCL backend: unsupported dtype {}", c10::toString(s)));
+    case torch::kBool:
+      return ncclUint8;
+    case torch::kBFloat16:
+      return ncclBfloat16;
+    case torch::kHalf:
+      return ncclFloat16;
+    default:
+      throw std::runtime_error(fmt::format("NCCL backend: unsupported dtype {}", c10::toString(s)));
   }
 }
 
@@ -54,7 +62,11 @@ class NcclWork : public Work {
  public:
   NcclWork(NcclState& s, int rank, CommStats& stats, torch::Tensor target, torch::Tensor result,
            std::vector<torch::Tensor> keep)
-      : s_(s), rank_(rank), stats_(stats), target_(std::move(target)), result_(std::move(result)),
+      : s_(s),
+        rank_(rank),
+        stats_(stats),
+        target_(std::move(target)),
+        result_(std::move(result)),
         keep_(std::move(keep)) {
     event_.record(s_.stream);
   }
@@ -164,7 +176,8 @@ std::unique_ptr<Work> NcclCommunicator::reduce_scatter_async(torch::Tensor input
   ++stats_.calls;
   stats_.reduce_scatter_bytes += static_cast<int64_t>(input.nbytes());
   torch::Tensor in = is_16bit(input) ? input.to(torch::kFloat) : input;
-  torch::Tensor out = output.scalar_type() == in.scalar_type() ? output : torch::empty({output.numel()}, in.options());
+  torch::Tensor out =
+      output.scalar_type() == in.scalar_type() ? output : torch::empty({output.numel()}, in.options());
   order_after_current(*state_);
   // NCCL's reduce-scatter needs equal pieces; uneven ones are one reduce per owner inside a group.
   const size_t elem = in.element_size();

@@ -240,9 +240,11 @@ struct CheckpointSection {
 
   template <class V>
   void visit(V& v) {
-    v("every", every, AtLeast{0}, "save every N optimizer steps (and always at the end); 0 = only at the end");
+    v("every", every, AtLeast{0},
+      "save every N optimizer steps (and always at the end); 0 = only at the end");
     v("keep_last", keep_last, AtLeast{1}, "complete checkpoints kept; older ones are deleted");
-    v("resume", resume, "\"\" = start fresh, auto = newest complete checkpoint of the run (fresh if none), or a path");
+    v("resume", resume,
+      "\"\" = start fresh, auto = newest complete checkpoint of the run (fresh if none), or a path");
   }
   bool operator==(const CheckpointSection&) const = default;
 };
@@ -252,7 +254,8 @@ struct MetricsSection {
 
   template <class V>
   void visit(V& v) {
-    v("flush_seconds", flush_seconds, AtLeast{0.0}, "write buffered metrics to metrics.h5 at least this often");
+    v("flush_seconds", flush_seconds, AtLeast{0.0},
+      "write buffered metrics to metrics.h5 at least this often");
   }
   bool operator==(const MetricsSection&) const = default;
 };

@@ -71,8 +71,8 @@ void TrainSection::check() const {
   LETHE_CHECK_INPUT(micro_batch_size <= global_batch_size,
                     "invalid config: train.micro_batch_size ({}) is larger than train.global_batch_size ({})",
                     micro_batch_size, global_batch_size);
-  LETHE_CHECK_INPUT(warmup_steps <= steps,
-                    "invalid config: train.warmup_steps ({}) exceeds train.steps ({})", warmup_steps, steps);
+  LETHE_CHECK_INPUT(warmup_steps <= steps, "invalid config: train.warmup_steps ({}) exceeds train.steps ({})",
+                    warmup_steps, steps);
 }
 
 }  // namespace lethe

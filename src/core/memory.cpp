@@ -3,8 +3,8 @@
 #include <malloc.h>
 
 #include <climits>
-#include <cstdlib>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 
 namespace lethe {
@@ -36,9 +36,15 @@ long long status_kib(const char* key) {
 }
 }  // namespace
 
-void release_free_memory() { malloc_trim(0); }
+void release_free_memory() {
+  malloc_trim(0);
+}
 
-long long current_rss_bytes() { return status_kib("VmRSS:") * 1024; }
-long long peak_rss_bytes() { return status_kib("VmHWM:") * 1024; }
+long long current_rss_bytes() {
+  return status_kib("VmRSS:") * 1024;
+}
+long long peak_rss_bytes() {
+  return status_kib("VmHWM:") * 1024;
+}
 
 }  // namespace lethe

@@ -5,7 +5,9 @@
 namespace lethe {
 namespace {
 volatile std::sig_atomic_t g_stop = 0;
-extern "C" void on_stop_signal(int sig) { g_stop = sig; }
+extern "C" void on_stop_signal(int sig) {
+  g_stop = sig;
+}
 }  // namespace
 
 void install_stop_handlers() {
@@ -17,6 +19,8 @@ void install_stop_handlers() {
   sigaction(SIGUSR1, &sa, nullptr);
 }
 
-int stop_signal() { return g_stop; }
+int stop_signal() {
+  return g_stop;
+}
 
 }  // namespace lethe

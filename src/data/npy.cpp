@@ -27,16 +27,17 @@ Header parse_header(const std::string& h, const std::string& file) {
                     "{}: npy header has no 'descr' dtype (header: {})", file, h);
   const std::string order = m[1], kind = m[2];
   out.item = std::stoi(m[3]);
-  LETHE_CHECK_INPUT((kind == "u" || kind == "i") && (out.item == 1 || out.item == 2 || out.item == 4 || out.item == 8),
-                    "{}: dtype '{}{}{}' is not a token-id array; expected an integer dtype (uint16, int32, int64, ...)",
-                    file, order, kind, out.item);
+  LETHE_CHECK_INPUT(
+      (kind == "u" || kind == "i") && (out.item == 1 || out.item == 2 || out.item == 4 || out.item == 8),
+      "{}: dtype '{}{}{}' is not a token-id array; expected an integer dtype (uint16, int32, int64, ...)",
+      file, order, kind, out.item);
   out.kind = kind[0];
   out.big_endian = order == ">";
   LETHE_CHECK_INPUT(std::regex_search(h, m, std::regex(R"('fortran_order'\s*:\s*(True|False))")),
                     "{}: npy header has no 'fortran_order'", file);
   out.fortran = m[1] == "True";
-  LETHE_CHECK_INPUT(std::regex_search(h, m, std::regex(R"('shape'\s*:\s*\(([^)]*)\))")), "{}: npy header has no 'shape'",
-                    file);
+  LETHE_CHECK_INPUT(std::regex_search(h, m, std::regex(R"('shape'\s*:\s*\(([^)]*)\))")),
+                    "{}: npy header has no 'shape'", file);
   const std::string dims = m[1];
   static const std::regex number(R"(\d+)");
   for (std::sregex_iterator it(dims.begin(), dims.end(), number), end; it != end; ++it)
@@ -68,18 +69,20 @@ TokenArray read_npy(const std::filesystem::path& path) {
   const size_t len_bytes = major == 1 ? 2 : 4;
   LETHE_CHECK_INPUT(bytes.size() >= 8 + len_bytes, "{}: truncated .npy header", file);
   size_t header_len = 0;
-  for (size_t b = 0; b < len_bytes; ++b) header_len |= static_cast<size_t>(static_cast<unsigned char>(bytes[8 + b])) << (8 * b);
+  for (size_t b = 0; b < len_bytes; ++b)
+    header_len |= static_cast<size_t>(static_cast<unsigned char>(bytes[8 + b])) << (8 * b);
   const size_t data_start = 8 + len_bytes + header_len;
-  LETHE_CHECK_INPUT(data_start <= bytes.size(), "{}: .npy header length {} runs past the end of the file", file,
-                    header_len);
+  LETHE_CHECK_INPUT(data_start <= bytes.size(), "{}: .npy header length {} runs past the end of the file",
+                    file, header_len);
   const Header h = parse_header(bytes.substr(8 + len_bytes, header_len), file);
   TokenArray a;
   a.rows = h.shape.size() == 2 ? h.shape[0] : 1;
   a.cols = h.shape.back();
   const auto n = static_cast<size_t>(a.rows * a.cols);
-  LETHE_CHECK_INPUT(bytes.size() - data_start == n * h.item,
-                    "{}: data is {} bytes but shape {}x{} of {}-byte items needs {} (truncated or wrong header)",
-                    file, bytes.size() - data_start, a.rows, a.cols, h.item, n * h.item);
+  LETHE_CHECK_INPUT(
+      bytes.size() - data_start == n * h.item,
+      "{}: data is {} bytes but shape {}x{} of {}-byte items needs {} (truncated or wrong header)", file,
+      bytes.size() - data_start, a.rows, a.cols, h.item, n * h.item);
   a.values.resize(n);
   const auto* p = reinterpret_cast<const unsigned char*>(bytes.data() + data_start);
   for (int64_t r = 0; r < a.rows; ++r)

@@ -11,7 +11,7 @@
 namespace lethe::data {
 
 struct TokenArray {
-  int64_t rows = 0, cols = 0;  // a 1-D file is one row
+  int64_t rows = 0, cols = 0;   // a 1-D file is one row
   std::vector<int64_t> values;  // row-major [rows, cols]
   const int64_t* row(int64_t r) const { return values.data() + r * cols; }
 };

@@ -49,7 +49,8 @@ void GlobalBatchSampler::set_state(const SamplerState& s) {
 
 std::vector<int64_t> rank_part(const std::vector<int64_t>& batch, int rank, int world) {
   const auto g = static_cast<int64_t>(batch.size());
-  if (g % world != 0) throw std::invalid_argument("rank_part: global batch does not divide by the world size");
+  if (g % world != 0)
+    throw std::invalid_argument("rank_part: global batch does not divide by the world size");
   const int64_t per = g / world;
   return {batch.begin() + rank * per, batch.begin() + (rank + 1) * per};
 }

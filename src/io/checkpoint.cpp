@@ -23,8 +23,12 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-std::string step_name(int64_t step) { return fmt::format("step-{:08d}", step); }
-std::string shard_name(int rank) { return fmt::format("optim-{:05d}.h5", rank); }
+std::string step_name(int64_t step) {
+  return fmt::format("step-{:08d}", step);
+}
+std::string shard_name(int rank) {
+  return fmt::format("optim-{:05d}.h5", rank);
+}
 
 void fsync_path(const fs::path& p) {
   const int fd = ::open(p.c_str(), O_RDONLY);
@@ -39,7 +43,8 @@ void fsync_path(const fs::path& p) {
 void agree(comm::Communicator& comm, const std::string& error, const char* what) {
   const int64_t failed = comm.all_reduce_int(error.empty() ? -1 : comm.rank(), comm::ReduceOp::kMax);
   if (!error.empty()) throw std::runtime_error(error);
-  if (failed >= 0) throw std::runtime_error(fmt::format("{} failed on rank {} (see its message)", what, failed));
+  if (failed >= 0)
+    throw std::runtime_error(fmt::format("{} failed on rank {} (see its message)", what, failed));
 }
 
 template <class F>
@@ -136,8 +141,10 @@ std::vector<fs::path> complete_checkpoints(const fs::path& root) {
   std::vector<fs::path> out;
   if (!fs::is_directory(root)) return out;
   for (const auto& e : fs::directory_iterator(root))
-    if (e.is_directory() && step_of(e.path()) >= 0 && fs::exists(e.path() / "COMPLETE")) out.push_back(e.path());
-  std::sort(out.begin(), out.end(), [](const fs::path& a, const fs::path& b) { return step_of(a) < step_of(b); });
+    if (e.is_directory() && step_of(e.path()) >= 0 && fs::exists(e.path() / "COMPLETE"))
+      out.push_back(e.path());
+  std::sort(out.begin(), out.end(),
+            [](const fs::path& a, const fs::path& b) { return step_of(a) < step_of(b); });
   return out;
 }
 
@@ -159,8 +166,8 @@ std::string architecture_json(const model::GptNeoConfig& a) {
   return j.dump();
 }
 
-SaveReport save_checkpoint(const fs::path& root, const CheckpointContent& content, const zero::ZeroEngine& engine_c,
-                           int64_t keep_last) {
+SaveReport save_checkpoint(const fs::path& root, const CheckpointContent& content,
+                           const zero::ZeroEngine& engine_c, int64_t keep_last) {
   auto& engine = const_cast<zero::ZeroEngine&>(engine_c);  // write_shard reads state through the accessors
   comm::Communicator& comm = engine.comm();
   const auto t0 = Clock::now();
@@ -189,9 +196,11 @@ SaveReport save_checkpoint(const fs::path& root, const CheckpointContent& conten
   if (comm.rank() == 0) {
     error = capture([&] {
       nlohmann::json files = nlohmann::json::object();
-      for (const auto& e : fs::directory_iterator(tmp)) files[e.path().filename().string()] = fs::file_size(e.path());
+      for (const auto& e : fs::directory_iterator(tmp))
+        files[e.path().filename().string()] = fs::file_size(e.path());
       const std::string marker =
-          nlohmann::json{{"step", content.progress.step}, {"world_size", comm.size()}, {"files", files}}.dump(1);
+          nlohmann::json{{"step", content.progress.step}, {"world_size", comm.size()}, {"files", files}}.dump(
+              1);
       write_file_atomic(tmp / "COMPLETE", {std::as_bytes(std::span(marker.data(), marker.size()))});
       fs::remove_all(final_dir);  // a checkpoint of the same step from an earlier, interrupted attempt
       fs::rename(tmp, final_dir);

@@ -35,8 +35,8 @@ void check_files(const fs::path& dir) {
     const fs::path f = dir / name;
     LETHE_CHECK_INPUT(fs::exists(f), "checkpoint {}: file {} is missing; {}", dir.string(), name, kHint);
     LETHE_CHECK_INPUT(bytes.is_number_unsigned() && fs::file_size(f) == bytes.get<uint64_t>(),
-                      "checkpoint {}: file {} is {} bytes but was written with {} (truncated?); {}", dir.string(),
-                      name, fs::file_size(f), bytes.dump(), kHint);
+                      "checkpoint {}: file {} is {} bytes but was written with {} (truncated?); {}",
+                      dir.string(), name, fs::file_size(f), bytes.dump(), kHint);
   }
 }
 
@@ -69,28 +69,31 @@ std::string architecture_difference(const std::string& saved, const std::string&
 
 }  // namespace
 
-LoadReport load_checkpoint(const fs::path& dir, zero::ZeroEngine& engine, const model::GptNeoConfig& architecture) {
+LoadReport load_checkpoint(const fs::path& dir, zero::ZeroEngine& engine,
+                           const model::GptNeoConfig& architecture) {
   const auto t0 = std::chrono::steady_clock::now();
   check_files(dir);
   LoadReport report;
   try {
     const H5File meta = H5File::open(dir / "meta.h5");
-    LETHE_CHECK_INPUT(meta.attr_string("format") == "lethe-checkpoint", "checkpoint {}: meta.h5 is not a lethe checkpoint",
-                      dir.string());
+    LETHE_CHECK_INPUT(meta.attr_string("format") == "lethe-checkpoint",
+                      "checkpoint {}: meta.h5 is not a lethe checkpoint", dir.string());
     const int64_t version = meta.attr_int("format_version");
     LETHE_CHECK_INPUT(version == kCheckpointFormatVersion,
                       "checkpoint {}: format version {} is not supported by this lethe (reads version {})",
                       dir.string(), version, kCheckpointFormatVersion);
     const std::string saved_arch = meta.read_string("architecture");
     const std::string diff = architecture_difference(saved_arch, architecture_json(architecture));
-    LETHE_CHECK_INPUT(diff.empty(),
-                      "checkpoint {} was written for a different model: {}. Resume with the checkpoint's model "
-                      "config (its resolved config is stored in meta.h5:/config) or start a new run",
-                      dir.string(), diff);
+    LETHE_CHECK_INPUT(
+        diff.empty(),
+        "checkpoint {} was written for a different model: {}. Resume with the checkpoint's model "
+        "config (its resolved config is stored in meta.h5:/config) or start a new run",
+        dir.string(), diff);
     report.saved_world_size = meta.attr_int("world_size");
     const zero::FlatLayout saved = read_layout(meta, report.saved_world_size);
     const std::string layout_diff = saved.difference(engine.layout());
-    LETHE_CHECK_INPUT(layout_diff.empty(), "checkpoint {} does not fit this model: {}", dir.string(), layout_diff);
+    LETHE_CHECK_INPUT(layout_diff.empty(), "checkpoint {} does not fit this model: {}", dir.string(),
+                      layout_diff);
     LETHE_CHECK_INPUT(meta.attr_int("padded_numel") == saved.padded_numel(),
                       "checkpoint {}: meta.h5 padded_numel disagrees with its layout", dir.string());
 
@@ -131,8 +134,8 @@ LoadReport load_checkpoint(const fs::path& dir, zero::ZeroEngine& engine, const 
       const H5File shard = H5File::open(dir / fmt::format("optim-{:05d}.h5", r));
       LETHE_CHECK_INPUT(shard.attr_int("begin") == old.begin && shard.attr_int("end") == old.end,
                         "checkpoint {}: {} covers [{}, {}) but the layout says [{}, {})", dir.string(),
-                        shard.path().filename().string(), shard.attr_int("begin"), shard.attr_int("end"), old.begin,
-                        old.end);
+                        shard.path().filename().string(), shard.attr_int("begin"), shard.attr_int("end"),
+                        old.begin, old.end);
       const char* names[] = {"master", "exp_avg", "exp_avg_sq"};
       for (int k = 0; k < 3; ++k) {
         const std::vector<hsize_t> d = shard.dims(names[k]);

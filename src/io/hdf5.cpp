@@ -28,13 +28,21 @@ std::string hdf5_message() {
 template <class T>
 hid_t mem_type();
 template <>
-hid_t mem_type<float>() { return H5T_NATIVE_FLOAT; }
+hid_t mem_type<float>() {
+  return H5T_NATIVE_FLOAT;
+}
 template <>
-hid_t mem_type<double>() { return H5T_NATIVE_DOUBLE; }
+hid_t mem_type<double>() {
+  return H5T_NATIVE_DOUBLE;
+}
 template <>
-hid_t mem_type<int64_t>() { return H5T_NATIVE_INT64; }
+hid_t mem_type<int64_t>() {
+  return H5T_NATIVE_INT64;
+}
 template <>
-hid_t mem_type<uint8_t>() { return H5T_NATIVE_UINT8; }
+hid_t mem_type<uint8_t>() {
+  return H5T_NATIVE_UINT8;
+}
 
 constexpr const char* kChecksumAttr = "xxh3";
 }  // namespace
@@ -54,7 +62,9 @@ void H5Handle::reset() {
   id_ = -1;
 }
 
-uint64_t checksum(const void* data, size_t bytes) { return XXH3_64bits(data, bytes); }
+uint64_t checksum(const void* data, size_t bytes) {
+  return XXH3_64bits(data, bytes);
+}
 
 void quiet_hdf5() {
   static std::once_flag once;
@@ -74,7 +84,8 @@ H5File H5File::create(const fs::path& path) {
   H5Handle fapl(H5Pcreate(H5P_FILE_ACCESS), H5Pclose);
   H5Pset_libver_bounds(fapl, H5F_LIBVER_LATEST, H5F_LIBVER_LATEST);  // checksummed metadata
   const hid_t id = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
-  if (id < 0) throw std::runtime_error(fmt::format("{}: cannot create HDF5 file: {}", path.string(), hdf5_message()));
+  if (id < 0)
+    throw std::runtime_error(fmt::format("{}: cannot create HDF5 file: {}", path.string(), hdf5_message()));
   return H5File(path, H5Handle(id, H5Fclose));
 }
 
@@ -121,10 +132,12 @@ void H5File::write(const std::string& name, const T* data, const std::vector<hsi
   if (dset.get() < 0) fail("cannot create dataset", name);
   hsize_t n = 1;
   for (hsize_t d : dims) n *= d;
-  if (n > 0) LETHE_H5(H5Dwrite(dset, mem_type<T>(), H5S_ALL, H5S_ALL, H5P_DEFAULT, data), "cannot write", name);
+  if (n > 0)
+    LETHE_H5(H5Dwrite(dset, mem_type<T>(), H5S_ALL, H5S_ALL, H5P_DEFAULT, data), "cannot write", name);
   const int64_t sum = static_cast<int64_t>(checksum(data, n * sizeof(T)));
   H5Handle aspace(H5Screate(H5S_SCALAR), H5Sclose);
-  H5Handle attr(H5Acreate2(dset, kChecksumAttr, H5T_NATIVE_INT64, aspace, H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
+  H5Handle attr(H5Acreate2(dset, kChecksumAttr, H5T_NATIVE_INT64, aspace, H5P_DEFAULT, H5P_DEFAULT),
+                H5Aclose);
   if (attr.get() < 0 || H5Awrite(attr, H5T_NATIVE_INT64, &sum) < 0) fail("cannot write checksum of", name);
 }
 
@@ -146,17 +159,18 @@ void H5File::read_into(const std::string& name, T* dst, size_t n) const {
   for (hsize_t x : d) total *= x;
   if (total != n) fail(fmt::format("expected {} elements in dataset", n), name);
   H5Handle dset(H5Dopen2(file_, name.c_str(), H5P_DEFAULT), H5Dclose);
-  if (n > 0) LETHE_H5(H5Dread(dset, mem_type<T>(), H5S_ALL, H5S_ALL, H5P_DEFAULT, dst), "cannot read dataset", name);
+  if (n > 0)
+    LETHE_H5(H5Dread(dset, mem_type<T>(), H5S_ALL, H5S_ALL, H5P_DEFAULT, dst), "cannot read dataset", name);
   if (H5Aexists(dset, kChecksumAttr) <= 0) fail("no checksum attribute on dataset", name);
   H5Handle attr(H5Aopen(dset, kChecksumAttr, H5P_DEFAULT), H5Aclose);
   int64_t stored = 0;
   if (attr.get() < 0 || H5Aread(attr, H5T_NATIVE_INT64, &stored) < 0) fail("unreadable checksum of", name);
   const auto actual = static_cast<int64_t>(checksum(dst, n * sizeof(T)));
   if (stored != actual)
-    throw std::runtime_error(fmt::format("{}: dataset '{}' fails its checksum (stored {:016x}, computed {:016x}): "
-                                         "the data is corrupt",
-                                         path_.string(), name, static_cast<uint64_t>(stored),
-                                         static_cast<uint64_t>(actual)));
+    throw std::runtime_error(
+        fmt::format("{}: dataset '{}' fails its checksum (stored {:016x}, computed {:016x}): "
+                    "the data is corrupt",
+                    path_.string(), name, static_cast<uint64_t>(stored), static_cast<uint64_t>(actual)));
 }
 
 template <class T>
@@ -214,8 +228,12 @@ void write_attr(hid_t loc, const char* name, hid_t type, const void* v) {
 }
 }  // namespace
 
-void H5File::set_attr(const std::string& name, int64_t v) const { write_attr(file_, name.c_str(), H5T_NATIVE_INT64, &v); }
-void H5File::set_attr(const std::string& name, double v) const { write_attr(file_, name.c_str(), H5T_NATIVE_DOUBLE, &v); }
+void H5File::set_attr(const std::string& name, int64_t v) const {
+  write_attr(file_, name.c_str(), H5T_NATIVE_INT64, &v);
+}
+void H5File::set_attr(const std::string& name, double v) const {
+  write_attr(file_, name.c_str(), H5T_NATIVE_DOUBLE, &v);
+}
 void H5File::set_attr(const std::string& name, const std::string& v) const {
   H5Handle type(H5Tcopy(H5T_C_S1), H5Tclose);
   H5Tset_size(type, std::max<size_t>(v.size(), 1));
@@ -226,14 +244,16 @@ void H5File::set_attr(const std::string& name, const std::string& v) const {
 int64_t H5File::attr_int(const std::string& name) const {
   H5Handle attr(H5Aopen(file_, name.c_str(), H5P_DEFAULT), H5Aclose);
   int64_t v = 0;
-  if (attr.get() < 0 || H5Aread(attr, H5T_NATIVE_INT64, &v) < 0) fail("missing or unreadable attribute", name);
+  if (attr.get() < 0 || H5Aread(attr, H5T_NATIVE_INT64, &v) < 0)
+    fail("missing or unreadable attribute", name);
   return v;
 }
 
 double H5File::attr_double(const std::string& name) const {
   H5Handle attr(H5Aopen(file_, name.c_str(), H5P_DEFAULT), H5Aclose);
   double v = 0;
-  if (attr.get() < 0 || H5Aread(attr, H5T_NATIVE_DOUBLE, &v) < 0) fail("missing or unreadable attribute", name);
+  if (attr.get() < 0 || H5Aread(attr, H5T_NATIVE_DOUBLE, &v) < 0)
+    fail("missing or unreadable attribute", name);
   return v;
 }
 
@@ -255,13 +275,15 @@ void H5File::create_series(const std::string& name, bool integer) const {
   H5Pset_chunk(dcpl, 1, &chunk);
   H5Handle lcpl(H5Pcreate(H5P_LINK_CREATE), H5Pclose);
   H5Pset_create_intermediate_group(lcpl, 1);
-  H5Handle dset(H5Dcreate2(file_, name.c_str(), integer ? H5T_NATIVE_INT64 : H5T_NATIVE_DOUBLE, space, lcpl, dcpl,
-                           H5P_DEFAULT),
+  H5Handle dset(H5Dcreate2(file_, name.c_str(), integer ? H5T_NATIVE_INT64 : H5T_NATIVE_DOUBLE, space, lcpl,
+                           dcpl, H5P_DEFAULT),
                 H5Dclose);
   if (dset.get() < 0) fail("cannot create series", name);
 }
 
-hsize_t H5File::series_length(const std::string& name) const { return dims(name).at(0); }
+hsize_t H5File::series_length(const std::string& name) const {
+  return dims(name).at(0);
+}
 
 void H5File::append_series(const std::string& name, const std::vector<double>& values) const {
   if (values.empty()) return;
@@ -270,17 +292,20 @@ void H5File::append_series(const std::string& name, const std::vector<double>& v
   const hsize_t old = series_length(name), add = values.size(), total = old + add;
   LETHE_H5(H5Dset_extent(dset, &total), "cannot extend", name);
   H5Handle fspace(H5Dget_space(dset), H5Sclose);
-  LETHE_H5(H5Sselect_hyperslab(fspace, H5S_SELECT_SET, &old, nullptr, &add, nullptr), "cannot select in", name);
+  LETHE_H5(H5Sselect_hyperslab(fspace, H5S_SELECT_SET, &old, nullptr, &add, nullptr), "cannot select in",
+           name);
   H5Handle mspace(H5Screate_simple(1, &add, nullptr), H5Sclose);
   // Values are doubles in memory; HDF5 converts to the series' type (int64 for step counters).
-  LETHE_H5(H5Dwrite(dset, H5T_NATIVE_DOUBLE, mspace, fspace, H5P_DEFAULT, values.data()), "cannot append to", name);
+  LETHE_H5(H5Dwrite(dset, H5T_NATIVE_DOUBLE, mspace, fspace, H5P_DEFAULT, values.data()), "cannot append to",
+           name);
 }
 
 std::vector<int64_t> H5File::read_series_int(const std::string& name) const {
   const hsize_t n = series_length(name);
   std::vector<int64_t> out(n);
   H5Handle dset(H5Dopen2(file_, name.c_str(), H5P_DEFAULT), H5Dclose);
-  if (n > 0) LETHE_H5(H5Dread(dset, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data()), "cannot read", name);
+  if (n > 0)
+    LETHE_H5(H5Dread(dset, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data()), "cannot read", name);
   return out;
 }
 

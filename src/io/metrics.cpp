@@ -11,7 +11,10 @@ namespace fs = std::filesystem;
 
 MetricsWriter::MetricsWriter(fs::path file, std::vector<std::string> names, int64_t resume_step,
                              double flush_seconds)
-    : file_(std::move(file)), names_(std::move(names)), rows_(names_.size()), flush_seconds_(flush_seconds),
+    : file_(std::move(file)),
+      names_(std::move(names)),
+      rows_(names_.size()),
+      flush_seconds_(flush_seconds),
       last_flush_(std::chrono::steady_clock::now()) {
   fs::create_directories(file_.parent_path());
   const bool fresh = resume_step == 0 || !fs::exists(file_);
@@ -22,9 +25,11 @@ MetricsWriter::MetricsWriter(fs::path file, std::vector<std::string> names, int6
   if (!fresh) {
     // Keep the rows up to the resumed step: steps are increasing, so that is a prefix.
     const std::vector<int64_t> steps = f.read_series_int("train/step");
-    const auto keep = static_cast<hsize_t>(std::upper_bound(steps.begin(), steps.end(), resume_step) - steps.begin());
+    const auto keep =
+        static_cast<hsize_t>(std::upper_bound(steps.begin(), steps.end(), resume_step) - steps.begin());
     f.truncate_series("train/step", keep);
-    for (const auto& n : names_) f.truncate_series("train/" + n, std::min(keep, f.series_length("train/" + n)));
+    for (const auto& n : names_)
+      f.truncate_series("train/" + n, std::min(keep, f.series_length("train/" + n)));
   }
   f.close();
 }

@@ -15,17 +15,20 @@ Plan memory_plan(const PlanInput& in) {
   const int64_t b = in.param_bytes, B = in.micro_batch, T = in.seq, C = a.hidden_size, L = a.num_layers,
                 V = a.vocab_size, H = a.num_heads, I = a.inner_dim();
   std::vector<PlanTerm> t;
-  t.push_back({"runtime", "resident size of this process: libtorch and its libraries loaded", in.runtime_bytes});
+  t.push_back(
+      {"runtime", "resident size of this process: libtorch and its libraries loaded", in.runtime_bytes});
   t.push_back({"parameters", "b·P (full flat buffer on every rank)", b * padded});
-  // The model is built tensor by tensor (torch's default init, then transformers' init through a temporary per
-  // tensor) and copied into the flat buffer; its storage is then freed and handed back to the OS
+  // The model is built tensor by tensor (torch's default init, then transformers' init through a temporary
+  // per tensor) and copied into the flat buffer; its storage is then freed and handed back to the OS
   // (release_free_memory), so it only counts while building.
-  t.push_back({"model as built", "2·b·Ψ while building (before flattening; returned to the OS after)", 2 * b * psi, true});
+  t.push_back({"model as built", "2·b·Ψ while building (before flattening; returned to the OS after)",
+               2 * b * psi, true});
   if (in.stage < 2) {
     t.push_back({"gradients", "b·P flat gradient buffer + 4·S reduced fp32 slice", b * padded + 4 * slice});
   } else {
     const int64_t bucket = std::min(in.bucket_numel, padded);
-    t.push_back({"gradients", "4·S owned fp32 slice + 2 buckets in flight (4·bucket + 4·bucket/N) + b·bucket filling",
+    t.push_back({"gradients",
+                 "4·S owned fp32 slice + 2 buckets in flight (4·bucket + 4·bucket/N) + b·bucket filling",
                  4 * slice + 2 * (4 * bucket + 4 * bucket / in.ranks) + b * bucket});
   }
   t.push_back({"optimizer", "12·S (fp32 master, Adam m and v of the owned slice)", 12 * slice});
@@ -40,7 +43,8 @@ Plan memory_plan(const PlanInput& in) {
   // and autograd buffers). Both fitted on two configs (README "Memory plan").
   t.push_back({"logits", "9 tensors of 4·B·T·V (logits, shifted copy, log-softmax and their gradients)",
                9 * 4 * B * T * V});
-  t.push_back({"step workspace", "128 MiB (GEMM and autograd buffers of the first step, measured)", 128ll << 20});
+  t.push_back(
+      {"step workspace", "128 MiB (GEMM and autograd buffers of the first step, measured)", 128ll << 20});
   Plan plan{t};
   for (const PlanTerm& x : t) {
     if (x.name == "runtime") continue;

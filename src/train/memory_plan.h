@@ -20,7 +20,7 @@ struct PlanInput {
   int64_t micro_batch = 2, seq = 128;
   int64_t bucket_numel = 16'000'000;
   bool reference_model = false;  // a frozen copy of the starting model (KL-to-original objectives)
-  int64_t runtime_bytes = 0;      // resident memory before any model exists (libtorch and its libraries)
+  int64_t runtime_bytes = 0;     // resident memory before any model exists (libtorch and its libraries)
 };
 
 struct PlanTerm {
@@ -35,7 +35,6 @@ struct Plan {
   int64_t train_peak = 0;  // runtime + every other term
   int64_t total() const { return build_peak > train_peak ? build_peak : train_peak; }
 };
-
 
 Plan memory_plan(const PlanInput& in);
 

@@ -28,7 +28,9 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+double since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
 
 std::string hms(double seconds) {
   const auto s = static_cast<int64_t>(seconds + 0.5);
@@ -38,18 +40,23 @@ std::string hms(double seconds) {
 
 // Token rows [R, T] int64 from data.train_path, validated against the model's vocabulary.
 torch::Tensor load_rows(const DataSection& d, int64_t vocab) {
-  LETHE_CHECK_INPUT(!d.train_path.empty(), "data.train_path is empty; set it to a .npy token array, e.g. "
-                                           "--set data.train_path=../shared/data/lm_extraction/train_dataset.npy");
+  LETHE_CHECK_INPUT(!d.train_path.empty(),
+                    "data.train_path is empty; set it to a .npy token array, e.g. "
+                    "--set data.train_path=../shared/data/lm_extraction/train_dataset.npy");
   data::TokenArray a = data::read_npy(d.train_path);
   const int64_t rows = d.max_rows > 0 ? std::min(d.max_rows, a.rows) : a.rows;
   const int64_t cols = d.seq_len > 0 ? d.seq_len : a.cols;
-  LETHE_CHECK_INPUT(cols >= 2 && cols <= a.cols, "data.seq_len = {}: {} has rows of {} tokens; expected 2..{}",
-                    d.seq_len, d.train_path, a.cols, a.cols);
+  LETHE_CHECK_INPUT(cols >= 2 && cols <= a.cols,
+                    "data.seq_len = {}: {} has rows of {} tokens; expected 2..{}", d.seq_len, d.train_path,
+                    a.cols, a.cols);
   torch::Tensor t = torch::from_blob(a.values.data(), {a.rows, a.cols}, torch::kLong)
-                        .narrow(0, 0, rows).narrow(1, 0, cols).clone();
+                        .narrow(0, 0, rows)
+                        .narrow(1, 0, cols)
+                        .clone();
   const int64_t max_id = t.max().item<int64_t>(), min_id = t.min().item<int64_t>();
-  LETHE_CHECK_INPUT(min_id >= 0 && max_id < vocab, "{}: token ids span [{}, {}] but the model's vocabulary is {}",
-                    d.train_path, min_id, max_id, vocab);
+  LETHE_CHECK_INPUT(min_id >= 0 && max_id < vocab,
+                    "{}: token ids span [{}, {}] but the model's vocabulary is {}", d.train_path, min_id,
+                    max_id, vocab);
   return t;
 }
 
@@ -62,10 +69,23 @@ model::GptNeo make_model(const Config& cfg) {
   return m;
 }
 
-const std::vector<std::string> kSeries = {
-    "loss", "lr", "grad_norm", "grad_norm_clipped", "tokens_per_s", "step_seconds", "forward_seconds",
-    "backward_seconds", "comm_seconds", "optimizer_seconds", "reduce_scatter_bytes", "all_gather_bytes",
-    "all_reduce_bytes", "optimizer_bytes", "grad_bytes_peak", "rss_bytes", "peak_rss_bytes"};
+const std::vector<std::string> kSeries = {"loss",
+                                          "lr",
+                                          "grad_norm",
+                                          "grad_norm_clipped",
+                                          "tokens_per_s",
+                                          "step_seconds",
+                                          "forward_seconds",
+                                          "backward_seconds",
+                                          "comm_seconds",
+                                          "optimizer_seconds",
+                                          "reduce_scatter_bytes",
+                                          "all_gather_bytes",
+                                          "all_reduce_bytes",
+                                          "optimizer_bytes",
+                                          "grad_bytes_peak",
+                                          "rss_bytes",
+                                          "peak_rss_bytes"};
 
 }  // namespace
 
@@ -74,10 +94,11 @@ TrainOutcome run_training(const Config& cfg, comm::Communicator& comm) {
   const bool lead = rank == 0;
   const TrainSection& tr = cfg.train;
   const int64_t per_rank = tr.global_batch_size / world;
-  LETHE_CHECK_INPUT(tr.global_batch_size % (tr.micro_batch_size * world) == 0,
-                    "train.global_batch_size ({}) must be a multiple of train.micro_batch_size ({}) x ranks ({}); "
-                    "change one of them",
-                    tr.global_batch_size, tr.micro_batch_size, world);
+  LETHE_CHECK_INPUT(
+      tr.global_batch_size % (tr.micro_batch_size * world) == 0,
+      "train.global_batch_size ({}) must be a multiple of train.micro_batch_size ({}) x ranks ({}); "
+      "change one of them",
+      tr.global_batch_size, tr.micro_batch_size, world);
   const int64_t accum = per_rank / tr.micro_batch_size;
 
   spdlog::debug("rss at start: {} MiB", current_rss_bytes() >> 20);
@@ -88,22 +109,24 @@ TrainOutcome run_training(const Config& cfg, comm::Communicator& comm) {
   LETHE_CHECK_INPUT(rows.size(0) >= tr.global_batch_size, "{}: {} rows are fewer than one global batch ({})",
                     cfg.data.train_path, rows.size(0), tr.global_batch_size);
   LETHE_CHECK_INPUT(rows.size(1) <= arch.max_position_embeddings,
-                    "{}: rows of {} tokens exceed the model's {} positions; set data.seq_len", cfg.data.train_path,
-                    rows.size(1), arch.max_position_embeddings);
+                    "{}: rows of {} tokens exceed the model's {} positions; set data.seq_len",
+                    cfg.data.train_path, rows.size(1), arch.max_position_embeddings);
   const int64_t tokens_per_step = tr.global_batch_size * (rows.size(1) - 1);  // every next token is a label
 
   const fs::path run_dir = fs::path(cfg.run.output_dir) / cfg.run.name, ckpt_root = run_dir / "checkpoints";
   const std::string resolved = dump_config(cfg);
   if (lead) {
     fs::create_directories(run_dir);
-    write_file_atomic(run_dir / "config.resolved.yaml", {std::as_bytes(std::span(resolved.data(), resolved.size()))});
+    write_file_atomic(run_dir / "config.resolved.yaml",
+                      {std::as_bytes(std::span(resolved.data(), resolved.size()))});
   }
 
   model->train();
   zero::EngineOptions eo;
   eo.stage = cfg.zero.stage;
   eo.bucket_numel = cfg.zero.bucket_numel;
-  eo.adam = {.lr = tr.lr, .beta1 = tr.beta1, .beta2 = tr.beta2, .eps = tr.eps, .weight_decay = tr.weight_decay};
+  eo.adam = {
+      .lr = tr.lr, .beta1 = tr.beta1, .beta2 = tr.beta2, .eps = tr.eps, .weight_decay = tr.weight_decay};
   eo.max_grad_norm = tr.max_grad_norm;
   zero::ZeroEngine engine(*model, comm, eo);
   const zero::FlatLayout& layout = engine.layout();
@@ -116,26 +139,30 @@ TrainOutcome run_training(const Config& cfg, comm::Communicator& comm) {
   std::optional<fs::path> from;
   if (cfg.checkpoint.resume == "auto") {
     from = io::find_latest_checkpoint(ckpt_root);
-    if (!from && lead) spdlog::info("resume auto: no complete checkpoint under {}, starting fresh", ckpt_root.string());
+    if (!from && lead)
+      spdlog::info("resume auto: no complete checkpoint under {}, starting fresh", ckpt_root.string());
   } else if (!cfg.checkpoint.resume.empty()) {
     from = fs::path(cfg.checkpoint.resume);
-    LETHE_CHECK_INPUT(fs::is_directory(*from), "checkpoint.resume: {} is not a checkpoint folder", from->string());
+    LETHE_CHECK_INPUT(fs::is_directory(*from), "checkpoint.resume: {} is not a checkpoint folder",
+                      from->string());
   }
   if (from) {
     io::LoadReport lr = io::load_checkpoint(*from, engine, arch);
     progress = lr.content.progress;
     sampler.set_state(progress.sampler);
     if (lead)
-      spdlog::info("resumed from {} (step {}, saved by {} rank(s), now {}): {:.1f} MB in {:.2f} s", from->string(),
-                   progress.step, lr.saved_world_size, world, static_cast<double>(lr.bytes) / 1e6, lr.seconds);
+      spdlog::info("resumed from {} (step {}, saved by {} rank(s), now {}): {:.1f} MB in {:.2f} s",
+                   from->string(), progress.step, lr.saved_world_size, world,
+                   static_cast<double>(lr.bytes) / 1e6, lr.seconds);
   }
 
   if (lead) {
-    spdlog::info("train: {:.2f} M parameters, {} rank(s), ZeRO-{}, global batch {} = micro {} x accum {} x {} "
-                 "ranks, {} rows of {} tokens, steps {}..{}; resolved config in {}",
-                 static_cast<double>(layout.numel()) / 1e6, world, eo.stage, tr.global_batch_size,
-                 tr.micro_batch_size, accum, world, rows.size(0), rows.size(1), progress.step, tr.steps,
-                 (run_dir / "config.resolved.yaml").string());
+    spdlog::info(
+        "train: {:.2f} M parameters, {} rank(s), ZeRO-{}, global batch {} = micro {} x accum {} x {} "
+        "ranks, {} rows of {} tokens, steps {}..{}; resolved config in {}",
+        static_cast<double>(layout.numel()) / 1e6, world, eo.stage, tr.global_batch_size, tr.micro_batch_size,
+        accum, world, rows.size(0), rows.size(1), progress.step, tr.steps,
+        (run_dir / "config.resolved.yaml").string());
   }
   std::optional<io::MetricsWriter> metrics;
   if (lead) metrics.emplace(run_dir / "metrics.h5", kSeries, progress.step, cfg.metrics.flush_seconds);
@@ -143,16 +170,15 @@ TrainOutcome run_training(const Config& cfg, comm::Communicator& comm) {
   const zero::Schedule kind = tr.schedule == LrSchedule::kLinear   ? zero::Schedule::kLinear
                               : tr.schedule == LrSchedule::kCosine ? zero::Schedule::kCosine
                                                                    : zero::Schedule::kConstant;
-  zero::ScheduleOptions sched{kind, tr.lr, tr.warmup_steps, tr.steps,
-                              tr.min_lr_ratio};
+  zero::ScheduleOptions sched{kind, tr.lr, tr.warmup_steps, tr.steps, tr.min_lr_ratio};
   io::CheckpointContent content{{}, resolved, arch, {}};
   auto save = [&](int64_t step) {
     content.progress = {step, sampler.state()};
     if (metrics) metrics->flush();
     const io::SaveReport r = io::save_checkpoint(ckpt_root, content, engine, cfg.checkpoint.keep_last);
     if (lead)
-      spdlog::info("checkpoint {} ({:.1f} MB on rank 0, {:.2f} s)", r.dir.string(), static_cast<double>(r.bytes) / 1e6,
-                   r.seconds);
+      spdlog::info("checkpoint {} ({:.1f} MB on rank 0, {:.2f} s)", r.dir.string(),
+                   static_cast<double>(r.bytes) / 1e6, r.seconds);
   };
 
   TrainOutcome out;
@@ -168,13 +194,13 @@ TrainOutcome run_training(const Config& cfg, comm::Communicator& comm) {
       const auto t0 = Clock::now();
       torch::Tensor idx = torch::tensor(std::vector<int64_t>(mine.begin() + a * tr.micro_batch_size,
                                                              mine.begin() + (a + 1) * tr.micro_batch_size));
-      torch::Tensor ids = rows.index_select(0, idx);  // [micro, T]
+      torch::Tensor ids = rows.index_select(0, idx);      // [micro, T]
       torch::Tensor logits = model->forward(ids).logits;  // [micro, T, V]
       const int64_t v = logits.size(-1);
       // Labels are the ids shifted left, the last position ignored: the loss reads logits in place (a
       // narrowed copy of [micro, T-1, V] would cost two more logits-sized tensors, forward and backward).
-      torch::Tensor labels = torch::cat({ids.narrow(1, 1, ids.size(1) - 1),
-                                         torch::full({ids.size(0), 1}, -100, ids.options())}, 1);
+      torch::Tensor labels = torch::cat(
+          {ids.narrow(1, 1, ids.size(1) - 1), torch::full({ids.size(0), 1}, -100, ids.options())}, 1);
       // Summed CE over this micro-batch's next tokens, divided by the global batch's token count: the sum
       // of these over ranks and micro-steps is the global mean loss.
       torch::Tensor ce = torch::nn::functional::cross_entropy(
@@ -203,21 +229,24 @@ TrainOutcome run_training(const Config& cfg, comm::Communicator& comm) {
       const double tps = static_cast<double>(tokens_per_step) / step_s;
       metrics->append(step + 1,
                       {global_loss, lr, res.grad_norm, res.grad_norm_clipped, tps, step_s, fwd, bwd, comm_s,
-                       std::max(0.0, opt_and_comm - comm_s), static_cast<double>(c1.reduce_scatter_bytes - c0.reduce_scatter_bytes),
+                       std::max(0.0, opt_and_comm - comm_s),
+                       static_cast<double>(c1.reduce_scatter_bytes - c0.reduce_scatter_bytes),
                        static_cast<double>(c1.all_gather_bytes - c0.all_gather_bytes),
                        static_cast<double>(c1.all_reduce_bytes - c0.all_reduce_bytes),
                        static_cast<double>(mem.optimizer_bytes), static_cast<double>(mem.grad_bytes_peak),
                        static_cast<double>(current_rss_bytes()), static_cast<double>(peak_rss_bytes())});
       if ((step + 1) % tr.log_every == 0 || step + 1 == tr.steps || stop) {
         const double per_step = since(run_start) / static_cast<double>(step + 1 - first_step);
-        spdlog::info("step {}/{} | loss {:.4f} | lr {:.2e} | grad norm {:.3f} | {:.0f} tok/s | {:.2f} s/step "
-                     "(fwd {:.2f} bwd {:.2f} comm {:.2f}) | eta {}",
-                     step + 1, tr.steps, global_loss, lr, res.grad_norm, tps, step_s, fwd, bwd, comm_s,
-                     hms(per_step * static_cast<double>(tr.steps - step - 1)));
+        spdlog::info(
+            "step {}/{} | loss {:.4f} | lr {:.2e} | grad norm {:.3f} | {:.0f} tok/s | {:.2f} s/step "
+            "(fwd {:.2f} bwd {:.2f} comm {:.2f}) | eta {}",
+            step + 1, tr.steps, global_loss, lr, res.grad_norm, tps, step_s, fwd, bwd, comm_s,
+            hms(per_step * static_cast<double>(tr.steps - step - 1)));
       }
     }
     if (stop) {
-      if (lead) spdlog::warn("stop signal {} received: saving a checkpoint at step {} and exiting", stop, step + 1);
+      if (lead)
+        spdlog::warn("stop signal {} received: saving a checkpoint at step {} and exiting", stop, step + 1);
       save(step + 1);
       out.stopped = true;
       return out;
@@ -228,7 +257,9 @@ TrainOutcome run_training(const Config& cfg, comm::Communicator& comm) {
     }
   }
   if (progress.step >= tr.steps) {
-    if (lead) spdlog::info("the checkpoint is at step {}, train.steps is {}: nothing left to train", progress.step, tr.steps);
+    if (lead)
+      spdlog::info("the checkpoint is at step {}, train.steps is {}: nothing left to train", progress.step,
+                   tr.steps);
   } else if (last_saved != tr.steps) {
     save(tr.steps);
   }

@@ -230,8 +230,9 @@ StepResult ZeroEngine::step(double lr) {
     r.grad_norm_clipped = r.grad_norm * coef;
   }
   at::_foreach_add_(std::vector<torch::Tensor>{step_count_}, 1.0);
-  at::_fused_adamw_({master_}, {grad_own_}, {exp_avg_}, {exp_avg_sq_}, /*max_exp_avg_sqs=*/{}, {step_count_}, lr,
-                    options_.adam.beta1, options_.adam.beta2, options_.adam.weight_decay, options_.adam.eps,
+  at::_fused_adamw_({master_}, {grad_own_}, {exp_avg_}, {exp_avg_sq_}, /*max_exp_avg_sqs=*/{}, {step_count_},
+                    lr, options_.adam.beta1, options_.adam.beta2, options_.adam.weight_decay,
+                    options_.adam.eps,
                     /*amsgrad=*/false, /*maximize=*/false);
   sync_parameters_from_master();
 
@@ -273,7 +274,8 @@ MemoryReport ZeroEngine::memory() const {
   const int64_t own_grad = static_cast<int64_t>(grad_own_.nbytes());
   int64_t pools = 0;
   for (int slot = 0; slot < 2; ++slot)
-    if (send_pool_[slot].defined()) pools += static_cast<int64_t>(send_pool_[slot].nbytes() + recv_pool_[slot].nbytes());
+    if (send_pool_[slot].defined())
+      pools += static_cast<int64_t>(send_pool_[slot].nbytes() + recv_pool_[slot].nbytes());
   // Stage 2 also holds, briefly, the gradients backward produced for the bucket being filled.
   m.grad_bytes_peak = own_grad + (options_.stage < 2 ? static_cast<int64_t>(flat_grad_.nbytes())
                                                      : pools + last_grad_bytes_peak_);

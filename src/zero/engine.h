@@ -32,7 +32,7 @@ namespace lethe::zero {
 struct EngineOptions {
   int stage = 1;
   int64_t bucket_numel = 16'000'000;  // elements per communication bucket (64 MB in fp32)
-  zero::AdamWOptions adam;           // lr is given per step
+  zero::AdamWOptions adam;            // lr is given per step
   double max_grad_norm = 1.0;         // global-norm clipping; 0 = off
   int64_t align = 16;                 // FlatLayout alignment (elements)
 };
@@ -103,9 +103,9 @@ class ZeroEngine {
   std::vector<Bucket> buckets_;
   std::vector<size_t> bucket_of_;  // tensor -> bucket
   Span owned_;
-  torch::Tensor flat_param_;                   // [padded] parameter dtype
-  torch::Tensor flat_grad_;                    // stages 0/1: [padded] parameter dtype, params' .grad views
-  torch::Tensor grad_own_;                     // [owned] fp32: reduced gradient of the owned range
+  torch::Tensor flat_param_;  // [padded] parameter dtype
+  torch::Tensor flat_grad_;   // stages 0/1: [padded] parameter dtype, params' .grad views
+  torch::Tensor grad_own_;    // [owned] fp32: reduced gradient of the owned range
   torch::Tensor master_, exp_avg_, exp_avg_sq_, step_count_;
   // Stage 2 bookkeeping.
   std::vector<int64_t> ready_;

@@ -22,7 +22,8 @@ Span Span::intersect(Span o) const {
 
 FlatLayout::FlatLayout(std::vector<TensorSpec> tensors, int world_size, int64_t align)
     : tensors_(std::move(tensors)), world_size_(world_size), align_(align) {
-  if (world_size < 1 || align < 1) throw std::invalid_argument("FlatLayout: world_size and align must be >= 1");
+  if (world_size < 1 || align < 1)
+    throw std::invalid_argument("FlatLayout: world_size and align must be >= 1");
   for (const TensorSpec& t : tensors_) {
     offsets_.push_back(numel_);
     numel_ += t.numel();

@@ -42,7 +42,7 @@ struct Piece {
 };
 
 struct Bucket {
-  Span span;                              // flat range, parameter-aligned (the last one includes padding)
+  Span span;                                // flat range, parameter-aligned (the last one includes padding)
   size_t first_tensor = 0, end_tensor = 0;  // tensors [first, end)
 };
 

@@ -18,7 +18,9 @@ namespace lethe::io {
 namespace {
 namespace fs = std::filesystem;
 
-model::GptNeoConfig small() { return test::small_gpt_neo(50, 8, 16); }
+model::GptNeoConfig small() {
+  return test::small_gpt_neo(50, 8, 16);
+}
 
 // Global optimizer state [padded] x 3, assembled from every rank's owned slice.
 struct Global {
@@ -44,7 +46,8 @@ void train_and_save(const fs::path& root, Global& g) {
       e.backward(model::causal_lm_loss(m->forward(ids).logits, ids) / 2);
       e.step(1e-2);
     }
-    CheckpointContent content{{3, {0, 3}}, "train: {}\n", small(), {{"flags", torch::tensor({1, 0, 1}, torch::kLong)}}};
+    CheckpointContent content{
+        {3, {0, 3}}, "train: {}\n", small(), {{"flags", torch::tensor({1, 0, 1}, torch::kLong)}}};
     save_checkpoint(root, content, e, /*keep_last=*/1);
     std::lock_guard lock(mu);
     if (!g.master.defined()) {
@@ -66,7 +69,8 @@ TEST(Checkpoint, ReslicesOntoAnyWorldSize) {
   const auto dir = find_latest_checkpoint(tmp.path());
   ASSERT_TRUE(dir);
   EXPECT_EQ(dir->filename(), "step-00000003");
-  for (const char* f : {"meta.h5", "optim-00000.h5", "optim-00001.h5", "COMPLETE"}) EXPECT_TRUE(fs::exists(*dir / f)) << f;
+  for (const char* f : {"meta.h5", "optim-00000.h5", "optim-00001.h5", "COMPLETE"})
+    EXPECT_TRUE(fs::exists(*dir / f)) << f;
   for (int world : {1, 2, 3}) {
     comm::run_local(world, [&](comm::Communicator& c) {
       model::GptNeo m(small());

@@ -16,7 +16,9 @@
 namespace lethe::zero {
 namespace {
 
-model::GptNeoConfig small() { return test::small_gpt_neo(64, 16, 32); }
+model::GptNeoConfig small() {
+  return test::small_gpt_neo(64, 16, 32);
+}
 
 constexpr int64_t kGlobal = 12, kMicro = 2, kSeq = 9, kSteps = 5;
 constexpr double kLr = 1e-2, kClip = 0.3;
@@ -102,7 +104,8 @@ TEST_P(EngineEquivalence, MatchesSingleProcessAdamW) {
   for (int r = 0; r < world; ++r) {
     ASSERT_EQ(got[r].params.size(), want.size());
     for (size_t i = 0; i < want.size(); ++i)
-      EXPECT_LE((got[r].params[i] - want[i]).abs().max().item<double>(), 1e-5) << "rank " << r << " tensor " << i;
+      EXPECT_LE((got[r].params[i] - want[i]).abs().max().item<double>(), 1e-5)
+          << "rank " << r << " tensor " << i;
     // Optimizer state: exactly 12 bytes per owned element; the slice is ⌈Ψ/N⌉ rounded up to 16.
     const RankResult& g = got[r];
     EXPECT_EQ(g.memory.optimizer_bytes, 12 * g.slice);
@@ -160,7 +163,9 @@ TEST(Engine, Bf16ParametersKeepFp32Masters) {
       EXPECT_EQ(engine.flat_parameters().scalar_type(), torch::kBFloat16);
       EXPECT_EQ(engine.master().scalar_type(), torch::kFloat);
       const Span own = engine.owned();
-      EXPECT_TRUE(engine.flat_parameters().narrow(0, own.begin, own.size()).equal(engine.master().to(torch::kBFloat16)));
+      EXPECT_TRUE(engine.flat_parameters()
+                      .narrow(0, own.begin, own.size())
+                      .equal(engine.master().to(torch::kBFloat16)));
       if (c.rank() == 0) finals[world] = engine.flat_parameters().to(torch::kFloat).clone();
     });
   }
