@@ -1,5 +1,6 @@
 // Reading a checkpoint back (the layout is described in checkpoint.h): verification first, then each rank
 // fills its owned optimizer range from whichever old slices overlap it.
+#include <algorithm>
 #include <chrono>
 
 #include <ATen/ATen.h>
@@ -127,7 +128,10 @@ LoadReport load_checkpoint(const fs::path& dir, zero::ZeroEngine& engine,
     const zero::Span owned = engine.owned();
     const zero::Span real = owned.intersect({0, saved.numel()});
     torch::Tensor* states[] = {&engine.master(), &engine.exp_avg(), &engine.exp_avg_sq()};
-    for (torch::Tensor* t : states) t->zero_();
+    // The old slices cover every real element; only this rank's padding (past Ψ) needs zeros.
+    const zero::Span pad{std::max(owned.begin, saved.numel()), owned.end};
+    for (torch::Tensor* t : states)
+      if (pad.size() > 0) t->narrow(0, pad.begin - owned.begin, pad.size()).zero_();
     for (int r = 0; r < saved.world_size(); ++r) {
       const zero::Span old = saved.slice(r), x = old.intersect(real);
       if (x.size() == 0) continue;

@@ -38,10 +38,10 @@ Plan memory_plan(const PlanInput& in) {
   // log-sum-exp values (fused SDPA, no T² matrix). Plus the embeddings' output.
   const int64_t per_layer = b * B * T * (10 * C + 2 * I) + 4 * B * H * T;
   t.push_back({"activations", "L·(b·B·T·(10·C + 2·I) + 4·B·H·T) + b·B·T·C", L * per_layer + b * B * T * C});
-  // The LM head's [B, T, V] fp32 tensors alive at the peak of a step: logits, the shifted copy fed to the
-  // loss, its log-softmax, and their gradients in backward; plus a fixed workspace of the first step (GEMM
+  // The LM head's [B, T, V] fp32 tensors alive at the peak of a step: logits, their log-softmax and their
+  // gradients in backward, and the buffers of the head's weight-gradient GEMM; plus a fixed workspace of the first step (GEMM
   // and autograd buffers). Both fitted on two configs (README "Memory plan").
-  t.push_back({"logits", "9 tensors of 4·B·T·V (logits, shifted copy, log-softmax and their gradients)",
+  t.push_back({"logits", "9 tensors of 4·B·T·V (logits, log-softmax, their gradients, the head's weight-gradient path)",
                9 * 4 * B * T * V});
   t.push_back(
       {"step workspace", "128 MiB (GEMM and autograd buffers of the first step, measured)", 128ll << 20});
