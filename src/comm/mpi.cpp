@@ -126,6 +126,11 @@ MpiCommunicator::MpiCommunicator() {
     const int rc = MPI_Init_thread(nullptr, nullptr, MPI_THREAD_SERIALIZED, &provided);
     if (rc != MPI_SUCCESS) throw std::runtime_error("MPI_Init_thread failed: " + mpi_error(rc));
     initialised_here_ = true;
+    if (provided < MPI_THREAD_SERIALIZED)
+      throw std::runtime_error(
+          fmt::format("this MPI grants thread level {} but lethe needs MPI_THREAD_SERIALIZED "
+                      "({}): use an MPI built with thread support",
+                      provided, static_cast<int>(MPI_THREAD_SERIALIZED)));
   }
   LETHE_MPI_CHECK(MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN));
   LETHE_MPI_CHECK(MPI_Comm_rank(MPI_COMM_WORLD, &rank_));

@@ -1,5 +1,6 @@
 #include "comm/nccl.h"
 
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <stdexcept>
@@ -70,16 +71,34 @@ class NcclWork : public Work {
         keep_(std::move(keep)) {
     event_.record(s_.stream);
   }
+  ~NcclWork() override {
+    try {
+      wait();  // the kept tensors must outlive the collective that reads them
+    } catch (...) {
+    }
+  }
   void wait() override {
     if (done_) return;
+    const auto t0 = std::chrono::steady_clock::now();
+    const char* env = std::getenv("LETHE_NCCL_TIMEOUT");
+    const double limit = env ? std::atof(env) : 600.0;
     while (!event_.query()) {
       ncclResult_t async = ncclSuccess;
       LETHE_NCCL_CHECK(ncclCommGetAsyncError(s_.comm, &async), rank_);
       LETHE_NCCL_CHECK(async, rank_);
+      if (std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() > limit) {
+        ncclCommAbort(s_.comm);
+        s_.comm = nullptr;
+        throw std::runtime_error(
+            fmt::format("rank {}: NCCL collective did not finish within {} s "
+                        "(LETHE_NCCL_TIMEOUT); a peer is gone or stuck",
+                        rank_, limit));
+      }
       std::this_thread::yield();
     }
     done_ = true;
     if (result_.defined()) target_.copy_(result_);
+    stats_.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   }
 
  private:
@@ -97,6 +116,11 @@ void order_after_current(NcclState& s) {
   at::cuda::CUDAEvent ready;
   ready.record(c10::cuda::getCurrentCUDAStream(s.device));
   ready.block(s.stream);
+}
+
+void check_counts(const std::vector<int64_t>& counts, int size, const char* what) {
+  if (static_cast<int>(counts.size()) != size)
+    throw std::runtime_error(fmt::format("NCCL backend: {} needs one count per rank", what));
 }
 
 void check_cuda(const torch::Tensor& t, const char* what) {
@@ -173,6 +197,7 @@ std::unique_ptr<Work> NcclCommunicator::reduce_scatter_async(torch::Tensor input
                                                              std::vector<int64_t> counts) {
   check_cuda(input, "reduce_scatter input");
   check_cuda(output, "reduce_scatter output");
+  check_counts(counts, size_, "reduce_scatter");
   ++stats_.calls;
   stats_.reduce_scatter_bytes += static_cast<int64_t>(input.nbytes());
   torch::Tensor in = is_16bit(input) ? input.to(torch::kFloat) : input;
@@ -201,6 +226,7 @@ std::unique_ptr<Work> NcclCommunicator::all_gather_async(torch::Tensor input, to
                                                          std::vector<int64_t> counts) {
   check_cuda(input, "all_gather input");
   check_cuda(output, "all_gather output");
+  check_counts(counts, size_, "all_gather");
   ++stats_.calls;
   stats_.all_gather_bytes += static_cast<int64_t>(output.nbytes());
   order_after_current(*state_);
@@ -220,8 +246,10 @@ std::unique_ptr<Work> NcclCommunicator::all_gather_async(torch::Tensor input, to
 }
 
 void NcclCommunicator::abort(const std::string& message, int code) {
-  if (state_ && state_->comm) ncclCommAbort(state_->comm);
-  state_->comm = nullptr;
+  if (state_ && state_->comm) {
+    ncclCommAbort(state_->comm);
+    state_->comm = nullptr;
+  }
   bootstrap_.abort(message, code);
   std::abort();  // not reached: abort() ends the process
 }

@@ -1,7 +1,9 @@
 // NCCL backend for CUDA tensors, bootstrapped over MPI: rank 0 creates the NCCL unique id, the bootstrap
 // communicator broadcasts its 128 bytes, every rank joins with ncclCommInitRank. Collectives run on a
-// dedicated stream that first waits for the caller's current stream; wait() makes the current stream wait
-// for the collective, polling ncclCommGetAsyncError so a dead peer becomes an error, not a hang.
+// dedicated stream that first waits for the caller's current stream. wait() blocks the host until the
+// collective is done, polling ncclCommGetAsyncError, and gives up after LETHE_NCCL_TIMEOUT seconds (default
+// 600): the communicator is aborted and an error thrown, so a failed or hung peer never hangs the job.
+// Compiled and linked in CI; not yet run on a GPU.
 // Built only when libtorch is a CUDA build and NCCL is found (LETHE_HAVE_NCCL); it links the wheel's NCCL,
 // the same library libtorch uses.
 #pragma once

@@ -1,5 +1,7 @@
 #include "data/npy.h"
 
+#include <algorithm>
+#include <charconv>
 #include <cstring>
 #include <regex>
 #include <span>
@@ -26,7 +28,7 @@ Header parse_header(const std::string& h, const std::string& file) {
   LETHE_CHECK_INPUT(std::regex_search(h, m, std::regex(R"('descr'\s*:\s*'([<>|=])([a-zA-Z])(\d+)')")),
                     "{}: npy header has no 'descr' dtype (header: {})", file, h);
   const std::string order = m[1], kind = m[2];
-  out.item = std::stoi(m[3]);
+  out.item = m[3].length() == 1 ? m[3].str()[0] - '0' : 0;  // 1, 2, 4 or 8; anything longer is invalid
   LETHE_CHECK_INPUT(
       (kind == "u" || kind == "i") && (out.item == 1 || out.item == 2 || out.item == 4 || out.item == 8),
       "{}: dtype '{}{}{}' is not a token-id array; expected an integer dtype (uint16, int32, int64, ...)",
@@ -39,9 +41,20 @@ Header parse_header(const std::string& h, const std::string& file) {
   LETHE_CHECK_INPUT(std::regex_search(h, m, std::regex(R"('shape'\s*:\s*\(([^)]*)\))")),
                     "{}: npy header has no 'shape'", file);
   const std::string dims = m[1];
-  static const std::regex number(R"(\d+)");
-  for (std::sregex_iterator it(dims.begin(), dims.end(), number), end; it != end; ++it)
-    out.shape.push_back(std::stoll(it->str()));
+  size_t pos = 0;
+  while (pos < dims.size()) {
+    const size_t comma = std::min(dims.find(',', pos), dims.size());
+    std::string item = dims.substr(pos, comma - pos);
+    item.erase(0, item.find_first_not_of(' '));
+    item.erase(item.find_last_not_of(' ') + 1);
+    pos = comma + 1;
+    if (item.empty()) continue;  // the trailing comma of a 1-tuple
+    int64_t d = -1;
+    const auto [end, ec] = std::from_chars(item.data(), item.data() + item.size(), d);
+    LETHE_CHECK_INPUT(ec == std::errc{} && end == item.data() + item.size() && d >= 0,
+                      "{}: shape entry '{}' is not a non-negative integer", file, item);
+    out.shape.push_back(d);
+  }
   LETHE_CHECK_INPUT(out.shape.size() == 1 || out.shape.size() == 2,
                     "{}: shape has {} dimensions; expected a 1-D or 2-D token array", file, out.shape.size());
   return out;
@@ -71,6 +84,8 @@ TokenArray read_npy(const std::filesystem::path& path) {
   size_t header_len = 0;
   for (size_t b = 0; b < len_bytes; ++b)
     header_len |= static_cast<size_t>(static_cast<unsigned char>(bytes[8 + b])) << (8 * b);
+  LETHE_CHECK_INPUT(header_len <= 65536,
+                    "{}: .npy header of {} bytes is implausible (at most 64 KiB expected)", file, header_len);
   const size_t data_start = 8 + len_bytes + header_len;
   LETHE_CHECK_INPUT(data_start <= bytes.size(), "{}: .npy header length {} runs past the end of the file",
                     file, header_len);
@@ -78,11 +93,15 @@ TokenArray read_npy(const std::filesystem::path& path) {
   TokenArray a;
   a.rows = h.shape.size() == 2 ? h.shape[0] : 1;
   a.cols = h.shape.back();
-  const auto n = static_cast<size_t>(a.rows * a.cols);
+  int64_t n64 = 0, bytes_needed = 0;
   LETHE_CHECK_INPUT(
-      bytes.size() - data_start == n * h.item,
+      !__builtin_mul_overflow(a.rows, a.cols, &n64) && !__builtin_mul_overflow(n64, h.item, &bytes_needed),
+      "{}: shape {}x{} overflows", file, a.rows, a.cols);
+  const auto n = static_cast<size_t>(n64);
+  LETHE_CHECK_INPUT(
+      bytes.size() - data_start == static_cast<size_t>(bytes_needed),
       "{}: data is {} bytes but shape {}x{} of {}-byte items needs {} (truncated or wrong header)", file,
-      bytes.size() - data_start, a.rows, a.cols, h.item, n * h.item);
+      bytes.size() - data_start, a.rows, a.cols, h.item, bytes_needed);
   a.values.resize(n);
   const auto* p = reinterpret_cast<const unsigned char*>(bytes.data() + data_start);
   for (int64_t r = 0; r < a.rows; ++r)

@@ -72,6 +72,8 @@ void write_meta(const fs::path& file, const CheckpointContent& c, const zero::Ze
   f.set_attr("step", c.progress.step);
   f.set_attr("epoch", c.progress.sampler.epoch);
   f.set_attr("batch", c.progress.sampler.batch);
+  f.set_attr("num_samples", c.progress.num_samples);
+  f.set_attr("global_batch", c.progress.global_batch);
   f.set_attr("world_size", static_cast<int64_t>(layout.world_size()));
   f.set_attr("zero_stage", static_cast<int64_t>(engine.options().stage));
   f.set_attr("padded_numel", layout.padded_numel());
@@ -93,7 +95,7 @@ void write_meta(const fs::path& file, const CheckpointContent& c, const zero::Ze
   torch::Tensor rng = at::detail::getDefaultCPUGenerator().get_state();
   f.write<uint8_t>("rng/torch_cpu", rng.data_ptr<uint8_t>(), {static_cast<hsize_t>(rng.numel())});
   f.group("model", true);
-  const torch::Tensor flat = engine.flat_parameters().to(torch::kFloat);
+  const torch::Tensor flat = engine.flat_parameters().to(torch::kCPU, torch::kFloat).contiguous();
   for (size_t i = 0; i < layout.tensors().size(); ++i) {
     const auto& t = layout.tensors()[i];
     std::vector<hsize_t> d(t.shape.begin(), t.shape.end());
@@ -124,7 +126,7 @@ void write_shard(const fs::path& file, zero::ZeroEngine& engine) {
   const std::pair<const char*, torch::Tensor*> states[] = {
       {"master", &engine.master()}, {"exp_avg", &engine.exp_avg()}, {"exp_avg_sq", &engine.exp_avg_sq()}};
   for (const auto& [name, t] : states) {
-    const torch::Tensor part = t->narrow(0, s.begin - owned.begin, s.size()).contiguous();
+    const torch::Tensor part = t->narrow(0, s.begin - owned.begin, s.size()).cpu().contiguous();
     f.write<float>(name, part.data_ptr<float>(), {static_cast<hsize_t>(s.size())});
   }
   f.close();

@@ -3,7 +3,7 @@
 // Layout of <run>/checkpoints/ (README "Checkpoints" documents it for users):
 //   step-00000012/
 //     meta.h5            rank 0: attributes format/format_version/step/epoch/batch/world_size/zero_stage/
-//                        adam_steps; /config (resolved YAML), /architecture (JSON),
+//                        adam_steps, num_samples, global_batch; /config (resolved YAML), /architecture (JSON),
 //                        /layout/{names,ndims,dims} (the FlatLayout: tensor order, shapes), /rng/torch_cpu,
 //                        /model/<HF name> (fp32 weights), /method/<name> (free-form state of the training
 //                        method)
@@ -42,6 +42,7 @@ inline constexpr int64_t kCheckpointFormatVersion = 1;
 struct TrainProgress {
   int64_t step = 0;  // optimizer steps completed
   data::SamplerState sampler;
+  int64_t num_samples = 0, global_batch = 0;  // what the sampler cursor counts in
 };
 
 struct CheckpointContent {

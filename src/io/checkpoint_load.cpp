@@ -48,7 +48,7 @@ zero::FlatLayout read_layout(const H5File& f, int64_t world_size) {
   size_t pos = 0, d = 0;
   for (int64_t nd : ndims) {
     const size_t end = names.find('\n', pos);
-    if (end == std::string::npos || d + static_cast<size_t>(nd) > dims.size())
+    if (end == std::string::npos || nd < 0 || static_cast<size_t>(nd) > dims.size() - d)
       throw std::runtime_error(f.path().string() + ": layout datasets disagree with each other");
     specs.push_back({names.substr(pos, end - pos), {dims.begin() + d, dims.begin() + d + nd}});
     pos = end + 1;
@@ -73,9 +73,9 @@ std::string architecture_difference(const std::string& saved, const std::string&
 LoadReport load_checkpoint(const fs::path& dir, zero::ZeroEngine& engine,
                            const model::GptNeoConfig& architecture) {
   const auto t0 = std::chrono::steady_clock::now();
-  check_files(dir);
   LoadReport report;
   try {
+    check_files(dir);
     const H5File meta = H5File::open(dir / "meta.h5");
     LETHE_CHECK_INPUT(meta.attr_string("format") == "lethe-checkpoint",
                       "checkpoint {}: meta.h5 is not a lethe checkpoint", dir.string());
@@ -101,6 +101,8 @@ LoadReport load_checkpoint(const fs::path& dir, zero::ZeroEngine& engine,
     CheckpointContent& c = report.content;
     c.progress.step = meta.attr_int("step");
     c.progress.sampler = {meta.attr_int("epoch"), meta.attr_int("batch")};
+    c.progress.num_samples = meta.attr_int("num_samples");
+    c.progress.global_batch = meta.attr_int("global_batch");
     c.config_yaml = meta.read_string("config");
     c.architecture = architecture;
     for (const std::string& name : meta.children("method")) {
@@ -148,7 +150,7 @@ LoadReport load_checkpoint(const fs::path& dir, zero::ZeroEngine& engine,
                           shard.path().filename().string(), names[k], d.empty() ? 0 : d[0], old.size());
         // The same slice as before (same world size): read straight into the state, else via a buffer.
         torch::Tensor dst = states[k]->narrow(0, x.begin - owned.begin, x.size());
-        const bool whole = x == old;
+        const bool whole = x == old && dst.is_cpu();
         torch::Tensor buf = whole ? dst : torch::empty({old.size()}, torch::kFloat);
         shard.read_into<float>(names[k], buf.data_ptr<float>(), static_cast<size_t>(old.size()));
         if (!whole) dst.copy_(buf.narrow(0, x.begin - old.begin, x.size()));

@@ -67,8 +67,8 @@ uint64_t checksum(const void* data, size_t bytes) {
 }
 
 void quiet_hdf5() {
-  static std::once_flag once;
-  std::call_once(once, [] { H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr); });
+  // Per call, not once: in thread-safe HDF5 builds (Debian's) the setting is per thread.
+  H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
 }
 
 void H5File::fail(const std::string& what, const std::string& object) const {

@@ -90,7 +90,7 @@ class H5File {
 // XXH3-64 of a byte range (the checksum stored with every dataset and file).
 uint64_t checksum(const void* data, size_t bytes);
 
-// Switches off HDF5's automatic error printing (once per process); H5File does it itself.
+// Switches off HDF5's automatic error printing for the calling thread; H5File does it itself.
 void quiet_hdf5();
 
 }  // namespace lethe::io

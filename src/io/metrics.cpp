@@ -1,6 +1,7 @@
 #include "io/metrics.h"
 
 #include <algorithm>
+#include <thread>
 
 #include <spdlog/spdlog.h>
 
@@ -35,11 +36,13 @@ MetricsWriter::MetricsWriter(fs::path file, std::vector<std::string> names, int6
 }
 
 MetricsWriter::~MetricsWriter() {
-  try {
+  // Last chance for buffered rows: a reader may hold the file for a moment.
+  for (int attempt = 0; attempt < 10 && !steps_.empty(); ++attempt) {
+    if (attempt > 0) std::this_thread::sleep_for(std::chrono::milliseconds(200));
     flush();
-  } catch (const std::exception& e) {
-    spdlog::error("metrics: {}", e.what());
   }
+  if (!steps_.empty())
+    spdlog::error("metrics: {} rows could not be written to {}", steps_.size(), file_.string());
 }
 
 void MetricsWriter::append(int64_t step, const std::vector<double>& values) {
@@ -52,10 +55,24 @@ void MetricsWriter::append(int64_t step, const std::vector<double>& values) {
 void MetricsWriter::flush() {
   last_flush_ = std::chrono::steady_clock::now();
   if (steps_.empty()) return;
-  H5File f = H5File::open(file_, /*writable=*/true);
-  f.append_series("train/step", steps_);
-  for (size_t i = 0; i < names_.size(); ++i) f.append_series("train/" + names_[i], rows_[i]);
-  f.close();
+  // A reader holding the file open (h5py in a notebook) keeps HDF5's lock: then the rows stay buffered and
+  // the next flush tries again. Metrics must never end a training run.
+  try {
+    H5File f = H5File::open(file_, /*writable=*/true);
+    // Undo a partial earlier attempt: every series back to the shortest one.
+    hsize_t rows = f.series_length("train/step");
+    for (const auto& n : names_) rows = std::min(rows, f.series_length("train/" + n));
+    f.truncate_series("train/step", rows);
+    f.append_series("train/step", steps_);
+    for (size_t i = 0; i < names_.size(); ++i) {
+      f.truncate_series("train/" + names_[i], rows);
+      f.append_series("train/" + names_[i], rows_[i]);
+    }
+    f.close();
+  } catch (const std::exception& e) {
+    spdlog::warn("metrics: {} rows kept in memory, will retry ({})", steps_.size(), e.what());
+    return;
+  }
   steps_.clear();
   for (auto& r : rows_) r.clear();
 }

@@ -2,7 +2,8 @@
 // float64 datasets (/train/step is int64), all of equal length, row i = the i-th logged step.
 //
 // The file is kept closed between flushes (append rows, close), so `h5py.File(path, "r")` can read it while
-// the run goes on; a reader that catches a flush in progress gets a lock error and simply retries. Rows are
+// the run goes on; a reader that catches a flush in progress gets a lock error and simply retries, and a
+// flush that finds the file held by a reader keeps its rows and retries at the next one. Rows are
 // buffered and flushed every `flush_seconds`, at checkpoints and at exit. On resume from step s, rows after
 // s (logged by the interrupted run after its last checkpoint) are dropped, so the series stay one
 // consistent history.

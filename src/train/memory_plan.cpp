@@ -26,7 +26,8 @@ Plan memory_plan(const PlanInput& in) {
   if (in.stage < 2) {
     t.push_back({"gradients", "b·P flat gradient buffer + 4·S reduced fp32 slice", b * padded + 4 * slice});
   } else {
-    const int64_t bucket = std::min(in.bucket_numel, padded);
+    // A parameter larger than bucket_numel is a bucket of its own (the embedding, [V, C]).
+    const int64_t bucket = std::min(std::max(in.bucket_numel, V * C), padded);
     t.push_back({"gradients",
                  "4·S owned fp32 slice + 2 buckets in flight (4·bucket + 4·bucket/N) + b·bucket filling",
                  4 * slice + 2 * (4 * bucket + 4 * bucket / in.ranks) + b * bucket});
@@ -39,9 +40,10 @@ Plan memory_plan(const PlanInput& in) {
   const int64_t per_layer = b * B * T * (10 * C + 2 * I) + 4 * B * H * T;
   t.push_back({"activations", "L·(b·B·T·(10·C + 2·I) + 4·B·H·T) + b·B·T·C", L * per_layer + b * B * T * C});
   // The LM head's [B, T, V] fp32 tensors alive at the peak of a step: logits, their log-softmax and their
-  // gradients in backward, and the buffers of the head's weight-gradient GEMM; plus a fixed workspace of the first step (GEMM
-  // and autograd buffers). Both fitted on two configs (README "Memory plan").
-  t.push_back({"logits", "9 tensors of 4·B·T·V (logits, log-softmax, their gradients, the head's weight-gradient path)",
+  // gradients in backward, and the buffers of the head's weight-gradient GEMM; plus a fixed workspace of the
+  // first step (GEMM and autograd buffers). Both fitted on two configs (README "Memory plan").
+  t.push_back({"logits",
+               "9 tensors of 4·B·T·V (logits, log-softmax, their gradients, the head's weight-gradient path)",
                9 * 4 * B * T * V});
   t.push_back(
       {"step workspace", "128 MiB (GEMM and autograd buffers of the first step, measured)", 128ll << 20});

@@ -1,6 +1,7 @@
 #include "train/trainer.h"
 
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <optional>
 
@@ -44,6 +45,8 @@ torch::Tensor load_rows(const DataSection& d, int64_t vocab) {
                     "data.train_path is empty; set it to a .npy token array, e.g. "
                     "--set data.train_path=../shared/data/lm_extraction/train_dataset.npy");
   data::TokenArray a = data::read_npy(d.train_path);
+  LETHE_CHECK_INPUT(a.rows > 0 && a.cols > 0, "{}: the token array is empty ({} x {})", d.train_path, a.rows,
+                    a.cols);
   const int64_t rows = d.max_rows > 0 ? std::min(d.max_rows, a.rows) : a.rows;
   const int64_t cols = d.seq_len > 0 ? d.seq_len : a.cols;
   LETHE_CHECK_INPUT(cols >= 2 && cols <= a.cols,
@@ -58,6 +61,25 @@ torch::Tensor load_rows(const DataSection& d, int64_t vocab) {
                     "{}: token ids span [{}, {}] but the model's vocabulary is {}", d.train_path, min_id,
                     max_id, vocab);
   return t;
+}
+
+// Every rank must resume from the same folder: rank 0 resolves it and broadcasts the path; a rank that does
+// not see it (no shared file system) stops the job with that message.
+std::optional<fs::path> agree_on_checkpoint(comm::Communicator& comm, std::optional<fs::path> dir) {
+  std::string path = comm.rank() == 0 && dir ? dir->string() : "";
+  torch::Tensor n = torch::full({1}, static_cast<int64_t>(path.size()), torch::kLong);
+  comm.broadcast(n, 0);
+  torch::Tensor bytes = torch::zeros({n.item<int64_t>()}, torch::kByte);
+  if (comm.rank() == 0) std::memcpy(bytes.data_ptr(), path.data(), path.size());
+  if (bytes.numel() > 0) comm.broadcast(bytes, 0);
+  path.assign(static_cast<const char*>(bytes.data_ptr()), static_cast<size_t>(bytes.numel()));
+  if (path.empty()) return std::nullopt;
+  LETHE_CHECK_INPUT(
+      fs::exists(fs::path(path) / "COMPLETE"),
+      "rank {} does not see checkpoint {} that rank 0 resumes from: every rank needs the same (shared) "
+      "file system",
+      comm.rank(), path);
+  return fs::path(path);
 }
 
 model::GptNeo make_model(const Config& cfg) {
@@ -146,9 +168,18 @@ TrainOutcome run_training(const Config& cfg, comm::Communicator& comm) {
     LETHE_CHECK_INPUT(fs::is_directory(*from), "checkpoint.resume: {} is not a checkpoint folder",
                       from->string());
   }
+  from = agree_on_checkpoint(comm, from);
   if (from) {
     io::LoadReport lr = io::load_checkpoint(*from, engine, arch);
     progress = lr.content.progress;
+    // The cursor counts global batches of this dataset: it means the same position only with the same rows
+    // and global batch size.
+    LETHE_CHECK_INPUT(
+        progress.num_samples == rows.size(0) && progress.global_batch == tr.global_batch_size,
+        "checkpoint {} was written with {} training rows and train.global_batch_size {}, this run has "
+        "{} and {}: its data position would mean another one. Use the same data.train_path, "
+        "data.max_rows and train.global_batch_size, or start a new run",
+        from->string(), progress.num_samples, progress.global_batch, rows.size(0), tr.global_batch_size);
     sampler.set_state(progress.sampler);
     if (lead)
       spdlog::info("resumed from {} (step {}, saved by {} rank(s), now {}): {:.1f} MB in {:.2f} s",
@@ -173,7 +204,7 @@ TrainOutcome run_training(const Config& cfg, comm::Communicator& comm) {
   zero::ScheduleOptions sched{kind, tr.lr, tr.warmup_steps, tr.steps, tr.min_lr_ratio};
   io::CheckpointContent content{{}, resolved, arch, {}};
   auto save = [&](int64_t step) {
-    content.progress = {step, sampler.state()};
+    content.progress = {step, sampler.state(), rows.size(0), tr.global_batch_size};
     if (metrics) metrics->flush();
     const io::SaveReport r = io::save_checkpoint(ckpt_root, content, engine, cfg.checkpoint.keep_last);
     if (lead)
@@ -215,8 +246,9 @@ TrainOutcome run_training(const Config& cfg, comm::Communicator& comm) {
     }
     const double lr = zero::lr_at(sched, step);
     const auto t2 = Clock::now();
+    const double comm_before_step = comm.stats().seconds;
     const zero::StepResult res = engine.step(lr);
-    const double opt_and_comm = since(t2);
+    const double opt_and_comm = since(t2), comm_in_step = comm.stats().seconds - comm_before_step;
     const double global_loss = comm.all_reduce_double(loss_sum) / static_cast<double>(tokens_per_step);
     const int64_t stop = comm.all_reduce_int(stop_signal(), comm::ReduceOp::kMax);
     const comm::CommStats& c1 = comm.stats();
@@ -229,7 +261,7 @@ TrainOutcome run_training(const Config& cfg, comm::Communicator& comm) {
       const double tps = static_cast<double>(tokens_per_step) / step_s;
       metrics->append(step + 1,
                       {global_loss, lr, res.grad_norm, res.grad_norm_clipped, tps, step_s, fwd, bwd, comm_s,
-                       std::max(0.0, opt_and_comm - comm_s),
+                       std::max(0.0, opt_and_comm - comm_in_step),
                        static_cast<double>(c1.reduce_scatter_bytes - c0.reduce_scatter_bytes),
                        static_cast<double>(c1.all_gather_bytes - c0.all_gather_bytes),
                        static_cast<double>(c1.all_reduce_bytes - c0.all_reduce_bytes),

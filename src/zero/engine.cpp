@@ -4,6 +4,8 @@
 #include <cmath>
 #include <unordered_set>
 
+#include <fmt/format.h>
+
 #include <ATen/ATen.h>
 #include <torch/csrc/autograd/function_hook.h>
 #include <torch/csrc/autograd/variable.h>
@@ -96,9 +98,12 @@ ZeroEngine::ZeroEngine(torch::nn::Module& model, comm::Communicator& comm, Engin
       params_[i].mutable_grad() = view_of(flat_grad_, layout_.offset(i), params_[i]);
   } else {
     ready_.assign(buckets_.size(), 0);
+    // Send buffers only for buckets that need packing: a lone fp32 parameter is sent from its gradient.
     int64_t largest = 0, largest_owned = 0;
     for (const Bucket& bk : buckets_) {
-      largest = std::max(largest, bk.span.size());
+      const bool lone = bk.end_tensor == bk.first_tensor + 1 && dtype == torch::kFloat &&
+                        params_[bk.first_tensor].numel() == bk.span.size();
+      if (!lone) largest = std::max(largest, bk.span.size());
       largest_owned = std::max(largest_owned, bk.span.intersect(owned_).size());
     }
     for (int slot = 0; slot < 2; ++slot) {
@@ -167,7 +172,10 @@ void ZeroEngine::launch_bucket(size_t b) {
     note_grad_bytes(-static_cast<int64_t>(g0.nbytes()));
     g0 = torch::Tensor();
   } else {
-    p->send = send_pool_[p->slot].narrow(0, 0, bk.span.size());
+    // Pooled, except for a lone parameter whose gradient could not be sent as it is (unused, non-contiguous).
+    p->send = bk.span.size() <= send_pool_[p->slot].numel()
+                  ? send_pool_[p->slot].narrow(0, 0, bk.span.size())
+                  : torch::empty({bk.span.size()}, flat_param_.options().dtype(torch::kFloat));
     if (bk.end_tensor > bk.first_tensor) {
       const int64_t tail = layout_.offset(bk.end_tensor - 1) + params_[bk.end_tensor - 1].numel();
       if (tail < bk.span.end) p->send.narrow(0, tail - bk.span.begin, bk.span.end - tail).zero_();  // padding
@@ -222,6 +230,13 @@ StepResult ZeroEngine::step(double lr) {
   const double sq = options_.stage == 0 ? local_sq : comm_.all_reduce_double(local_sq);
   StepResult r;
   r.grad_norm = std::sqrt(sq);
+  // Every rank holds the same norm, so every rank stops here together: nothing non-finite reaches the
+  // masters.
+  if (!std::isfinite(r.grad_norm))
+    throw std::runtime_error(
+        fmt::format("the gradient norm is {} at optimizer step {}: the loss diverged (lower "
+                    "train.lr, or resume from an earlier checkpoint)",
+                    r.grad_norm, adam_steps() + 1));
   r.grad_norm_clipped = r.grad_norm;
   if (options_.max_grad_norm > 0) {
     // torch.nn.utils.clip_grad_norm_: coefficient max_norm / (norm + 1e-6), clamped to 1, always applied.

@@ -55,6 +55,12 @@ TEST(Npy, MalformedFilesNameTheProblem) {
   write_raw(p, npy("{'descr': '|O', 'fortran_order': False, 'shape': (1,), }", ""));
   test::expect_input_error([&] { read_npy(p); }, {"bad.npy"});
   test::expect_input_error([&] { read_npy(tmp.path() / "absent.npy"); }, {"absent.npy"});
+  write_raw(p, npy("{'descr': '<u2', 'fortran_order': False, 'shape': (3, -4), }", ""));
+  test::expect_input_error([&] { read_npy(p); }, {"bad.npy", "'-4'"});
+  write_raw(p, npy("{'descr': '<u2', 'fortran_order': False, 'shape': (2305843009213693952, 8), }", ""));
+  test::expect_input_error([&] { read_npy(p); }, {"bad.npy", "overflows"});
+  write_raw(p, npy("{'descr': '<u2', 'fortran_order': False, 'shape': (99999999999999999999999, 8), }", ""));
+  test::expect_input_error([&] { read_npy(p); }, {"bad.npy", "not a non-negative integer"});
 }
 
 TEST(Npy, ReadsTheExtractionBenchmark) {

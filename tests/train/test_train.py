@@ -289,6 +289,10 @@ class TrainTest(unittest.TestCase):
         self.assertEqual(r.returncode, 2, r.stderr)
         self.assertIn("different model", r.stderr)
         self.assertIn("num_layers", r.stderr)
+        # Another dataset size: the stored data cursor would point elsewhere.
+        r = run(0, self.train_args("faults", steps=6) + ["--set", "data.max_rows=36", "--resume", str(good)])
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn("data position", r.stderr)
         # No checkpoint folder at all.
         r = run(0, self.train_args("faults", steps=6) + ["--resume", str(self.tmp / "nope")])
         self.assertEqual(r.returncode, 2, r.stderr)
@@ -305,6 +309,11 @@ class TrainTest(unittest.TestCase):
         r = run(0, self.train_args("nodata") + ["--set", f"data.train_path={bad}"])
         self.assertEqual(r.returncode, 2)
         self.assertIn("bad.npy", r.stderr)
+        empty = self.tmp / "empty.npy"
+        np.save(empty, np.zeros((0, 33), dtype=np.uint16))
+        r = run(0, self.train_args("nodata") + ["--set", f"data.train_path={empty}"])
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn("empty", r.stderr)
         r = run(0, self.train_args("vocab") + ["--set", "model.path=", "--set", "model.preset=tiny", "--set",
                                                 "model.bos_token_id=0", "--set", "model.eos_token_id=0",
                                                 "--set", "model.vocab_size=100"])
@@ -324,7 +333,8 @@ class TrainTest(unittest.TestCase):
                 time.sleep(0.2)
             self.assertIsNone(p.poll(), "the run ended before the reads")
         finally:
-            p.communicate(timeout=300)
+            out, _ = p.communicate(timeout=300)
+        self.assertEqual(p.returncode, 0, out)  # readers never break the run
         self.assertGreaterEqual(len(lengths), 2)
         self.assertGreater(lengths[-1], 0)
 
