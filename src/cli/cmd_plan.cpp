@@ -69,7 +69,7 @@ int run_plan(int argc, char** argv) {
       j["terms"].push_back({{"name", t.name},
                             {"bytes", t.bytes},
                             {"formula", t.formula},
-                            {"build_phase_only", t.build_phase}});
+                            {"build_phase_only", t.phase == train::Phase::kBuild}});
     print_json(j);
     return 0;
   }

@@ -36,7 +36,8 @@ void usage(std::ostream& os) {
   os << "usage: lethe <command> [options]   (lethe <command> --help for its options)\n\ncommands:\n";
   for (const Command& c : kCommands)
     os << "  " << c.name << std::string(12 - std::strlen(c.name), ' ') << c.summary << "\n";
-  os << "\nlethe --version prints the version. Exit codes: 0 ok, 1 runtime failure, 2 bad input or usage, 143 stopped by a signal\n(checkpoint saved).\n";
+  os << "\nlethe --version prints the version. Exit codes: 0 ok, 1 runtime failure, 2 bad input or usage, "
+        "143 stopped by a signal\n(checkpoint saved).\n";
 }
 
 }  // namespace lethe::cli

@@ -113,7 +113,7 @@ void write_meta(const fs::path& file, const CheckpointContent& c, const zero::Ze
 }
 
 // This rank's slice of the global optimizer state (for stage 0 a sub-range of the replicated state).
-void write_shard(const fs::path& file, zero::ZeroEngine& engine) {
+void write_shard(const fs::path& file, const zero::ZeroEngine& engine) {
   const zero::FlatLayout& layout = engine.layout();
   const int rank = engine.comm().rank();
   const zero::Span s = layout.slice(rank);
@@ -123,7 +123,7 @@ void write_shard(const fs::path& file, zero::ZeroEngine& engine) {
   f.set_attr("world_size", static_cast<int64_t>(layout.world_size()));
   f.set_attr("begin", s.begin);
   f.set_attr("end", s.end);
-  const std::pair<const char*, torch::Tensor*> states[] = {
+  const std::pair<const char*, const torch::Tensor*> states[] = {
       {"master", &engine.master()}, {"exp_avg", &engine.exp_avg()}, {"exp_avg_sq", &engine.exp_avg_sq()}};
   for (const auto& [name, t] : states) {
     const torch::Tensor part = t->narrow(0, s.begin - owned.begin, s.size()).cpu().contiguous();
@@ -169,8 +169,7 @@ std::string architecture_json(const model::GptNeoConfig& a) {
 }
 
 SaveReport save_checkpoint(const fs::path& root, const CheckpointContent& content,
-                           const zero::ZeroEngine& engine_c, int64_t keep_last) {
-  auto& engine = const_cast<zero::ZeroEngine&>(engine_c);  // write_shard reads state through the accessors
+                           const zero::ZeroEngine& engine, int64_t keep_last) {
   comm::Communicator& comm = engine.comm();
   const auto t0 = Clock::now();
   const std::string name = step_name(content.progress.step);

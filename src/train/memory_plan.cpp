@@ -15,14 +15,15 @@ Plan memory_plan(const PlanInput& in) {
   const int64_t b = in.param_bytes, B = in.micro_batch, T = in.seq, C = a.hidden_size, L = a.num_layers,
                 V = a.vocab_size, H = a.num_heads, I = a.inner_dim();
   std::vector<PlanTerm> t;
-  t.push_back(
-      {"runtime", "resident size of this process: libtorch and its libraries loaded", in.runtime_bytes});
-  t.push_back({"parameters", "b·P (full flat buffer on every rank)", b * padded});
+  t.push_back({"runtime", "resident size of this process: libtorch and its libraries loaded",
+               in.runtime_bytes, Phase::kBoth});
+  // The flat buffer exists before the model's own storage is freed.
+  t.push_back({"parameters", "b·P (full flat buffer on every rank)", b * padded, Phase::kBoth});
   // The model is built tensor by tensor (torch's default init, then transformers' init through a temporary
   // per tensor) and copied into the flat buffer; its storage is then freed and handed back to the OS
   // (release_free_memory), so it only counts while building.
   t.push_back({"model as built", "2·b·Ψ while building (before flattening; returned to the OS after)",
-               2 * b * psi, true});
+               2 * b * psi, Phase::kBuild});
   if (in.stage < 2) {
     t.push_back({"gradients", "b·P flat gradient buffer + 4·S reduced fp32 slice", b * padded + 4 * slice});
   } else {
@@ -49,11 +50,9 @@ Plan memory_plan(const PlanInput& in) {
       {"step workspace", "128 MiB (GEMM and autograd buffers of the first step, measured)", 128ll << 20});
   Plan plan{t};
   for (const PlanTerm& x : t) {
-    if (x.name == "runtime") continue;
-    (x.build_phase ? plan.build_peak : plan.train_peak) += x.bytes;
+    if (x.phase != Phase::kTrain) plan.build_peak += x.bytes;
+    if (x.phase != Phase::kBuild) plan.train_peak += x.bytes;
   }
-  plan.build_peak += in.runtime_bytes + b * padded;  // the flat buffer exists before the model is freed
-  plan.train_peak += in.runtime_bytes;
   return plan;
 }
 

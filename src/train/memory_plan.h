@@ -23,16 +23,19 @@ struct PlanInput {
   int64_t runtime_bytes = 0;     // resident memory before any model exists (libtorch and its libraries)
 };
 
+// When a term is resident: while the model is built and flattened, while training, or both.
+enum class Phase { kTrain, kBuild, kBoth };
+
 struct PlanTerm {
   std::string name, formula;
   int64_t bytes = 0;
-  bool build_phase = false;  // alive only while the model is built and flattened, not during training
+  Phase phase = Phase::kTrain;
 };
 
 struct Plan {
   std::vector<PlanTerm> terms;
-  int64_t build_peak = 0;  // runtime + the build-phase terms
-  int64_t train_peak = 0;  // runtime + every other term
+  int64_t build_peak = 0;  // the kBuild and kBoth terms
+  int64_t train_peak = 0;  // the kTrain and kBoth terms
   int64_t total() const { return build_peak > train_peak ? build_peak : train_peak; }
 };
 

@@ -123,9 +123,7 @@ TrainOutcome run_training(const Config& cfg, comm::Communicator& comm) {
       tr.global_batch_size, tr.micro_batch_size, world);
   const int64_t accum = per_rank / tr.micro_batch_size;
 
-  spdlog::debug("rss at start: {} MiB", current_rss_bytes() >> 20);
   model::GptNeo model = make_model(cfg);
-  spdlog::debug("rss with the model: {} MiB", current_rss_bytes() >> 20);
   const model::GptNeoConfig& arch = model->config();
   const torch::Tensor rows = load_rows(cfg.data, arch.vocab_size);
   LETHE_CHECK_INPUT(rows.size(0) >= tr.global_batch_size, "{}: {} rows are fewer than one global batch ({})",

@@ -98,12 +98,10 @@ ZeroEngine::ZeroEngine(torch::nn::Module& model, comm::Communicator& comm, Engin
       params_[i].mutable_grad() = view_of(flat_grad_, layout_.offset(i), params_[i]);
   } else {
     ready_.assign(buckets_.size(), 0);
-    // Send buffers only for buckets that need packing: a lone fp32 parameter is sent from its gradient.
+    // Send buffers only for buckets that need packing.
     int64_t largest = 0, largest_owned = 0;
     for (const Bucket& bk : buckets_) {
-      const bool lone = bk.end_tensor == bk.first_tensor + 1 && dtype == torch::kFloat &&
-                        params_[bk.first_tensor].numel() == bk.span.size();
-      if (!lone) largest = std::max(largest, bk.span.size());
+      if (!lone_bucket(bk)) largest = std::max(largest, bk.span.size());
       largest_owned = std::max(largest_owned, bk.span.intersect(owned_).size());
     }
     for (int slot = 0; slot < 2; ++slot) {
@@ -122,6 +120,11 @@ ZeroEngine::~ZeroEngine() {
     if (options_.stage == 2) torch::autograd::impl::post_acc_grad_hooks(p).reset();
     p.mutable_grad() = torch::Tensor();
   }
+}
+
+bool ZeroEngine::lone_bucket(const Bucket& bk) const {
+  return bk.end_tensor == bk.first_tensor + 1 && flat_param_.scalar_type() == torch::kFloat &&
+         params_[bk.first_tensor].numel() == bk.span.size();
 }
 
 void ZeroEngine::note_grad_bytes(int64_t delta) {
@@ -164,8 +167,7 @@ void ZeroEngine::launch_bucket(size_t b) {
   next_slot_ ^= 1;
   const size_t first = bk.first_tensor;
   torch::Tensor& g0 = params_[first].mutable_grad();
-  if (bk.end_tensor == first + 1 && g0.defined() && g0.numel() == bk.span.size() && g0.is_contiguous() &&
-      g0.scalar_type() == torch::kFloat) {
+  if (lone_bucket(bk) && g0.defined() && g0.is_contiguous() && g0.scalar_type() == torch::kFloat) {
     // A bucket of one fp32 parameter (the embedding, typically) is sent from its gradient as it is: no packed
     // copy of the largest tensor. The gradient is released with the bucket.
     p->send = g0.view({-1});

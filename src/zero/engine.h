@@ -72,6 +72,9 @@ class ZeroEngine {
   torch::Tensor& master() { return master_; }
   torch::Tensor& exp_avg() { return exp_avg_; }
   torch::Tensor& exp_avg_sq() { return exp_avg_sq_; }
+  const torch::Tensor& master() const { return master_; }
+  const torch::Tensor& exp_avg() const { return exp_avg_; }
+  const torch::Tensor& exp_avg_sq() const { return exp_avg_sq_; }
   int64_t adam_steps() const;
   void set_adam_steps(int64_t steps);
   // After master() was overwritten (resume): parameters = cast(master) on every rank.
@@ -94,6 +97,8 @@ class ZeroEngine {
   void finish_oldest();
   void flush_buckets();
   void note_grad_bytes(int64_t delta);  // parameter gradients alive between backward and their bucket
+  // A bucket of one whole fp32 parameter: reduce-scattered straight from that parameter's gradient.
+  bool lone_bucket(const Bucket& bk) const;
   torch::Tensor owned_part(const torch::Tensor& t, Span s) const;
 
   comm::Communicator& comm_;

@@ -234,8 +234,13 @@ class TrainTest(unittest.TestCase):
             shutil.rmtree(self.tmp / "midwrite", ignore_errors=True)
             p = start(2, args)
             def writing():
-                return root.exists() and any(x.name.startswith(".tmp-") and any(x.iterdir()) for x in root.iterdir()
-                                             if list(root.glob("step-*/COMPLETE")))
+                # The folders move under our feet (rename, prune): a vanished one just means "not now".
+                try:
+                    return root.exists() and bool(list(root.glob("step-*/COMPLETE"))) and any(
+                        x.name.startswith(".tmp-") and any(x.iterdir()) for x in root.iterdir())
+                except OSError:
+                    return False
+
             if wait_for(writing, timeout=120, poll=0.001):
                 kill_job(p)
                 tmp = [x for x in root.iterdir() if x.name.startswith(".tmp-")]
