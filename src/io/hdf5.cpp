@@ -127,7 +127,9 @@ H5Handle H5File::group(const std::string& name, bool create) const {
 template <class T>
 void H5File::write(const std::string& name, const T* data, const std::vector<hsize_t>& dims) const {
   H5Handle space(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr), H5Sclose);
-  H5Handle dset(H5Dcreate2(file_, name.c_str(), mem_type<T>(), space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
+  H5Handle lcpl(H5Pcreate(H5P_LINK_CREATE), H5Pclose);
+  H5Pset_create_intermediate_group(lcpl, 1);  // "forget/ids" creates /forget as needed
+  H5Handle dset(H5Dcreate2(file_, name.c_str(), mem_type<T>(), space, lcpl, H5P_DEFAULT, H5P_DEFAULT),
                 H5Dclose);
   if (dset.get() < 0) fail("cannot create dataset", name);
   hsize_t n = 1;
@@ -202,6 +204,10 @@ void H5File::write_string(const std::string& name, const std::string& text) cons
 std::string H5File::read_string(const std::string& name) const {
   const std::vector<uint8_t> bytes = read<uint8_t>(name);
   return std::string(bytes.begin(), bytes.end());
+}
+
+void H5File::remove(const std::string& name) const {
+  LETHE_H5(H5Ldelete(id(), name.c_str(), H5P_DEFAULT), "cannot delete", name);
 }
 
 std::vector<std::string> H5File::children(const std::string& group_name) const {

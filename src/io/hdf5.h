@@ -64,6 +64,7 @@ class H5File {
   void write_string(const std::string& name, const std::string& text) const;
   std::string read_string(const std::string& name) const;
   std::vector<std::string> children(const std::string& group) const;
+  void remove(const std::string& name) const;  // unlinks a dataset or group
 
   // Attributes on the root (name) or on an object (object, name).
   void set_attr(const std::string& name, int64_t v) const;

@@ -10,28 +10,27 @@
 namespace lethe::io {
 namespace fs = std::filesystem;
 
-MetricsWriter::MetricsWriter(fs::path file, std::vector<std::string> names, int64_t resume_step,
-                             double flush_seconds)
+MetricsWriter::MetricsWriter(fs::path file, std::string group, std::vector<std::string> names,
+                             std::optional<int64_t> keep_through, double flush_seconds)
     : file_(std::move(file)),
+      group_(std::move(group)),
       names_(std::move(names)),
       rows_(names_.size()),
       flush_seconds_(flush_seconds),
       last_flush_(std::chrono::steady_clock::now()) {
   fs::create_directories(file_.parent_path());
-  const bool fresh = resume_step == 0 || !fs::exists(file_);
-  H5File f = fresh ? H5File::create(file_) : H5File::open(file_, /*writable=*/true);
-  if (!f.exists("train/step")) f.create_series("train/step", /*integer=*/true);
+  H5File f = fs::exists(file_) ? H5File::open(file_, /*writable=*/true) : H5File::create(file_);
+  if (!f.exists(key("step"))) f.create_series(key("step"), /*integer=*/true);
   for (const auto& n : names_)
-    if (!f.exists("train/" + n)) f.create_series("train/" + n, /*integer=*/false);
-  if (!fresh) {
-    // Keep the rows up to the resumed step: steps are increasing, so that is a prefix.
-    const std::vector<int64_t> steps = f.read_series_int("train/step");
-    const auto keep =
-        static_cast<hsize_t>(std::upper_bound(steps.begin(), steps.end(), resume_step) - steps.begin());
-    f.truncate_series("train/step", keep);
-    for (const auto& n : names_)
-      f.truncate_series("train/" + n, std::min(keep, f.series_length("train/" + n)));
-  }
+    if (!f.exists(key(n))) f.create_series(key(n), /*integer=*/false);
+  // Keep the rows up to the resumed index (indices are increasing, so that is a prefix); none when fresh.
+  const std::vector<int64_t> steps = f.read_series_int(key("step"));
+  const auto keep =
+      keep_through
+          ? static_cast<hsize_t>(std::upper_bound(steps.begin(), steps.end(), *keep_through) - steps.begin())
+          : hsize_t{0};
+  f.truncate_series(key("step"), keep);
+  for (const auto& n : names_) f.truncate_series(key(n), std::min(keep, f.series_length(key(n))));
   f.close();
 }
 
@@ -60,13 +59,13 @@ void MetricsWriter::flush() {
   try {
     H5File f = H5File::open(file_, /*writable=*/true);
     // Undo a partial earlier attempt: every series back to the shortest one.
-    hsize_t rows = f.series_length("train/step");
-    for (const auto& n : names_) rows = std::min(rows, f.series_length("train/" + n));
-    f.truncate_series("train/step", rows);
-    f.append_series("train/step", steps_);
+    hsize_t rows = f.series_length(key("step"));
+    for (const auto& n : names_) rows = std::min(rows, f.series_length(key(n)));
+    f.truncate_series(key("step"), rows);
+    f.append_series(key("step"), steps_);
     for (size_t i = 0; i < names_.size(); ++i) {
-      f.truncate_series("train/" + names_[i], rows);
-      f.append_series("train/" + names_[i], rows_[i]);
+      f.truncate_series(key(names_[i]), rows);
+      f.append_series(key(names_[i]), rows_[i]);
     }
     f.close();
   } catch (const std::exception& e) {
@@ -75,6 +74,26 @@ void MetricsWriter::flush() {
   }
   steps_.clear();
   for (auto& r : rows_) r.clear();
+}
+
+void write_table(const fs::path& file, const std::string& group,
+                 const std::vector<std::pair<std::string, std::vector<double>>>& columns,
+                 const std::vector<std::pair<std::string, std::string>>& strings) {
+  std::string last_error;
+  for (int attempt = 0; attempt < 10; ++attempt) {
+    if (attempt > 0) std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    try {
+      H5File f = fs::exists(file) ? H5File::open(file, /*writable=*/true) : H5File::create(file);
+      if (f.exists(group)) f.remove(group);
+      for (const auto& [name, v] : columns) f.write<double>(group + "/" + name, v.data(), {v.size()});
+      for (const auto& [name, text] : strings) f.write_string(group + "/" + name, text);
+      f.close();
+      return;
+    } catch (const std::exception& e) {
+      last_error = e.what();
+    }
+  }
+  spdlog::error("metrics: table {} could not be written to {} ({})", group, file.string(), last_error);
 }
 
 }  // namespace lethe::io

@@ -20,24 +20,14 @@
 #include "model/gpt_neo.h"
 #include "model/hf_checkpoint.h"
 #include "model/presets.h"
+#include "train/run_common.h"
 #include "zero/engine.h"
 #include "zero/schedule.h"
 
 namespace lethe::train {
 namespace fs = std::filesystem;
-using Clock = std::chrono::steady_clock;
 
 namespace {
-
-double since(Clock::time_point t) {
-  return std::chrono::duration<double>(Clock::now() - t).count();
-}
-
-std::string hms(double seconds) {
-  const auto s = static_cast<int64_t>(seconds + 0.5);
-  return s >= 3600 ? fmt::format("{}:{:02d}:{:02d}", s / 3600, s / 60 % 60, s % 60)
-                   : fmt::format("{}:{:02d}", s / 60, s % 60);
-}
 
 // Token rows [R, T] int64 from data.train_path, validated against the model's vocabulary.
 torch::Tensor load_rows(const DataSection& d, int64_t vocab) {
@@ -61,34 +51,6 @@ torch::Tensor load_rows(const DataSection& d, int64_t vocab) {
                     "{}: token ids span [{}, {}] but the model's vocabulary is {}", d.train_path, min_id,
                     max_id, vocab);
   return t;
-}
-
-// Every rank must resume from the same folder: rank 0 resolves it and broadcasts the path; a rank that does
-// not see it (no shared file system) stops the job with that message.
-std::optional<fs::path> agree_on_checkpoint(comm::Communicator& comm, std::optional<fs::path> dir) {
-  std::string path = comm.rank() == 0 && dir ? dir->string() : "";
-  torch::Tensor n = torch::full({1}, static_cast<int64_t>(path.size()), torch::kLong);
-  comm.broadcast(n, 0);
-  torch::Tensor bytes = torch::zeros({n.item<int64_t>()}, torch::kByte);
-  if (comm.rank() == 0) std::memcpy(bytes.data_ptr(), path.data(), path.size());
-  if (bytes.numel() > 0) comm.broadcast(bytes, 0);
-  path.assign(static_cast<const char*>(bytes.data_ptr()), static_cast<size_t>(bytes.numel()));
-  if (path.empty()) return std::nullopt;
-  LETHE_CHECK_INPUT(
-      fs::exists(fs::path(path) / "COMPLETE"),
-      "rank {} does not see checkpoint {} that rank 0 resumes from: every rank needs the same (shared) "
-      "file system",
-      comm.rank(), path);
-  return fs::path(path);
-}
-
-model::GptNeo make_model(const Config& cfg) {
-  const auto dtype = cfg.model.dtype == Dtype::kBFloat16 ? torch::kBFloat16 : torch::kFloat;
-  if (!cfg.model.path.empty()) return model::load_hf_model(cfg.model.path, dtype);
-  model::GptNeo m(architecture(cfg.model));
-  m->reset_parameters(cfg.runtime.seed);  // the same seed on every rank: identical starting weights
-  m->to(dtype);
-  return m;
 }
 
 const std::vector<std::string> kSeries = {"loss",
@@ -156,17 +118,7 @@ TrainOutcome run_training(const Config& cfg, comm::Communicator& comm) {
 
   // Resume.
   io::TrainProgress progress;
-  std::optional<fs::path> from;
-  if (cfg.checkpoint.resume == "auto") {
-    from = io::find_latest_checkpoint(ckpt_root);
-    if (!from && lead)
-      spdlog::info("resume auto: no complete checkpoint under {}, starting fresh", ckpt_root.string());
-  } else if (!cfg.checkpoint.resume.empty()) {
-    from = fs::path(cfg.checkpoint.resume);
-    LETHE_CHECK_INPUT(fs::is_directory(*from), "checkpoint.resume: {} is not a checkpoint folder",
-                      from->string());
-  }
-  from = agree_on_checkpoint(comm, from);
+  const std::optional<fs::path> from = resume_target(cfg, comm, ckpt_root);
   if (from) {
     io::LoadReport lr = io::load_checkpoint(*from, engine, arch);
     progress = lr.content.progress;
@@ -194,7 +146,9 @@ TrainOutcome run_training(const Config& cfg, comm::Communicator& comm) {
         (run_dir / "config.resolved.yaml").string());
   }
   std::optional<io::MetricsWriter> metrics;
-  if (lead) metrics.emplace(run_dir / "metrics.h5", kSeries, progress.step, cfg.metrics.flush_seconds);
+  if (lead)
+    metrics.emplace(run_dir / "metrics.h5", "train", kSeries,
+                    from ? std::optional<int64_t>(progress.step) : std::nullopt, cfg.metrics.flush_seconds);
 
   const zero::Schedule kind = tr.schedule == LrSchedule::kLinear   ? zero::Schedule::kLinear
                               : tr.schedule == LrSchedule::kCosine ? zero::Schedule::kCosine

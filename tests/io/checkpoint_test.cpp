@@ -107,16 +107,26 @@ TEST(Metrics, ResumeDropsRowsAfterTheCheckpoint) {
   test::TempDir tmp;
   const fs::path file = tmp.path() / "metrics.h5";
   {
-    MetricsWriter w(file, {"loss"}, 0, /*flush_seconds=*/0);
+    MetricsWriter w(file, "train", {"loss"}, std::nullopt, /*flush_seconds=*/0);
     for (int s = 1; s <= 8; ++s) w.append(s, {10.0 - s});
   }
   {
-    MetricsWriter w(file, {"loss"}, /*resume_step=*/5, 0);
+    // A second group in the same file; its fresh start leaves /train alone.
+    MetricsWriter e(file, "epoch", {"el"}, std::nullopt, 0);
+    e.append(0, {0.9});
+  }
+  {
+    MetricsWriter w(file, "train", {"loss"}, /*keep_through=*/5, 0);
     w.append(6, {0.5});
   }
+  write_table(file, "samples/epoch-0000", {{"el", {0.25, 0.5}}}, {{"candidates", "[\"a\",\"b\"]"}});
+  write_table(file, "samples/epoch-0000", {{"el", {0.75}}}, {});  // replaced, not appended
   const H5File f = H5File::open(file);
   EXPECT_EQ(f.read_series_int("train/step"), (std::vector<int64_t>{1, 2, 3, 4, 5, 6}));
   EXPECT_EQ(f.series_length("train/loss"), 6u);
+  EXPECT_EQ(f.read_series_int("epoch/step"), (std::vector<int64_t>{0}));
+  EXPECT_EQ(f.read<double>("samples/epoch-0000/el"), (std::vector<double>{0.75}));
+  EXPECT_FALSE(f.exists("samples/epoch-0000/candidates"));
 }
 
 }  // namespace

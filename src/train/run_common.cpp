@@ -1,0 +1,66 @@
+#include "train/run_common.h"
+
+#include <cstring>
+
+#include <ATen/ATen.h>
+#include <spdlog/spdlog.h>
+
+#include "core/error.h"
+#include "io/checkpoint.h"
+#include "model/hf_checkpoint.h"
+
+namespace lethe::train {
+namespace fs = std::filesystem;
+
+double since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
+
+std::string hms(double seconds) {
+  const auto s = static_cast<int64_t>(seconds + 0.5);
+  return s >= 3600 ? fmt::format("{}:{:02d}:{:02d}", s / 3600, s / 60 % 60, s % 60)
+                   : fmt::format("{}:{:02d}", s / 60, s % 60);
+}
+
+std::optional<fs::path> agree_on_checkpoint(comm::Communicator& comm, std::optional<fs::path> dir) {
+  std::string path = comm.rank() == 0 && dir ? dir->string() : "";
+  torch::Tensor n = torch::full({1}, static_cast<int64_t>(path.size()), torch::kLong);
+  comm.broadcast(n, 0);
+  torch::Tensor bytes = torch::zeros({n.item<int64_t>()}, torch::kByte);
+  if (comm.rank() == 0) std::memcpy(bytes.data_ptr(), path.data(), path.size());
+  if (bytes.numel() > 0) comm.broadcast(bytes, 0);
+  path.assign(static_cast<const char*>(bytes.data_ptr()), static_cast<size_t>(bytes.numel()));
+  if (path.empty()) return std::nullopt;
+  LETHE_CHECK_INPUT(
+      fs::exists(fs::path(path) / "COMPLETE"),
+      "rank {} does not see checkpoint {} that rank 0 resumes from: every rank needs the same (shared) "
+      "file system",
+      comm.rank(), path);
+  return fs::path(path);
+}
+
+model::GptNeo make_model(const Config& cfg) {
+  const auto dtype = cfg.model.dtype == Dtype::kBFloat16 ? torch::kBFloat16 : torch::kFloat;
+  if (!cfg.model.path.empty()) return model::load_hf_model(cfg.model.path, dtype);
+  model::GptNeo m(architecture(cfg.model));
+  m->reset_parameters(cfg.runtime.seed);  // the same seed on every rank: identical starting weights
+  m->to(dtype);
+  return m;
+}
+
+std::optional<fs::path> resume_target(const Config& cfg, comm::Communicator& comm,
+                                      const fs::path& ckpt_root) {
+  std::optional<fs::path> from;
+  if (cfg.checkpoint.resume == "auto") {
+    from = io::find_latest_checkpoint(ckpt_root);
+    if (!from && comm.rank() == 0)
+      spdlog::info("resume auto: no complete checkpoint under {}, starting fresh", ckpt_root.string());
+  } else if (!cfg.checkpoint.resume.empty()) {
+    from = fs::path(cfg.checkpoint.resume);
+    LETHE_CHECK_INPUT(fs::is_directory(*from), "checkpoint.resume: {} is not a checkpoint folder",
+                      from->string());
+  }
+  return agree_on_checkpoint(comm, from);
+}
+
+}  // namespace lethe::train

@@ -1,0 +1,37 @@
+// Pieces every run of the training loop shares (lethe train, lethe unlearn): timing, model construction,
+// agreeing on the resume checkpoint.
+#pragma once
+
+#include <chrono>
+#include <filesystem>
+#include <optional>
+#include <string>
+
+#include "comm/communicator.h"
+#include "core/config.h"
+#include "model/gpt_neo.h"
+
+namespace lethe::train {
+
+using Clock = std::chrono::steady_clock;
+
+// Seconds since t.
+double since(Clock::time_point t);
+// "m:ss" or "h:mm:ss".
+std::string hms(double seconds);
+
+// model.path loaded in model.dtype, or (no path) a fresh model initialised with runtime.seed — identical on
+// every rank.
+model::GptNeo make_model(const Config& cfg);
+
+// Every rank must resume from the same folder: rank 0 resolves it and broadcasts the path; a rank that does
+// not see it (no shared file system) stops the job with that message.
+std::optional<std::filesystem::path> agree_on_checkpoint(comm::Communicator& comm,
+                                                         std::optional<std::filesystem::path> dir);
+
+// The checkpoint a run resumes from per checkpoint.resume ("" none, auto newest under root, or a path),
+// agreed across ranks.
+std::optional<std::filesystem::path> resume_target(const Config& cfg, comm::Communicator& comm,
+                                                   const std::filesystem::path& ckpt_root);
+
+}  // namespace lethe::train
