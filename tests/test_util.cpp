@@ -53,6 +53,9 @@ std::map<std::string, torch::Tensor> load_tensors(const fs::path& file) {
       case DType::kF32:
         t = torch::kFloat;
         break;
+      case DType::kF64:
+        t = torch::kDouble;
+        break;
       case DType::kBF16:
         t = torch::kBFloat16;
         break;

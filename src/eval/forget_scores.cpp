@@ -1,0 +1,87 @@
+#include "eval/forget_scores.h"
+
+#include <cmath>
+
+#include <ATen/ATen.h>
+#include <c10/core/InferenceMode.h>
+#include <torch/nn/functional/loss.h>
+
+#include "eval/bleu.h"
+#include "model/generate.h"
+#include "text/word_tokenize.h"
+
+namespace lethe::eval {
+namespace {
+
+std::string decode_row(const text::Gpt2Tokenizer& tok, const torch::Tensor& ids) {
+  torch::Tensor c = ids.to(torch::kInt).contiguous();
+  return tok.decode(std::span<const int32_t>(c.data_ptr<int32_t>(), static_cast<size_t>(c.numel())));
+}
+
+}  // namespace
+
+double text_bleu(const std::string& candidate, const std::string& reference) {
+  return sentence_bleu({text::word_tokenize(text::lower(reference))},
+                       text::word_tokenize(text::lower(candidate)));
+}
+
+ForgetScores score_forget_rows(model::GptNeo& model, const torch::Tensor& rows, const ForgetScoreOptions& o,
+                               const text::Gpt2Tokenizer& tokenizer, const TextScorer& bert) {
+  ForgetScores s;
+  const int64_t n = rows.size(0), t = rows.size(1);
+  s.ma = memorization_accuracy(model, rows, o.batch, o.ma_begin);
+  s.el = extraction_likelihood(model, rows, o.el);
+
+  c10::InferenceMode guard;
+  const bool was_training = model->is_training();
+  model->eval();
+  model::GenerateOptions g;
+  g.max_new_tokens = o.new_tokens;
+  g.num_beams = o.num_beams;
+  g.eos_token_id = o.eos_token_id;
+  g.pad_token_id = o.eos_token_id;
+  const int64_t plen = o.suffix_begin - o.prefix_begin;
+  s.candidates = torch::full({n, o.new_tokens}, o.eos_token_id, torch::kLong);
+  for (int64_t b = 0; b < n; b += o.batch) {
+    const int64_t m = std::min(o.batch, n - b);
+    torch::Tensor x = rows.narrow(0, b, m);
+    // The prompt is the prefix alone, with no attention mask (ICU passes none: pad = EOS is attended).
+    torch::Tensor seq = model::generate(model, x.narrow(1, o.prefix_begin, plen), {}, g).sequences;
+    const int64_t got = std::min(o.new_tokens, seq.size(1) - plen);
+    s.candidates.narrow(0, b, m).narrow(1, 0, got).copy_(seq.narrow(1, plen, got));
+    // The row's LM loss, pad (= EOS) labels masked: ICU's val_loss.
+    torch::Tensor logits = model->forward(x).logits.narrow(1, 0, t - 1).to(torch::kFloat);
+    torch::Tensor labels = x.narrow(1, 1, t - 1).masked_fill(x.narrow(1, 1, t - 1) == o.eos_token_id, -100);
+    torch::Tensor ce =
+        torch::nn::functional::cross_entropy(
+            logits.transpose(1, 2), labels,
+            torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kNone).ignore_index(-100))
+            .sum(1);
+    torch::Tensor tokens = (labels != -100).sum(1);
+    for (int64_t r = 0; r < m; ++r) {
+      s.ce_sum.push_back(ce[r].item<double>());
+      s.ce_tokens.push_back(static_cast<double>(tokens[r].item<int64_t>()));
+    }
+  }
+  model->train(was_training);
+
+  for (int64_t r = 0; r < n; ++r) {
+    torch::Tensor cand = s.candidates[r];
+    s.candidate_text.push_back(decode_row(tokenizer, cand));
+    s.reference_text.push_back(decode_row(tokenizer, rows[r].narrow(0, o.suffix_begin, t - o.suffix_begin)));
+    s.bleu.push_back(text_bleu(s.candidate_text.back(), s.reference_text.back()));
+    const std::vector<int64_t> ids(cand.data_ptr<int64_t>(), cand.data_ptr<int64_t>() + cand.numel());
+    s.distinct.push_back(distinct_ratio(ids));
+    s.entropy.push_back(unigram_entropy(ids));
+  }
+  if (bert) {
+    for (const auto& prf : bert(s.candidate_text, s.reference_text)) {
+      s.bert_p.push_back(prf[0]);
+      s.bert_r.push_back(prf[1]);
+      s.bert_f1.push_back(prf[2]);
+    }
+  }
+  return s;
+}
+
+}  // namespace lethe::eval

@@ -1,0 +1,46 @@
+// Everything ICU measures per forget sequence in one validation pass (spec icu.md §5, §6), on one device:
+// MA and EL_n of the whole row, the beam continuation of the prefix with BLEU (and BERTScore when a scorer
+// is given) against the true suffix, the continuation's distinct-token ratio and entropy, and the row's LM
+// loss. Sharding over ranks is the caller's business.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <torch/types.h>
+
+#include "eval/extraction.h"
+#include "model/gpt_neo.h"
+#include "text/bpe.h"
+
+namespace lethe::eval {
+
+struct ForgetScoreOptions {
+  int64_t prefix_begin = 100, suffix_begin = 150, new_tokens = 50;
+  int64_t num_beams = 2;
+  int64_t eos_token_id = 50256;  // ends beams; also the pad id whose labels the loss masks
+  ElOptions el;
+  int64_t ma_begin = 1;  // MA over positions ma_begin..T-1 (ICU: 1)
+  int64_t batch = 8;
+};
+
+// P, R, F1 of candidate vs reference texts, one triple per pair (BERTScore); empty function = none.
+using TextScorer = std::function<std::vector<std::array<double, 3>>(
+    const std::vector<std::string>& candidates, const std::vector<std::string>& references)>;
+
+struct ForgetScores {
+  std::vector<double> el, ma, bleu, bert_p, bert_r, bert_f1, distinct, entropy, ce_sum, ce_tokens;
+  torch::Tensor candidates;  // [N, new_tokens] int64 generated ids (after the prompt)
+  std::vector<std::string> candidate_text, reference_text;
+};
+
+// rows [N, T] int64. The candidate is decoded with special tokens kept, as ICU does.
+ForgetScores score_forget_rows(model::GptNeo& model, const torch::Tensor& rows, const ForgetScoreOptions& o,
+                               const text::Gpt2Tokenizer& tokenizer, const TextScorer& bert = {});
+
+// Sentence BLEU of two texts, ICU style: lower-cased, NLTK-Treebank word tokens, 4-gram, no smoothing.
+double text_bleu(const std::string& candidate, const std::string& reference);
+
+}  // namespace lethe::eval
