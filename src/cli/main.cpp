@@ -20,6 +20,9 @@ int run_generate(int, char**);
 int run_init_model(int, char**);
 int run_train(int, char**);
 int run_plan(int, char**);
+int run_prep(int, char**);
+int run_unlearn(int, char**);
+int run_eval(int, char**);
 
 constexpr Command kCommands[] = {
     {"info", "version, libtorch, built-in backends", run_info},
@@ -29,6 +32,9 @@ constexpr Command kCommands[] = {
     {"generate", "greedy or beam-search continuation of a prompt", run_generate},
     {"init-model", "write a randomly initialised GPT-Neo as a Hugging Face folder", run_init_model},
     {"train", "fine-tune with the LM loss, alone or under mpirun (ZeRO-sharded AdamW)", run_train},
+    {"prep", "forget-target selection and nearest-neighbour pairs (datasets/<name>/pairs.h5)", run_prep},
+    {"unlearn", "the main job: ICU or a baseline, alone or under mpirun", run_unlearn},
+    {"eval", "forget-set EL/MA/BLEU and retained-row MA of a model", run_eval},
     {"plan", "per-rank memory estimate for a model x ranks x ZeRO stage", run_plan},
 };
 

@@ -21,6 +21,7 @@
 #include "model/generate_options.h"
 #include "model/gpt_neo_config.h"
 #include "model/presets.h"
+#include "unlearn/method.h"
 
 namespace lethe {
 
@@ -28,6 +29,10 @@ enum class Dtype { kFloat32, kBFloat16 };
 enum class LogLevel { kTrace, kDebug, kInfo, kWarn, kError };
 enum class Device { kCpu, kCuda };
 enum class LrSchedule { kConstant, kLinear, kCosine };
+enum class Embedder { kTfidf, kLm };
+enum class ElVariant { kIcu, kKu };
+enum class StopLogic { kAnd, kOr };
+enum class EmptyBatch { kSkip, kStep };
 using model::EarlyStopping;  // true | false | never, HF semantics (model/generate_options.h)
 
 template <>
@@ -52,6 +57,26 @@ template <>
 struct EnumNames<LrSchedule> {
   static constexpr std::pair<LrSchedule, std::string_view> values[] = {
       {LrSchedule::kConstant, "constant"}, {LrSchedule::kLinear, "linear"}, {LrSchedule::kCosine, "cosine"}};
+};
+template <>
+struct EnumNames<Embedder> {
+  static constexpr std::pair<Embedder, std::string_view> values[] = {{Embedder::kTfidf, "tfidf"},
+                                                                     {Embedder::kLm, "lm"}};
+};
+template <>
+struct EnumNames<ElVariant> {
+  static constexpr std::pair<ElVariant, std::string_view> values[] = {{ElVariant::kIcu, "icu"},
+                                                                      {ElVariant::kKu, "ku"}};
+};
+template <>
+struct EnumNames<StopLogic> {
+  static constexpr std::pair<StopLogic, std::string_view> values[] = {{StopLogic::kAnd, "and"},
+                                                                      {StopLogic::kOr, "or"}};
+};
+template <>
+struct EnumNames<EmptyBatch> {
+  static constexpr std::pair<EmptyBatch, std::string_view> values[] = {{EmptyBatch::kSkip, "skip"},
+                                                                       {EmptyBatch::kStep, "step"}};
 };
 template <>
 struct EnumNames<EarlyStopping> {
@@ -260,6 +285,109 @@ struct MetricsSection {
   bool operator==(const MetricsSection&) const = default;
 };
 
+// `lethe prep`: forget-target selection and nearest-neighbour ("analogous") pairs (spec icu.md §2.3).
+struct PrepSection {
+  std::string source = "../shared/data/lm_extraction/train_dataset.npy";
+  std::string forget_csv;
+  std::vector<int64_t> forget_ids;
+  int64_t forget_random = 0;
+  Embedder embedder = Embedder::kTfidf;
+  std::string embedder_path;
+  int64_t embed_begin = 100;
+  int64_t ngram = 2;
+  int64_t k = 10;
+  int64_t batch_size = 16;
+  std::string name = "demo";
+  std::string output_dir = "datasets";
+
+  template <class V>
+  void visit(V& v) {
+    v("source", source, NonEmpty{}, ".npy token array [rows, T]: the pool targets and neighbours come from");
+    v("forget_csv", forget_csv, "CSV with a doc_id column (KU/ICU target sets): row indices into source");
+    v("forget_ids", forget_ids, "explicit target row indices (used when forget_csv is empty)");
+    v("forget_random", forget_random, AtLeast{0},
+      "draw this many targets at random (runtime.seed) when no csv or ids are given");
+    v("embedder", embedder,
+      "tfidf (token n-grams, needs no model) | lm (mean-pooled last hidden state of embedder_path)");
+    v("embedder_path", embedder_path, "HF GPT-Neo folder for embedder lm; empty = model.path");
+    v("embed_begin", embed_begin, AtLeast{0},
+      "embed tokens embed_begin..T-1 of each row (ICU: 100, the last 100)");
+    v("ngram", ngram, Range{1, 4}, "tfidf: token 1..ngram-grams");
+    v("k", k, AtLeast{1}, "neighbours kept per target (ICU trains on the first)");
+    v("batch_size", batch_size, AtLeast{1}, "rows per embedding forward (embedder lm)");
+    v("name", name, NonEmpty{}, "dataset name: written to <output_dir>/<name>/pairs.h5");
+    v("output_dir", output_dir, NonEmpty{}, "parent folder of prepared datasets");
+  }
+  bool operator==(const PrepSection&) const = default;
+};
+
+// `lethe unlearn` / `lethe eval`: the method, its weights, ICU's refinement and stop rule, the optimiser
+// (spec icu.md §3-§6). Defaults are the reference's 125M script.
+struct UnlearnSection {
+  std::string dataset = "datasets/demo";
+  unlearn::Method method = unlearn::Method::kIcu;
+  double uw = 1.0, lw = 0.5, kl = 1.0;
+  double f1 = 0.3, bleu = 0.01, acc = 0.5994, el = 0.0499;
+  StopLogic stop_logic = StopLogic::kAnd;
+  std::string bert_path;
+  int64_t bert_layer = 9;
+  ElVariant el_variant = ElVariant::kIcu;
+  int64_t el_n = 10;
+  int64_t ma_begin = 1;
+  int64_t prefix_begin = 100, suffix_begin = 150, new_tokens = 50;
+  int num_beams = 2;
+  double lr = 5e-6, beta1 = 0.9, beta2 = 0.98, eps = 1e-8, weight_decay = 0.0, max_grad_norm = 0.0;
+  int64_t batch_size = 8;
+  int64_t micro_batch_size = 0;
+  int64_t max_epochs = 100;
+  EmptyBatch empty_batch = EmptyBatch::kSkip;
+  int64_t val_batch_size = 8;
+  bool save_final = true;
+
+  template <class V>
+  void visit(V& v) {
+    v("dataset", dataset, NonEmpty{}, "folder written by lethe prep (holds pairs.h5)");
+    v("method", method, "icu | ga (KU gradient ascent, KUMPR) | llmu | po");
+    v("uw", uw, AtLeast{0.0}, "weight of the forget term (gradient ascent)");
+    v("lw", lw, AtLeast{0.0}, "weight of the neighbour LM term");
+    v("kl", kl, AtLeast{0.0}, "weight of the KL-to-original term on neighbours");
+    v("f1", f1, Range{0.0, 1.0}, "a pair is forgotten when its BERTScore F1 < f1 ...");
+    v("bleu", bleu, Range{0.0, 1.0}, "... or its sentence BLEU < bleu");
+    v("acc", acc, Range{0.0, 1.0}, "stop when forget-set MA < acc ...");
+    v("el", el, Range{0.0, 1.0}, "... and (stop_logic) EL_n < el");
+    v("stop_logic", stop_logic, "and (ICU) | or (the reference's PO baseline)");
+    v("bert_path", bert_path, "HF BERT folder for BERTScore; empty = BLEU-only refinement");
+    v("bert_layer", bert_layer, AtLeast{1},
+      "BERT layer whose output BERTScore compares (9 = bert-base-uncased)");
+    v("el_variant", el_variant, "icu (starts in the suffix region, /41) | ku (starts 1.., /190)");
+    v("el_n", el_n, AtLeast{1}, "n of EL_n");
+    v("ma_begin", ma_begin, AtLeast{1},
+      "MA scores positions ma_begin..T-1 (ICU and KU: 1, the whole row; suffix_begin = the suffix region "
+      "only)");
+    v("prefix_begin", prefix_begin, AtLeast{0}, "first column of the generation prompt (ICU: 100)");
+    v("suffix_begin", suffix_begin, AtLeast{1}, "first column of the suffix to reproduce (ICU: 150)");
+    v("new_tokens", new_tokens, AtLeast{1}, "tokens generated from the prompt for BLEU/BERTScore (ICU: 50)");
+    v("num_beams", num_beams, Range{1, 64}, "beams for that generation (ICU: 2)");
+    v("lr", lr, Positive{}, "Adam learning rate (constant: ICU uses no schedule)");
+    v("beta1", beta1, Range{0.0, 0.999999}, "Adam beta1");
+    v("beta2", beta2, Range{0.0, 0.999999}, "Adam beta2 (ICU: 0.98)");
+    v("eps", eps, Positive{}, "Adam epsilon");
+    v("weight_decay", weight_decay, AtLeast{0.0}, "decoupled weight decay (ICU: 0)");
+    v("max_grad_norm", max_grad_norm, AtLeast{0.0}, "gradient-norm clipping; 0 = off (ICU)");
+    v("batch_size", batch_size, AtLeast{1}, "pairs per optimizer step over all ranks (ICU: 8)");
+    v("micro_batch_size", micro_batch_size, AtLeast{0},
+      "pairs per forward on one rank; 0 = the rank's whole share");
+    v("max_epochs", max_epochs, AtLeast{1},
+      "guard the reference lacks: stop after this many training epochs");
+    v("empty_batch", empty_batch,
+      "skip = no optimizer step when every pair of a batch is forgotten | step = Adam steps on zero "
+      "gradients, as the reference does");
+    v("val_batch_size", val_batch_size, AtLeast{1}, "rows per forward / generation batch in validation");
+    v("save_final", save_final, "write the unlearned model as an HF folder to <run>/final");
+  }
+  bool operator==(const UnlearnSection&) const = default;
+};
+
 struct Config {
   ModelSection model;
   TokenizerSection tokenizer;
@@ -269,6 +397,8 @@ struct Config {
   ZeroSection zero;
   CheckpointSection checkpoint;
   MetricsSection metrics;
+  PrepSection prep;
+  UnlearnSection unlearn;
   RuntimeSection runtime;
   RunSection run;
 
@@ -282,6 +412,8 @@ struct Config {
     v.section("zero", zero, "ZeRO sharding of optimizer state and gradients");
     v.section("checkpoint", checkpoint, "HDF5 checkpoints and resume");
     v.section("metrics", metrics, "metrics.h5");
+    v.section("prep", prep, "data preparation (lethe prep)");
+    v.section("unlearn", unlearn, "unlearning method, refinement and stop rule (lethe unlearn, lethe eval)");
     v.section("runtime", runtime, "process-wide settings");
     v.section("run", run, "run identity and outputs");
   }

@@ -46,6 +46,14 @@ Plan memory_plan(const PlanInput& in) {
   t.push_back({"logits",
                "9 tensors of 4·B·T·V (logits, log-softmax, their gradients, the head's weight-gradient path)",
                9 * 4 * B * T * V});
+  if (in.reference_model) {
+    // ICU's step runs the forget and the neighbour batch (activations and logits twice) and the KL term adds
+    // the reference logits, p, q, log(q + 1e-12) and their product, each [B, T, V] fp32.
+    t.push_back({"ICU second forward", "activations + logits again (neighbour batch)",
+                 L * per_layer + b * B * T * C + 9 * 4 * B * T * V});
+    t.push_back({"ICU KL term", "5 tensors of 4·B·T·V (reference logits, p, q, log(q+ε), p·log q)",
+                 5 * 4 * B * T * V});
+  }
   t.push_back(
       {"step workspace", "128 MiB (GEMM and autograd buffers of the first step, measured)", 128ll << 20});
   Plan plan{t};

@@ -1,0 +1,152 @@
+// `lethe eval --config F [--model DIR] [--out FILE] [--json] [--set k=v]...`: ICU's forget-set metrics (EL,
+// MA, BLEU, diversity, loss) and the retained rows' MA and loss for one model, alone or under mpirun.
+#include <iostream>
+
+#include <ATen/ATen.h>
+#include <spdlog/spdlog.h>
+
+#include "cli/common.h"
+#include "cli/distributed.h"
+#include "core/error.h"
+#include "core/io.h"
+#include "data/npy.h"
+#include "eval/extraction.h"
+#include "prep/pairs.h"
+#include "text/bpe.h"
+#include "train/run_common.h"
+#include "train/validation.h"
+
+namespace lethe::cli {
+namespace {
+
+struct RowScores {
+  double ma = 0, el = 0, loss = 0;
+};
+
+// Mean MA, LM loss and (when `el` is given) EL of `rows` [M, T]: each rank scores its block; sums are
+// all-reduced.
+RowScores row_scores(model::GptNeo& model, const torch::Tensor& rows, int64_t eos, int64_t batch,
+                     int64_t ma_begin, const eval::ElOptions* el, comm::Communicator& comm) {
+  const int64_t m = rows.size(0), lo = comm.rank() * m / comm.size(),
+                hi = (comm.rank() + 1) * m / comm.size();
+  double ma = 0, ce = 0, tokens = 0, el_sum = 0;
+  if (hi > lo) {
+    torch::Tensor x = rows.narrow(0, lo, hi - lo);
+    for (double v : eval::memorization_accuracy(model, x, batch, ma_begin)) ma += v;
+    if (el)
+      for (double v : eval::extraction_likelihood(model, x, *el)) el_sum += v;
+    torch::NoGradGuard g;
+    for (int64_t b = 0; b < x.size(0); b += batch) {
+      torch::Tensor y = x.narrow(0, b, std::min(batch, x.size(0) - b));
+      torch::Tensor logits = model->forward(y).logits.narrow(1, 0, y.size(1) - 1).to(torch::kFloat);
+      torch::Tensor labels = y.narrow(1, 1, y.size(1) - 1);
+      labels = labels.masked_fill(labels == eos, -100);
+      ce +=
+          at::cross_entropy_loss(logits.transpose(1, 2), labels, {}, at::Reduction::Sum, -100).item<double>();
+      tokens += static_cast<double>((labels != -100).sum().item<int64_t>());
+    }
+  }
+  torch::Tensor s = torch::tensor({ma, ce, tokens, el_sum}, torch::kDouble);
+  comm.all_reduce(s);
+  const auto mm = static_cast<double>(m);
+  return {s[0].item<double>() / mm, s[3].item<double>() / mm,
+          s[2].item<double>() > 0 ? s[1].item<double>() / s[2].item<double>() : 0.0};
+}
+
+// "A:B" → [A, B).
+std::pair<int64_t, int64_t> parse_range(const std::string& text) {
+  const size_t colon = text.find(':');
+  LETHE_CHECK_INPUT(colon != std::string::npos, "--heldout '{}': expected A:B (source rows A..B-1)", text);
+  const std::vector<int64_t> a = parse_ids(text.substr(0, colon), "--heldout"),
+                             b = parse_ids(text.substr(colon + 1), "--heldout");
+  LETHE_CHECK_INPUT(a.size() == 1 && b.size() == 1 && a[0] < b[0], "--heldout '{}': expected A:B with A < B",
+                    text);
+  return {a[0], b[0]};
+}
+
+}  // namespace
+
+int run_eval(int argc, char** argv) {
+  ConfigOptions co;
+  std::string model_dir, out_file, heldout;
+  int64_t retain_rows = 64;
+  bool json = false;
+  po::options_description desc;
+  desc.add_options()("model", po::value(&model_dir), "HF folder to evaluate; overrides model.path")(
+      "retain-rows", po::value(&retain_rows)->default_value(64),
+      "score the first N retained rows of the dataset's source (0 = none, -1 = all)")(
+      "heldout", po::value(&heldout),
+      "A:B: also score source rows A..B-1 (MA, EL, loss), e.g. rows the model never saw — KU's thresholds")(
+      "out", po::value(&out_file), "also write the JSON result to this file (atomically)")(
+      "json", po::bool_switch(&json), "print the result as one JSON line on stdout");
+  co.add_to(desc);
+  if (!parse(
+          argc, argv, desc, "lethe eval --config F [--model DIR] [--retain-rows N] [--out FILE] [--json]",
+          "Scores a model on the forget set of unlearn.dataset exactly as lethe unlearn validates (EL_n, MA, "
+          "beam-continuation BLEU, distinct ratio, entropy, loss) and on retained rows (MA, loss)."))
+    return 0;
+  Config cfg = co.load();
+  if (!model_dir.empty()) cfg.model.path = model_dir;
+  LETHE_CHECK_INPUT(!cfg.model.path.empty(), "no model: pass --model DIR or set model.path");
+  return run_on_world(cfg, [&](comm::Communicator& world) {
+    const text::Gpt2Tokenizer tok = load_tokenizer("", cfg.model.path, cfg);
+    const prep::Pairs pairs = prep::read_pairs(cfg.unlearn.dataset);
+    model::GptNeo model = train::make_model(cfg);
+    const int64_t eos = model->config().eos_token_id;
+    const train::Validation v = train::validate_sharded(
+        model, pairs.forget_tokens, train::forget_score_options(cfg.unlearn, eos), tok, {}, world);
+    nlohmann::json result = {{"model", cfg.model.path},
+                             {"dataset", cfg.unlearn.dataset},
+                             {"el_variant", std::string(enum_name(cfg.unlearn.el_variant))},
+                             {"el_n", cfg.unlearn.el_n},
+                             {"forget",
+                              {{"n", pairs.forget_ids.size(0)},
+                               {"el", v.el},
+                               {"ma", v.ma},
+                               {"bleu", v.bleu},
+                               {"distinct", v.distinct},
+                               {"entropy", v.entropy},
+                               {"loss", v.val_loss},
+                               {"seconds", v.seconds}}}};
+    if (retain_rows != 0 || !heldout.empty()) {
+      data::TokenArray a = data::read_npy(pairs.source);
+      torch::Tensor src = torch::from_blob(a.values.data(), {a.rows, a.cols}, torch::kLong);
+      if (retain_rows != 0) {
+        torch::Tensor ids = pairs.retain_ids;
+        if (retain_rows > 0) ids = ids.narrow(0, 0, std::min(retain_rows, ids.size(0)));
+        LETHE_CHECK_INPUT(ids.numel() == 0 || ids.max().item<int64_t>() < a.rows,
+                          "{}: retained ids exceed the {} rows of {}", cfg.unlearn.dataset, a.rows,
+                          pairs.source);
+        torch::Tensor rows = src.index_select(0, ids).clone();
+        const RowScores r =
+            row_scores(model, rows, eos, cfg.unlearn.val_batch_size, cfg.unlearn.ma_begin, nullptr, world);
+        result["retain"] = {{"n", rows.size(0)}, {"ma", r.ma}, {"loss", r.loss}};
+      }
+      if (!heldout.empty()) {
+        const auto [lo, hi] = parse_range(heldout);
+        LETHE_CHECK_INPUT(lo >= 0 && hi <= a.rows, "--heldout {}: {} has rows 0..{}", heldout, pairs.source,
+                          a.rows - 1);
+        const eval::ElOptions el = train::forget_score_options(cfg.unlearn, eos).el;
+        const RowScores r = row_scores(model, src.narrow(0, lo, hi - lo).clone(), eos,
+                                       cfg.unlearn.val_batch_size, cfg.unlearn.ma_begin, &el, world);
+        result["heldout"] = {{"n", hi - lo}, {"rows", heldout}, {"ma", r.ma}, {"el", r.el}, {"loss", r.loss}};
+      }
+    }
+    if (world.rank() == 0) {
+      if (!out_file.empty()) {
+        const std::string text = result.dump(2) + "\n";
+        write_file_atomic(out_file, {std::as_bytes(std::span(text.data(), text.size()))});
+      }
+      if (json) print_json(result);
+      spdlog::info("eval {}: forget EL{} {:.4f} MA {:.4f} BLEU {:.4f}{}", cfg.model.path, cfg.unlearn.el_n,
+                   v.el, v.ma, v.bleu,
+                   result.contains("retain")
+                       ? fmt::format(" | retain MA {:.4f} loss {:.4f}", result["retain"]["ma"].get<double>(),
+                                     result["retain"]["loss"].get<double>())
+                       : "");
+    }
+    return kExitOk;
+  });
+}
+
+}  // namespace lethe::cli

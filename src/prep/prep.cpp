@@ -1,0 +1,122 @@
+#include "prep/prep.h"
+
+#include <algorithm>
+#include <charconv>
+#include <set>
+
+#include <ATen/ATen.h>
+#include <spdlog/spdlog.h>
+
+#include "core/error.h"
+#include "data/npy.h"
+#include "data/sampler.h"
+#include "model/hf_checkpoint.h"
+#include "prep/knn.h"
+#include "prep/pairs.h"
+#include "text/csv.h"
+
+namespace lethe::prep {
+namespace fs = std::filesystem;
+namespace {
+
+int64_t parse_doc_id(const std::string& s, const std::string& file, size_t line) {
+  int64_t v = 0;
+  const auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  LETHE_CHECK_INPUT(ec == std::errc() && p == s.data() + s.size(),
+                    "{}: row {}: doc_id '{}' is not an integer row index", file, line, s);
+  return v;
+}
+
+// Target row indices, ascending (ICU keeps the source order), validated against the source's row count.
+std::vector<int64_t> select_targets(const PrepSection& p, int64_t rows, uint64_t seed) {
+  std::vector<int64_t> ids;
+  std::string origin;
+  if (!p.forget_csv.empty()) {
+    const text::CsvTable t = text::read_csv(p.forget_csv);
+    const size_t col = t.column("doc_id");
+    for (size_t i = 0; i < t.rows.size(); ++i)
+      ids.push_back(parse_doc_id(t.rows[i][col], p.forget_csv, i + 2));
+    origin = p.forget_csv;
+  } else if (!p.forget_ids.empty()) {
+    ids = p.forget_ids;
+    origin = "prep.forget_ids";
+  } else if (p.forget_random > 0) {
+    LETHE_CHECK_INPUT(p.forget_random < rows, "prep.forget_random = {}: the source has only {} rows",
+                      p.forget_random, rows);
+    const std::vector<int64_t> perm = data::GlobalBatchSampler(rows, 1, seed).permutation(0);
+    ids.assign(perm.begin(), perm.begin() + p.forget_random);
+    origin = "prep.forget_random";
+  }
+  LETHE_CHECK_INPUT(!ids.empty(),
+                    "the forget set is empty: set prep.forget_csv (a doc_id CSV), prep.forget_ids or "
+                    "prep.forget_random");
+  for (int64_t id : ids)
+    LETHE_CHECK_INPUT(id >= 0 && id < rows, "{}: doc_id {} is out of range: {} has rows 0..{}", origin, id,
+                      p.source, rows - 1);
+  std::sort(ids.begin(), ids.end());
+  const auto dup = std::adjacent_find(ids.begin(), ids.end());
+  LETHE_CHECK_INPUT(dup == ids.end(), "{}: doc_id {} is listed twice", origin, dup == ids.end() ? 0 : *dup);
+  return ids;
+}
+
+}  // namespace
+
+PrepOutcome run_prep(const Config& cfg) {
+  const PrepSection& p = cfg.prep;
+  data::TokenArray a = data::read_npy(p.source);
+  LETHE_CHECK_INPUT(a.rows > 1 && a.cols > 1, "{}: expected a [rows, T] token array, got {} x {}", p.source,
+                    a.rows, a.cols);
+  torch::Tensor rows = torch::from_blob(a.values.data(), {a.rows, a.cols}, torch::kLong).clone();
+  LETHE_CHECK_INPUT(p.embed_begin < a.cols, "prep.embed_begin = {}: rows of {} have only {} tokens",
+                    p.embed_begin, p.source, a.cols);
+  const std::vector<int64_t> targets = select_targets(p, a.rows, cfg.runtime.seed);
+  std::vector<int64_t> pool;
+  std::set<int64_t> is_target(targets.begin(), targets.end());
+  for (int64_t i = 0; i < a.rows; ++i)
+    if (!is_target.count(i)) pool.push_back(i);
+  LETHE_CHECK_INPUT(static_cast<int64_t>(pool.size()) >= p.k,
+                    "prep.k = {}: only {} non-target rows are left to search", p.k, pool.size());
+
+  torch::Tensor target_idx = torch::tensor(targets), pool_idx = torch::tensor(pool);
+  torch::Tensor text = rows.narrow(1, p.embed_begin, a.cols - p.embed_begin);  // ICU: the last 100 tokens
+  Neighbours nn;
+  std::string embedder;
+  if (p.embedder == Embedder::kTfidf) {
+    embedder = fmt::format("tfidf(1..{}-grams)", p.ngram);
+    spdlog::info("prep: tf-idf over token 1..{}-grams of {} rows", p.ngram, a.rows);
+    torch::Tensor d2 = tfidf_sq_distances(text, p.ngram, target_idx);  // [Q, R]
+    nn = knn_from_distances(d2.index_select(1, pool_idx), p.k);
+  } else {
+    const std::string path = !p.embedder_path.empty() ? p.embedder_path : cfg.model.path;
+    LETHE_CHECK_INPUT(!path.empty(),
+                      "prep.embedder = lm needs prep.embedder_path (or model.path): an HF GPT-Neo folder");
+    model::GptNeo lm = model::load_hf_model(path, torch::kFloat);
+    LETHE_CHECK_INPUT(text.max().item<int64_t>() < lm->config().vocab_size,
+                      "{}: token ids exceed the vocabulary ({}) of {}", p.source, lm->config().vocab_size,
+                      path);
+    embedder = fmt::format("lm({})", path);
+    spdlog::info("prep: embedding {} rows with {}", a.rows, path);
+    torch::Tensor e = lm_embeddings(lm, text, p.batch_size);
+    nn = exact_knn(e.index_select(0, target_idx), e.index_select(0, pool_idx), p.k);
+  }
+  Pairs out;
+  out.forget_ids = target_idx;
+  out.forget_tokens = rows.index_select(0, target_idx);
+  out.neighbour_ids = pool_idx.index_select(0, nn.ids.reshape({-1})).reshape(nn.ids.sizes());
+  out.neighbour_distances = nn.distances;
+  out.neighbour_tokens = rows.index_select(0, out.neighbour_ids.select(1, 0).contiguous());
+  out.retain_ids = pool_idx;
+  out.source = p.source;
+  out.embedder = embedder;
+  out.config_yaml = dump_config(cfg);
+  const fs::path dir = fs::path(p.output_dir) / p.name;
+  write_pairs(dir, out);
+  PrepOutcome o{dir / "pairs.h5", static_cast<int64_t>(targets.size()), static_cast<int64_t>(pool.size()), 0};
+  std::set<int64_t> distinct;
+  for (int64_t i = 0; i < out.neighbour_ids.size(0); ++i)
+    distinct.insert(out.neighbour_ids[i][0].item<int64_t>());
+  o.distinct_neighbours = static_cast<int64_t>(distinct.size());
+  return o;
+}
+
+}  // namespace lethe::prep

@@ -1,0 +1,318 @@
+#include "train/unlearner.h"
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <optional>
+
+#include <ATen/ATen.h>
+#include <spdlog/spdlog.h>
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+#include "core/io.h"
+#include "core/signals.h"
+#include "data/sampler.h"
+#include "io/checkpoint.h"
+#include "io/metrics.h"
+#include "model/hf_checkpoint.h"
+#include "prep/pairs.h"
+#include "train/run_common.h"
+#include "train/validation.h"
+#include "unlearn/objective.h"
+#include "unlearn/refine.h"
+#include "zero/engine.h"
+
+namespace lethe::train {
+namespace fs = std::filesystem;
+namespace {
+
+const std::vector<std::string> kStepSeries = {"loss",      "forget_ce",    "neighbour_ce", "mismatch_ce",
+                                              "kl",        "active_pairs", "skipped",      "lr",
+                                              "grad_norm", "step_seconds"};
+const std::vector<std::string> kEpochSeries = {
+    "el", "ma", "bleu", "bert_f1", "active", "val_loss", "distinct", "entropy", "seconds", "steps", "stop"};
+
+// Pair rows and the run geometry, validated against the model before anything runs.
+void check_inputs(const UnlearnSection& u, const prep::Pairs& p, const model::GptNeoConfig& arch) {
+  const int64_t n = p.forget_ids.size(0), t = p.forget_tokens.size(1);
+  const std::string& ds = u.dataset;
+  LETHE_CHECK_INPUT(u.batch_size <= n,
+                    "unlearn.batch_size = {} is larger than the forget set ({} pairs in {}); lower it",
+                    u.batch_size, n, ds);
+  for (const torch::Tensor* rows : {&p.forget_tokens, &p.neighbour_tokens}) {
+    const int64_t lo = rows->min().item<int64_t>(), hi = rows->max().item<int64_t>();
+    LETHE_CHECK_INPUT(lo >= 0 && hi < arch.vocab_size,
+                      "{}: token ids span [{}, {}] but the model's vocabulary is {}", ds, lo, hi,
+                      arch.vocab_size);
+  }
+  for (int64_t i = 0; i < n; ++i)
+    LETHE_CHECK_INPUT(
+        !p.forget_tokens[i].equal(p.neighbour_tokens[i]),
+        "{}: pair {} (doc_id {}): the neighbour row equals its target, so its terms would cancel; "
+        "re-run lethe prep (neighbours are searched among non-target rows)",
+        ds, i, p.forget_ids[i].item<int64_t>());
+  LETHE_CHECK_INPUT(t <= arch.max_position_embeddings,
+                    "{}: rows of {} tokens exceed the model's {} positions", ds, t,
+                    arch.max_position_embeddings);
+  LETHE_CHECK_INPUT(u.prefix_begin < u.suffix_begin && u.suffix_begin < t,
+                    "unlearn.prefix_begin ({}) < unlearn.suffix_begin ({}) < row length ({}) must hold",
+                    u.prefix_begin, u.suffix_begin, t);
+  LETHE_CHECK_INPUT(u.suffix_begin - u.prefix_begin + u.new_tokens <= arch.max_position_embeddings,
+                    "prompt ({}) + unlearn.new_tokens ({}) exceed the model's {} positions",
+                    u.suffix_begin - u.prefix_begin, u.new_tokens, arch.max_position_embeddings);
+  LETHE_CHECK_INPUT(u.ma_begin < t, "unlearn.ma_begin = {}: rows have {} tokens", u.ma_begin, t);
+  const int64_t first = u.el_variant == ElVariant::kIcu ? u.suffix_begin : 1;
+  LETHE_CHECK_INPUT(first <= t - u.el_n, "unlearn.el_n = {}: rows of {} tokens leave no EL start from {}",
+                    u.el_n, t, first);
+}
+
+// Rank r's contiguous block of a global batch of pairs (sizes may differ by one: normalisation is global).
+std::vector<int64_t> my_block(const std::vector<int64_t>& batch, int rank, int world) {
+  const auto b = static_cast<int64_t>(batch.size());
+  return {batch.begin() + rank * b / world, batch.begin() + (rank + 1) * b / world};
+}
+
+}  // namespace
+
+UnlearnOutcome run_unlearning(const Config& cfg, comm::Communicator& comm,
+                              const text::Gpt2Tokenizer& tokenizer, const eval::TextScorer& bert) {
+  const UnlearnSection& u = cfg.unlearn;
+  const int rank = comm.rank(), world = comm.size();
+  const bool lead = rank == 0;
+  LETHE_CHECK_INPUT(!cfg.model.path.empty(),
+                    "model.path is empty: lethe unlearn needs the trained model to unlearn (an HF folder)");
+  const prep::Pairs pairs = prep::read_pairs(u.dataset);
+  model::GptNeo model = make_model(cfg);
+  const model::GptNeoConfig& arch = model->config();
+  check_inputs(u, pairs, arch);
+  const int64_t n = pairs.forget_ids.size(0), eos = arch.eos_token_id;
+
+  // ICU's "original model": a frozen copy of the starting weights (same file), for p in the KL term. It
+  // costs one more set of parameters per rank (lethe plan counts it) instead of the reference's [N, T, V]
+  // probability cache (5 GB for 128 pairs at 125M).
+  std::optional<model::GptNeo> reference;
+  if (unlearn::needs_reference(u.method)) {
+    reference.emplace(make_model(cfg));
+    (*reference)->eval();
+    for (auto& p : (*reference)->parameters()) p.set_requires_grad(false);
+  }
+
+  const fs::path run_dir = fs::path(cfg.run.output_dir) / cfg.run.name, ckpt_root = run_dir / "checkpoints";
+  const fs::path metrics_file = run_dir / "metrics.h5";
+  const std::string resolved = dump_config(cfg);
+  if (lead) {
+    fs::create_directories(run_dir);
+    write_file_atomic(run_dir / "config.resolved.yaml",
+                      {std::as_bytes(std::span(resolved.data(), resolved.size()))});
+  }
+
+  model->train();
+  zero::EngineOptions eo;
+  eo.stage = cfg.zero.stage;
+  eo.bucket_numel = cfg.zero.bucket_numel;
+  eo.adam = {.lr = u.lr, .beta1 = u.beta1, .beta2 = u.beta2, .eps = u.eps, .weight_decay = u.weight_decay};
+  eo.max_grad_norm = u.max_grad_norm;
+  zero::ZeroEngine engine(*model, comm, eo);
+  data::GlobalBatchSampler sampler(n, u.batch_size, cfg.runtime.seed, /*shuffle=*/true);
+  const int64_t per_epoch = sampler.batches_per_epoch();
+  if (lead && n % u.batch_size != 0)
+    spdlog::warn(
+        "unlearn: {} pairs are not a multiple of batch_size {}: each epoch drops a different {} pairs", n,
+        u.batch_size, n % u.batch_size);
+
+  // Method state: flags (1 = pair still trains), validations done (epoch 0 counts), stop reason.
+  std::vector<uint8_t> flags(static_cast<size_t>(n), 1);
+  int64_t validations = 0, step = 0, reason_code = 0;
+  const std::optional<fs::path> from = resume_target(cfg, comm, ckpt_root);
+  if (from) {
+    io::LoadReport lr = io::load_checkpoint(*from, engine, arch);
+    const io::TrainProgress& pr = lr.content.progress;
+    LETHE_CHECK_INPUT(
+        pr.num_samples == n && pr.global_batch == u.batch_size,
+        "checkpoint {} was written for {} pairs and batch_size {}, this run has {} and {}; use the "
+        "same unlearn.dataset and unlearn.batch_size, or start a new run",
+        from->string(), pr.num_samples, pr.global_batch, n, u.batch_size);
+    const auto& m = lr.content.method;
+    LETHE_CHECK_INPUT(
+        m.count("flags") && m.count("validations") && m.count("stop_reason"),
+        "checkpoint {} holds no unlearning state (/method/flags): it was not written by lethe unlearn",
+        from->string());
+    torch::Tensor f = m.at("flags").to(torch::kLong);
+    LETHE_CHECK_INPUT(f.numel() == n, "checkpoint {}: {} flags for {} pairs", from->string(), f.numel(), n);
+    for (int64_t i = 0; i < n; ++i)
+      flags[static_cast<size_t>(i)] = static_cast<uint8_t>(f[i].item<int64_t>());
+    validations = m.at("validations").item<int64_t>();
+    reason_code = m.at("stop_reason").item<int64_t>();
+    step = pr.step;
+    sampler.set_state(pr.sampler);
+    if (lead)
+      spdlog::info("resumed from {} (step {}, {} validation(s) done, {} of {} pairs active)", from->string(),
+                   step, validations, std::count(flags.begin(), flags.end(), 1), n);
+  }
+  std::optional<io::MetricsWriter> step_metrics, epoch_metrics;
+  if (lead) {
+    const std::optional<int64_t> keep_steps = from ? std::optional<int64_t>(step) : std::nullopt;
+    const std::optional<int64_t> keep_epochs = from ? std::optional<int64_t>(validations - 1) : std::nullopt;
+    if (!from && fs::exists(metrics_file)) fs::remove(metrics_file);  // a fresh run: no stale tables
+    step_metrics.emplace(metrics_file, "train", kStepSeries, keep_steps, cfg.metrics.flush_seconds);
+    epoch_metrics.emplace(metrics_file, "epoch", kEpochSeries, keep_epochs, 0.0);
+    spdlog::info(
+        "unlearn: method {}, {} pairs from {}, {} rank(s), ZeRO-{}, batch {} ({} steps/epoch), lr {:.1e}, "
+        "refinement {}, stop when MA < {} {} EL{} < {} (max {} epochs); config in {}",
+        enum_name(u.method), n, u.dataset, world, eo.stage, u.batch_size, per_epoch, u.lr,
+        bert ? "BERTScore F1 + BLEU" : "BLEU only (no unlearn.bert_path)", u.acc,
+        u.stop_logic == StopLogic::kOr ? "or" : "and", u.el_n, u.el, u.max_epochs,
+        (run_dir / "config.resolved.yaml").string());
+  }
+
+  io::CheckpointContent content{{}, resolved, arch, {}};
+  auto save = [&] {
+    content.progress = {step, sampler.state(), n, u.batch_size};
+    torch::Tensor f = torch::empty({n}, torch::kLong);
+    for (int64_t i = 0; i < n; ++i) f[i] = static_cast<int64_t>(flags[static_cast<size_t>(i)]);
+    content.method = {{"flags", f},
+                      {"validations", torch::full({1}, validations, torch::kLong)},
+                      {"stop_reason", torch::full({1}, reason_code, torch::kLong)}};
+    if (step_metrics) step_metrics->flush();
+    const io::SaveReport r = io::save_checkpoint(ckpt_root, content, engine, cfg.checkpoint.keep_last);
+    if (lead) spdlog::info("checkpoint {} ({:.2f} s)", r.dir.string(), r.seconds);
+  };
+
+  const unlearn::Thresholds th{u.f1, u.bleu, u.acc, u.el, u.stop_logic == StopLogic::kOr};
+  const eval::ForgetScoreOptions so = forget_score_options(u, eos);
+  UnlearnOutcome out;
+  auto validate = [&](int64_t epoch) {
+    Validation v = validate_sharded(model, pairs.forget_tokens, so, tokenizer, bert, comm);
+    flags = unlearn::judge_pairs(v.scores.bleu, v.scores.bert_f1, th);
+    ++validations;
+    const auto active = std::count(flags.begin(), flags.end(), 1);
+    auto reason = unlearn::StopReason::kNone;
+    if (epoch > 0) reason = unlearn::stop_rule(v.ma, v.el, flags, epoch, u.max_epochs, th);
+    reason_code = static_cast<int64_t>(reason);
+    out.el = v.el;
+    out.ma = v.ma;
+    if (lead) {
+      write_validation_table(metrics_file, epoch, v, pairs.forget_ids, flags);
+      epoch_metrics->append(
+          epoch, {v.el, v.ma, v.bleu, v.bert_f1, static_cast<double>(active), v.val_loss, v.distinct,
+                  v.entropy, v.seconds, static_cast<double>(step), static_cast<double>(reason_code)});
+      spdlog::info(
+          "epoch {} validation | EL{} {:.4f} | MA {:.4f} | BLEU {:.4f}{} | active {}/{} | loss {:.4f} | "
+          "{:.1f} s{}",
+          epoch, u.el_n, v.el, v.ma, v.bleu, v.has_bert ? fmt::format(" | BERT F1 {:.4f}", v.bert_f1) : "",
+          active, n, v.val_loss, v.seconds,
+          reason != unlearn::StopReason::kNone ? fmt::format(" | stop: {}", unlearn::stop_reason_name(reason))
+                                               : "");
+    }
+    return reason;
+  };
+
+  if (validations == 0) validate(0);  // epoch 0: sets the flags, never stops
+  const auto run_start = Clock::now();
+  const bool finished_before = from && reason_code != 0;
+  if (finished_before && lead)
+    spdlog::info("the checkpoint's run already stopped ({}): nothing left to train",
+                 unlearn::stop_reason_name(static_cast<unlearn::StopReason>(reason_code)));
+  while (reason_code == 0) {
+    const int64_t epoch = validations;  // the training epoch to run, 1-based
+    const data::SamplerState st = sampler.state();
+    int64_t done = st.epoch == epoch - 1 ? st.batch : 0;
+    for (; done < per_epoch; ++done) {
+      const auto t0 = Clock::now();
+      std::vector<int64_t> mine;
+      for (int64_t i : my_block(sampler.next(), rank, world))
+        if (flags[static_cast<size_t>(i)]) mine.push_back(i);
+      const torch::Tensor idx = torch::tensor(mine, torch::kLong);
+      const torch::Tensor forget = pairs.forget_tokens.index_select(0, idx);
+      const torch::Tensor neighbour = pairs.neighbour_tokens.index_select(0, idx);
+      const unlearn::Counts local = unlearn::count_labels(forget, neighbour, eos);
+      torch::Tensor g =
+          torch::tensor({local.forget_tokens, local.neighbour_tokens, local.forget_as_neighbour_tokens,
+                         local.positions, static_cast<double>(mine.size())},
+                        torch::kDouble);
+      comm.all_reduce(g);
+      const unlearn::Counts global{g[0].item<double>(), g[1].item<double>(), g[2].item<double>(),
+                                   g[3].item<double>()};
+      const auto active = static_cast<int64_t>(g[4].item<double>());
+      const int64_t micro =
+          u.micro_batch_size > 0 ? u.micro_batch_size : std::max<int64_t>(1, forget.size(0));
+      // Every rank runs the same number of backward passes (ZeRO-2 reduces inside each one).
+      const int64_t micro_steps =
+          comm.all_reduce_int((forget.size(0) + micro - 1) / micro, comm::ReduceOp::kMax);
+      double loss = 0, sums[4] = {0, 0, 0, 0};
+      zero::StepResult res{};
+      const bool skip = active == 0 && u.empty_batch == EmptyBatch::kSkip;
+      if (!skip) {
+        for (int64_t m = 0; m < std::max<int64_t>(1, micro_steps); ++m) {
+          const int64_t b = std::min(forget.size(0), m * micro), e = std::min(forget.size(0), b + micro);
+          const unlearn::Terms terms =
+              unlearn::compute_terms(u.method, {u.uw, u.lw, u.kl}, model, reference ? &*reference : nullptr,
+                                     forget.narrow(0, b, e - b), neighbour.narrow(0, b, e - b), eos, global);
+          loss += terms.loss.item<double>();
+          sums[0] += terms.forget_sum;
+          sums[1] += terms.neighbour_sum;
+          sums[2] += terms.mismatch_sum;
+          sums[3] += terms.kl_sum;
+          engine.backward(terms.loss);
+        }
+        res = engine.step(u.lr);
+      }
+      ++step;
+      torch::Tensor s = torch::tensor({loss, sums[0], sums[1], sums[2], sums[3]}, torch::kDouble);
+      comm.all_reduce(s);
+      const int64_t stop = comm.all_reduce_int(stop_signal(), comm::ReduceOp::kMax);
+      if (lead) {
+        auto ratio = [](double a, double b) { return b > 0 ? a / b : std::nan(""); };
+        const double step_s = since(t0);
+        step_metrics->append(step, {s[0].item<double>(), ratio(s[1].item<double>(), global.forget_tokens),
+                                    ratio(s[2].item<double>(), global.neighbour_tokens),
+                                    ratio(s[3].item<double>(), global.forget_as_neighbour_tokens),
+                                    ratio(s[4].item<double>(), global.positions), static_cast<double>(active),
+                                    skip ? 1.0 : 0.0, u.lr, res.grad_norm, step_s});
+        if (step % cfg.train.log_every == 0 || done + 1 == per_epoch)
+          spdlog::info("epoch {} step {}/{} | loss {:.4f} | active pairs {} | {:.2f} s/step{} | elapsed {}",
+                       epoch, done + 1, per_epoch, s[0].item<double>(), active, step_s,
+                       skip ? " (skipped: no active pair)" : "", hms(since(run_start)));
+      }
+      if (stop) {
+        if (lead) spdlog::warn("stop signal {}: saving a checkpoint at step {} and exiting", stop, step);
+        save();
+        out.stopped_by_signal = true;
+        out.epochs = epoch - 1;
+        return out;
+      }
+    }
+    const auto reason = validate(epoch);
+    const int64_t stop = comm.all_reduce_int(stop_signal(), comm::ReduceOp::kMax);
+    const bool due = cfg.checkpoint.every > 0 && epoch % cfg.checkpoint.every == 0;
+    if (reason == unlearn::StopReason::kNone && (due || stop)) save();
+    if (stop && reason == unlearn::StopReason::kNone) {
+      out.stopped_by_signal = true;
+      out.epochs = epoch;
+      return out;
+    }
+  }
+  out.epochs = validations - 1;
+  out.stop_reason = std::string(unlearn::stop_reason_name(static_cast<unlearn::StopReason>(reason_code)));
+  if (!finished_before) save();
+  if (step_metrics) step_metrics->flush();
+  if (lead) {
+    if (u.save_final) {
+      model::save_hf_model(model, run_dir / "final");
+      spdlog::info("unlearned model: {}", (run_dir / "final").string());
+    }
+    const nlohmann::json summary = {{"epochs", out.epochs},
+                                    {"stop_reason", out.stop_reason},
+                                    {"el", out.el},
+                                    {"ma", out.ma},
+                                    {"steps", step},
+                                    {"pairs", n},
+                                    {"active", std::count(flags.begin(), flags.end(), 1)}};
+    const std::string text = summary.dump(2) + "\n";
+    write_file_atomic(run_dir / "unlearn.json", {std::as_bytes(std::span(text.data(), text.size()))});
+  }
+  return out;
+}
+
+}  // namespace lethe::train

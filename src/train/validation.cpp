@@ -1,0 +1,146 @@
+#include "train/validation.h"
+
+#include <cmath>
+#include <limits>
+
+#include <ATen/ATen.h>
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "io/metrics.h"
+#include "train/run_common.h"
+
+namespace lethe::train {
+namespace {
+
+// Columns gathered per pair, in this order.
+enum Column { kEl, kMa, kBleu, kP, kR, kF1, kDistinct, kEntropy, kCe, kTokens, kColumns };
+
+double mean(const std::vector<double>& v) {
+  double s = 0;
+  for (double x : v) s += x;
+  return v.empty() ? 0.0 : s / static_cast<double>(v.size());
+}
+
+}  // namespace
+
+eval::ForgetScoreOptions forget_score_options(const UnlearnSection& u, int64_t eos) {
+  eval::ForgetScoreOptions o;
+  o.prefix_begin = u.prefix_begin;
+  o.suffix_begin = u.suffix_begin;
+  o.new_tokens = u.new_tokens;
+  o.num_beams = u.num_beams;
+  o.eos_token_id = eos;
+  o.batch = u.val_batch_size;
+  o.ma_begin = u.ma_begin;
+  o.el.n = u.el_n;
+  o.el.first = u.el_variant == ElVariant::kIcu ? u.suffix_begin : 1;
+  return o;
+}
+
+Validation validate_sharded(model::GptNeo& model, const torch::Tensor& rows,
+                            const eval::ForgetScoreOptions& o, const text::Gpt2Tokenizer& tokenizer,
+                            const eval::TextScorer& bert, comm::Communicator& comm) {
+  const auto t0 = Clock::now();
+  const int64_t n = rows.size(0), world = comm.size(), rank = comm.rank();
+  std::vector<int64_t> begin(static_cast<size_t>(world) + 1);
+  for (int64_t r = 0; r <= world; ++r) begin[static_cast<size_t>(r)] = r * n / world;
+  const int64_t lo = begin[static_cast<size_t>(rank)], hi = begin[static_cast<size_t>(rank) + 1];
+
+  // Local scores as a [n_r, columns] block and the candidates as [n_r, new_tokens], gathered by rank.
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  torch::Tensor local = torch::zeros({hi - lo, kColumns}, torch::kDouble);
+  torch::Tensor local_ids = torch::zeros({hi - lo, o.new_tokens}, torch::kDouble);
+  if (hi > lo) {
+    eval::ForgetScores s = eval::score_forget_rows(model, rows.narrow(0, lo, hi - lo), o, tokenizer, bert);
+    auto a = local.accessor<double, 2>();
+    for (int64_t i = 0; i < hi - lo; ++i) {
+      const auto u = static_cast<size_t>(i);
+      a[i][kEl] = s.el[u];
+      a[i][kMa] = s.ma[u];
+      a[i][kBleu] = s.bleu[u];
+      a[i][kP] = bert ? s.bert_p[u] : nan;
+      a[i][kR] = bert ? s.bert_r[u] : nan;
+      a[i][kF1] = bert ? s.bert_f1[u] : nan;
+      a[i][kDistinct] = s.distinct[u];
+      a[i][kEntropy] = s.entropy[u];
+      a[i][kCe] = s.ce_sum[u];
+      a[i][kTokens] = s.ce_tokens[u];
+    }
+    local_ids.copy_(s.candidates.to(torch::kDouble));
+  }
+  std::vector<int64_t> counts, id_counts;
+  for (int64_t r = 0; r < world; ++r) {
+    const int64_t m = begin[static_cast<size_t>(r) + 1] - begin[static_cast<size_t>(r)];
+    counts.push_back(m * kColumns);
+    id_counts.push_back(m * o.new_tokens);
+  }
+  torch::Tensor all = torch::zeros({n * kColumns}, torch::kDouble);
+  torch::Tensor all_ids = torch::zeros({n * o.new_tokens}, torch::kDouble);
+  comm.all_gather(local.reshape({-1}), all, counts);
+  comm.all_gather(local_ids.reshape({-1}), all_ids, id_counts);
+  all = all.view({n, kColumns});
+
+  Validation v;
+  v.has_bert = static_cast<bool>(bert);
+  eval::ForgetScores& s = v.scores;
+  s.candidates = all_ids.view({n, o.new_tokens}).to(torch::kLong);
+  auto a = all.accessor<double, 2>();
+  double ce = 0, tokens = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    s.el.push_back(a[i][kEl]);
+    s.ma.push_back(a[i][kMa]);
+    s.bleu.push_back(a[i][kBleu]);
+    if (v.has_bert) {
+      s.bert_p.push_back(a[i][kP]);
+      s.bert_r.push_back(a[i][kR]);
+      s.bert_f1.push_back(a[i][kF1]);
+    }
+    s.distinct.push_back(a[i][kDistinct]);
+    s.entropy.push_back(a[i][kEntropy]);
+    s.ce_sum.push_back(a[i][kCe]);
+    s.ce_tokens.push_back(a[i][kTokens]);
+    ce += a[i][kCe];
+    tokens += a[i][kTokens];
+    torch::Tensor c = s.candidates[i].to(torch::kInt).contiguous();
+    s.candidate_text.push_back(
+        tokenizer.decode(std::span<const int32_t>(c.data_ptr<int32_t>(), static_cast<size_t>(c.numel()))));
+    torch::Tensor ref =
+        rows[i].narrow(0, o.suffix_begin, rows.size(1) - o.suffix_begin).to(torch::kInt).contiguous();
+    s.reference_text.push_back(tokenizer.decode(
+        std::span<const int32_t>(ref.data_ptr<int32_t>(), static_cast<size_t>(ref.numel()))));
+  }
+  v.el = mean(s.el);
+  v.ma = mean(s.ma);
+  v.bleu = mean(s.bleu);
+  v.bert_f1 = v.has_bert ? mean(s.bert_f1) : nan;
+  v.val_loss = tokens > 0 ? ce / tokens : 0.0;
+  v.distinct = mean(s.distinct);
+  v.entropy = mean(s.entropy);
+  v.seconds = since(t0);
+  return v;
+}
+
+void write_validation_table(const std::filesystem::path& metrics_file, int64_t epoch, const Validation& v,
+                            const torch::Tensor& doc_ids, const std::vector<uint8_t>& flags) {
+  const eval::ForgetScores& s = v.scores;
+  std::vector<double> ids, flag, loss;
+  for (int64_t i = 0; i < doc_ids.size(0); ++i)
+    ids.push_back(static_cast<double>(doc_ids[i].item<int64_t>()));
+  for (uint8_t f : flags) flag.push_back(f);
+  for (size_t i = 0; i < s.ce_sum.size(); ++i)
+    loss.push_back(s.ce_tokens[i] > 0 ? s.ce_sum[i] / s.ce_tokens[i] : 0.0);
+  std::vector<std::pair<std::string, std::vector<double>>> cols = {
+      {"doc_id", ids},          {"el", s.el},           {"ma", s.ma},  {"bleu", s.bleu}, {"flag", flag},
+      {"distinct", s.distinct}, {"entropy", s.entropy}, {"loss", loss}};
+  if (v.has_bert) {
+    cols.emplace_back("bert_p", s.bert_p);
+    cols.emplace_back("bert_r", s.bert_r);
+    cols.emplace_back("bert_f1", s.bert_f1);
+  }
+  io::write_table(metrics_file, fmt::format("samples/epoch-{:04d}", epoch), cols,
+                  {{"candidates", nlohmann::json(s.candidate_text).dump()},
+                   {"references", nlohmann::json(s.reference_text).dump()}});
+}
+
+}  // namespace lethe::train

@@ -1,0 +1,40 @@
+// One ICU validation pass over every forget pair, sharded across ranks and gathered on all of them (spec
+// icu.md §5): per-pair MA, EL_n, beam continuation, BLEU (and BERTScore), diversity and LM loss. Every rank
+// ends with the same values, so every rank judges the same flags.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include <torch/types.h>
+
+#include "comm/communicator.h"
+#include "core/config.h"
+#include "eval/forget_scores.h"
+#include "model/gpt_neo.h"
+#include "text/bpe.h"
+
+namespace lethe::train {
+
+struct Validation {
+  eval::ForgetScores scores;  // gathered, pair order; candidate_text/reference_text filled on every rank
+  double el = 0, ma = 0, bleu = 0, bert_f1 = 0, val_loss = 0, distinct = 0, entropy = 0, seconds = 0;
+  bool has_bert = false;
+};
+
+// The options the unlearn section describes for a model with this EOS.
+eval::ForgetScoreOptions forget_score_options(const UnlearnSection& u, int64_t eos);
+
+// rows [N, T]: rank r scores the contiguous block [r·N/W, (r+1)·N/W).
+Validation validate_sharded(model::GptNeo& model, const torch::Tensor& rows,
+                            const eval::ForgetScoreOptions& o, const text::Gpt2Tokenizer& tokenizer,
+                            const eval::TextScorer& bert, comm::Communicator& comm);
+
+// Rank 0: the per-pair table of one validation under /samples/epoch-<e> in metrics.h5 (doc_id, el, ma,
+// bleu, bert_p/r/f1, flag, distinct, entropy, loss; candidates and references as JSON string lists).
+void write_validation_table(const std::filesystem::path& metrics_file, int64_t epoch, const Validation& v,
+                            const torch::Tensor& doc_ids, const std::vector<uint8_t>& flags);
+
+}  // namespace lethe::train

@@ -1,0 +1,46 @@
+// What an unlearning step optimises (spec icu.md §4, §11): ICU's three terms and the baselines that run in
+// the same loop. One pair = one forget sequence and its nearest neighbour, both [T] token ids.
+//
+// Data parallel by construction: a rank sees only its share of the pairs, so each term is returned as a
+// *sum* over this rank's tokens (or positions) divided by the *global* count that the caller all-reduced
+// beforehand. The engine sums gradients over ranks, so the update equals the single-process mean loss.
+#pragma once
+
+#include <cstdint>
+
+#include <torch/types.h>
+
+#include "model/gpt_neo.h"
+#include "unlearn/method.h"
+
+namespace lethe::unlearn {
+
+// Whether a method needs the frozen original model (for the KL term).
+bool needs_reference(Method m);
+
+// Label-token counts of a batch of pairs, before any forward: what the terms are normalised by. Labels are
+// the next tokens with every pad id (= EOS, as ICU) masked; the KL term counts every position.
+struct Counts {
+  double forget_tokens = 0, neighbour_tokens = 0, forget_as_neighbour_tokens = 0, positions = 0;
+};
+Counts count_labels(const torch::Tensor& forget, const torch::Tensor& neighbour, int64_t pad_id);
+
+struct Terms {
+  torch::Tensor loss;  // scalar with grad: this rank's share of the global loss
+  // This rank's unnormalised sums, for logging the global terms: CE of the forget labels (the ascent term),
+  // CE of forget inputs against neighbour labels (LLMU, PO), CE of the neighbours, KL cross-entropy summed
+  // over positions. Zero when the method has no such term.
+  double forget_sum = 0, mismatch_sum = 0, neighbour_sum = 0, kl_sum = 0;
+};
+
+// forget, neighbour: [b, T] int64 (active pairs only, b may be 0 → a zero loss that still touches every
+// parameter, so collective gradient hooks fire on every rank). `global` = Counts summed over all ranks and
+// micro-batches of the step. `reference` may be null when needs_reference(method) is false.
+Terms compute_terms(Method method, const Weights& w, model::GptNeo& model, model::GptNeo* reference,
+                    const torch::Tensor& forget, const torch::Tensor& neighbour, int64_t pad_id,
+                    const Counts& global);
+
+// Labels for HF's causal-LM loss on ids: ids with pad tokens set to −100. [b, T].
+torch::Tensor pad_masked_labels(const torch::Tensor& ids, int64_t pad_id);
+
+}  // namespace lethe::unlearn

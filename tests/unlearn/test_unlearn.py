@@ -1,0 +1,310 @@
+"""End-to-end tests of `lethe prep`, `lethe unlearn` and `lethe eval` on the real extraction-benchmark rows:
+neighbour search against an exact numpy search on the same embeddings (the LM embedder and TF-IDF), ICU under
+`mpirun -np 2` on a tiny GPT-Neo that memorised Knowledge Unlearning's 8 targets (lm_extraction_8_0.csv),
+SIGTERM + resume equal to an uninterrupted run, and bad input (exit 2, nothing written).
+
+Run by CTest (tests/CMakeLists.txt), which sets LETHE_BIN, LETHE_PYTHON and LETHE_SHARED_DATA. Skips with a
+message when the shared data folder is absent.
+"""
+import collections
+import json
+import math
+import os
+import pathlib
+import shutil
+import subprocess
+import tempfile
+import time
+import unittest
+
+import h5py
+import numpy as np
+import torch
+from safetensors.torch import load_file
+
+BIN = os.environ.get("LETHE_BIN", "build/lethe")
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+SHARED = pathlib.Path(os.environ.get("LETHE_SHARED_DATA", ROOT.parent / "shared" / "data"))
+SOURCE = SHARED / "lm_extraction" / "train_dataset.npy"
+EXP0 = SHARED / "icu" / "exp" / "exp0" / "lm_extraction_128_0.csv"
+KU8 = SHARED / "knowledge_unlearning" / "main" / "lm_extraction_8_0.csv"
+TOKENIZER = SHARED / "gpt2_tokenizer"
+MPI_ENV = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
+               OMPI_MCA_btl="self,vader", OMPI_MCA_oob_tcp_if_include="lo", OMPI_MCA_rmaps_base_oversubscribe="1")
+
+
+def run(args, n=0, timeout=900):
+    cmd = [BIN, *map(str, args)]
+    if n:
+        cmd = ["mpirun", "-np", str(n), "--bind-to", "none", *cmd]
+    return subprocess.run(cmd, capture_output=True, text=True, env=MPI_ENV, timeout=timeout)
+
+
+def sets(d):
+    out = []
+    for k, v in d.items():
+        out += ["--set", f"{k}={v}"]
+    return out
+
+
+def read_pairs(path):
+    with h5py.File(path, "r") as f:
+        return {k: f[k][()] for k in ["forget/ids", "forget/tokens", "neighbours/ids", "neighbours/distances",
+                                      "neighbours/tokens", "retain/ids"]}
+
+
+def tiny_gpt_neo(out, seed=0, hidden=32, layers=2):
+    """A tiny random GPT-Neo with the GPT-2 vocabulary, saved as an HF folder with the tokenizer files."""
+    from transformers import GPTNeoConfig, GPTNeoForCausalLM
+    torch.manual_seed(seed)
+    cfg = GPTNeoConfig(vocab_size=50257, max_position_embeddings=256, hidden_size=hidden, num_layers=layers,
+                       num_heads=4, attention_types=[[["global", "local"], layers // 2]], window_size=256,
+                       embed_dropout=0.0, resid_dropout=0.0, attention_dropout=0.0)
+    model = GPTNeoForCausalLM(cfg).eval()
+    model.save_pretrained(out)
+    shutil.copy(TOKENIZER / "encoder.json", pathlib.Path(out) / "vocab.json")
+    shutil.copy(TOKENIZER / "vocab.bpe", pathlib.Path(out) / "merges.txt")
+    return model
+
+
+@unittest.skipUnless(SOURCE.exists(), f"shared data not found at {SHARED} (set LETHE_SHARED_DATA)")
+class Prep(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = pathlib.Path(tempfile.mkdtemp(prefix="lethe-prep-"))
+        cls.rows = np.load(SOURCE).astype(np.int64)
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def prep(self, name, extra):
+        r = run(["prep", "--json", *sets({"prep.source": SOURCE, "prep.output_dir": self.tmp, "prep.name": name,
+                                           **extra})])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return read_pairs(self.tmp / name / "pairs.h5")
+
+    def expected_targets(self):
+        import csv
+        with open(EXP0, newline="") as f:
+            return sorted(int(r["doc_id"]) for r in csv.DictReader(f))
+
+    def check_against(self, p, sq, k=10):
+        """p: lethe's pairs; sq: [Q, R] squared distances from each target to every row (numpy, float64)."""
+        targets = self.expected_targets()
+        np.testing.assert_array_equal(p["forget/ids"], targets)
+        pool = np.setdiff1d(np.arange(len(self.rows)), targets)
+        d = sq[:, pool]
+        want = pool[np.argsort(d, axis=1, kind="stable")[:, :k]]
+        np.testing.assert_array_equal(p["neighbours/ids"], want)
+        np.testing.assert_allclose(p["neighbours/distances"], np.sort(d, axis=1)[:, :k], rtol=1e-5, atol=1e-6)
+        np.testing.assert_array_equal(p["forget/tokens"], self.rows[targets])
+        np.testing.assert_array_equal(p["neighbours/tokens"], self.rows[want[:, 0]])
+        self.assertTrue(set(p["neighbours/ids"].ravel()).isdisjoint(targets))
+
+    def test_lm_embedder_neighbours_equal_exact_numpy_search(self):
+        model = tiny_gpt_neo(self.tmp / "embedder", seed=5)
+        p = self.prep("lm", {"prep.forget_csv": EXP0, "prep.embedder": "lm", "prep.embedder_path": self.tmp / "embedder",
+                             "prep.batch_size": 256})
+        # The same embedding in transformers: mean over positions of the last hidden state (after ln_f) of the
+        # last 100 tokens, L2-normalised.
+        with torch.no_grad():
+            parts = []
+            for b in range(0, len(self.rows), 500):
+                h = model.transformer(torch.from_numpy(self.rows[b:b + 500, 100:])).last_hidden_state.mean(1)
+                parts.append(torch.nn.functional.normalize(h, dim=1).double())
+            e = torch.cat(parts).numpy()
+        q = e[self.expected_targets()]
+        sq = (q ** 2).sum(1)[:, None] + (e ** 2).sum(1)[None, :] - 2 * q @ e.T
+        self.check_against(p, sq)
+
+    def test_tfidf_neighbours_equal_python_transcription(self):
+        p = self.prep("tfidf", {"prep.forget_csv": EXP0, "prep.embedder": "tfidf", "prep.ngram": 2})
+        text = self.rows[:, 100:]
+        counts = []
+        df = collections.Counter()
+        for row in text:
+            c = collections.Counter(tuple(row[i:i + n]) for n in (1, 2) for i in range(len(row) - n + 1))
+            counts.append(c)
+            df.update(c.keys())
+        r = len(text)
+        vecs = []
+        for c in counts:
+            w = {g: v * (math.log((1 + r) / (1 + df[g])) + 1) for g, v in c.items()}
+            norm = math.sqrt(sum(x * x for x in w.values()))
+            vecs.append({g: x / norm for g, x in w.items()})
+        targets = self.expected_targets()
+        sq = np.empty((len(targets), r))
+        for a, t in enumerate(targets):
+            qv = vecs[t]
+            for b in range(r):
+                v = vecs[b]
+                small, big = (qv, v) if len(qv) < len(v) else (v, qv)
+                sq[a, b] = max(0.0, 2 - 2 * sum(x * big.get(g, 0.0) for g, x in small.items()))
+        self.check_against(p, sq)
+
+
+@unittest.skipUnless(SOURCE.exists(), f"shared data not found at {SHARED} (set LETHE_SHARED_DATA)")
+class UnlearnRealRows(unittest.TestCase):
+    """A tiny GPT-Neo memorises KU's 8 targets (and their neighbours); ICU under mpirun -np 2 makes it forget."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = pathlib.Path(tempfile.mkdtemp(prefix="lethe-unlearn-"))
+        cls.base = {"prep.source": SOURCE, "prep.forget_csv": KU8, "prep.output_dir": cls.tmp / "datasets",
+                    "prep.name": "ku8", "unlearn.dataset": cls.tmp / "datasets" / "ku8", "run.output_dir": cls.tmp,
+                    "tokenizer.path": TOKENIZER, "runtime.threads": 1}
+        r = run(["prep", *sets(cls.base)])
+        assert r.returncode == 0, r.stderr
+        p = read_pairs(cls.tmp / "datasets/ku8/pairs.h5")
+        cls.pairs = p
+        # Fine-tune on the targets and their nearest neighbours (so the neighbours' loss starts low too).
+        np.save(cls.tmp / "train.npy", np.concatenate([p["forget/tokens"], p["neighbours/tokens"]]).astype(np.uint16))
+        tiny_gpt_neo(cls.tmp / "init", seed=1, hidden=64, layers=2)
+        r = run(["train", *sets({"model.path": cls.tmp / "init", "data.train_path": cls.tmp / "train.npy",
+                                  "train.steps": 150, "train.global_batch_size": 8, "train.micro_batch_size": 4,
+                                  "train.lr": 1e-2, "train.schedule": "cosine", "train.warmup_steps": 10,
+                                  "train.log_every": 50, "zero.stage": 2, "run.output_dir": cls.tmp,
+                                  "run.name": "memorise", "runtime.threads": 1})], n=2)
+        assert r.returncode == 0, r.stderr
+        shutil.copy(TOKENIZER / "encoder.json", cls.tmp / "memorise/final/vocab.json")
+        shutil.copy(TOKENIZER / "vocab.bpe", cls.tmp / "memorise/final/merges.txt")
+        cls.base["model.path"] = cls.tmp / "memorise" / "final"
+        # ICU's 125M recipe scaled to a tiny model: lr 1e-3 (the tiny model moves slowly at 5e-6), batch 4.
+        cls.icu = {**cls.base, "unlearn.batch_size": 4, "unlearn.lr": 1e-3, "unlearn.prefix_begin": 0,
+                   "unlearn.max_epochs": 30, "zero.stage": 2}
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def evaluate(self, model):
+        r = run(["eval", "--json", "--model", model, "--retain-rows", 0, *sets(self.icu)])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return json.loads(r.stdout)
+
+    def neighbour_loss(self, model):
+        from transformers import GPTNeoForCausalLM
+        m = GPTNeoForCausalLM.from_pretrained(model).eval()
+        ids = torch.from_numpy(self.pairs["neighbours/tokens"])
+        labels = ids.masked_fill(ids == 50256, -100)
+        with torch.no_grad():
+            return m(ids, labels=labels).loss.item()
+
+    def test_icu_forgets_the_targets_and_spares_the_neighbours(self):
+        before = self.evaluate(self.icu["model.path"])
+        self.assertGreaterEqual(before["forget"]["ma"], 0.9, before)
+        r = run(["unlearn", *sets({**self.icu, "run.name": "icu"})], n=2)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        run_dir = self.tmp / "icu"
+        summary = json.loads((run_dir / "unlearn.json").read_text())
+        after = self.evaluate(run_dir / "final")
+        self.assertLess(after["forget"]["el"], 0.0499, (summary, after))
+        self.assertLess(after["forget"]["ma"], 0.5994, (summary, after))
+        self.assertEqual(summary["stop_reason"], "thresholds", summary)
+        # Each neighbour is the target's nearest row, so an objective that did not tell them apart would raise
+        # both losses alike (ratio ~1). ICU's LM + KL terms on the neighbours must keep their rise under half
+        # of the targets' (measured: ~0.36, +1.06 vs +2.96 nats).
+        nb0, nb1 = self.neighbour_loss(self.icu["model.path"]), self.neighbour_loss(run_dir / "final")
+        self.assertLess(nb1 - nb0, 0.5 * (after["forget"]["loss"] - before["forget"]["loss"]), (nb0, nb1, after))
+        with h5py.File(run_dir / "metrics.h5", "r") as f:
+            epochs = f["epoch/step"][:]
+            self.assertEqual(epochs[0], 0)
+            self.assertEqual(len(epochs), summary["epochs"] + 1)
+            self.assertEqual(f["epoch/stop"][-1], 1)  # thresholds
+            flags = [f[f"samples/epoch-{e:04d}/flag"][:] for e in epochs]
+            self.assertEqual(len(json.loads(bytes(f["samples/epoch-0000/candidates"][()]).decode())), 8)
+            self.assertTrue(any((a != b).any() for a, b in zip(flags, flags[1:])), flags)
+            self.assertEqual(len(f["train/loss"]), summary["steps"])
+
+    def test_sigterm_then_resume_equals_an_uninterrupted_run(self):
+        args = {**self.icu, "unlearn.max_epochs": 4, "unlearn.empty_batch": "step", "checkpoint.every": 1}
+        r = run(["unlearn", *sets({**args, "run.name": "straight"})], n=2)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        p = subprocess.Popen(["mpirun", "-np", "2", "--bind-to", "none", BIN, "unlearn",
+                              *sets({**args, "run.name": "term"})], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             text=True, env=MPI_ENV, start_new_session=True)
+        def steps_logged():
+            try:
+                with h5py.File(self.tmp / "term/metrics.h5", "r") as f:
+                    return len(f["train/step"])
+            except (OSError, KeyError):
+                return 0
+        t = time.time()
+        while steps_logged() < 3 and time.time() - t < 300:
+            time.sleep(0.05)
+        subprocess.run(["pkill", "-TERM", "-f", f"^{BIN} unlearn.*run.name=term"], check=False)
+        out, _ = p.communicate(timeout=300)
+        self.assertEqual(p.returncode, 143, out)
+        self.assertIn("stop signal 15", out)
+        r = run(["unlearn", "--resume", "auto", *sets({**args, "run.name": "term"})], n=2)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        a, b = (load_file(self.tmp / k / "final/model.safetensors") for k in ["straight", "term"])
+        for k in a:
+            self.assertTrue(torch.equal(a[k], b[k]), k)
+        sa, sb = (json.loads((self.tmp / k / "unlearn.json").read_text()) for k in ["straight", "term"])
+        self.assertEqual(sa, sb)
+        with h5py.File(self.tmp / "straight/metrics.h5", "r") as fa, h5py.File(self.tmp / "term/metrics.h5", "r") as fb:
+            last = f"samples/epoch-{sa['epochs']:04d}/flag"
+            np.testing.assert_array_equal(fa[last][:], fb[last][:])
+            np.testing.assert_array_equal(fa["epoch/el"][:], fb["epoch/el"][:])
+
+
+@unittest.skipUnless(SOURCE.exists(), f"shared data not found at {SHARED} (set LETHE_SHARED_DATA)")
+class BadInput(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = pathlib.Path(tempfile.mkdtemp(prefix="lethe-badinput-"))
+        cls.model = cls.tmp / "model"
+        tiny_gpt_neo(cls.model, seed=2)
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def prep(self, **kw):
+        return run(["prep", *sets({"prep.source": SOURCE, "prep.output_dir": self.tmp / "ds", "prep.name": "x", **kw})])
+
+    def expect_error(self, r, *parts):
+        self.assertEqual(r.returncode, 2, (r.stdout, r.stderr))
+        for p in parts:
+            self.assertIn(p, r.stderr)
+
+    def test_prep_rejects_bad_sources_csvs_and_ids(self):
+        self.expect_error(self.prep(**{"prep.source": self.tmp / "missing.npy", "prep.forget_ids": "[1]"}), "missing.npy")
+        (self.tmp / "bad.npy").write_bytes(b"\x93NUMPY\x01\x00garbage")
+        self.expect_error(self.prep(**{"prep.source": self.tmp / "bad.npy", "prep.forget_ids": "[1]"}), "bad.npy")
+        (self.tmp / "nodoc.csv").write_text("id,text\n1,a\n")
+        self.expect_error(self.prep(**{"prep.forget_csv": self.tmp / "nodoc.csv"}), "nodoc.csv", "doc_id")
+        (self.tmp / "notint.csv").write_text("doc_id,text\nseven,a\n")
+        self.expect_error(self.prep(**{"prep.forget_csv": self.tmp / "notint.csv"}), "notint.csv", "seven")
+        self.expect_error(self.prep(**{"prep.forget_ids": "[3, 15000]"}), "15000", "out of range")
+        self.expect_error(self.prep(**{"prep.forget_ids": "[3, 3]"}), "listed twice")
+        self.expect_error(self.prep(), "forget set is empty")
+        self.assertFalse((self.tmp / "ds" / "x" / "pairs.h5").exists())
+
+    def test_unlearn_rejects_bad_pairs_thresholds_and_batches(self):
+        # Duplicate rows make a target's nearest neighbour identical to it.
+        rows = np.load(SOURCE)[:40].copy()
+        rows[30] = rows[3]
+        np.save(self.tmp / "dup.npy", rows)
+        r = self.prep(**{"prep.source": self.tmp / "dup.npy", "prep.forget_ids": "[3, 4]", "prep.name": "dup"})
+        self.assertEqual(r.returncode, 0, r.stderr)
+        base = {"model.path": self.model, "tokenizer.path": TOKENIZER, "run.output_dir": self.tmp / "runs",
+                "unlearn.dataset": self.tmp / "ds" / "dup", "unlearn.batch_size": 2}
+        self.expect_error(run(["unlearn", *sets(base)]), "equals its target")
+        r = self.prep(**{"prep.forget_ids": "[3, 4]", "prep.name": "ok"})
+        self.assertEqual(r.returncode, 0, r.stderr)
+        ok = {**base, "unlearn.dataset": self.tmp / "ds" / "ok"}
+        self.expect_error(run(["unlearn", *sets({**ok, "unlearn.batch_size": 3})]), "larger than the forget set")
+        self.expect_error(run(["unlearn", "--bleu", "1.5", *sets(ok)]), "unlearn.bleu")
+        self.expect_error(run(["unlearn", "--acc", "-0.1", *sets(ok)]), "unlearn.acc")
+        self.expect_error(run(["unlearn", *sets({**ok, "unlearn.dataset": self.tmp / "nowhere"})]), "lethe prep")
+        (self.tmp / "ds" / "broken").mkdir(parents=True, exist_ok=True)
+        (self.tmp / "ds" / "broken" / "pairs.h5").write_bytes(b"not hdf5")
+        self.expect_error(run(["unlearn", *sets({**ok, "unlearn.dataset": self.tmp / "ds" / "broken"})]), "pairs.h5")
+        self.assertFalse((self.tmp / "runs").exists())
+
+
+if __name__ == "__main__":
+    unittest.main()
