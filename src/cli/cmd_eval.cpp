@@ -10,6 +10,7 @@
 #include "core/error.h"
 #include "core/io.h"
 #include "data/npy.h"
+#include "eval/bertscore.h"
 #include "eval/extraction.h"
 #include "prep/pairs.h"
 #include "text/bpe.h"
@@ -93,8 +94,12 @@ int run_eval(int argc, char** argv) {
     const prep::Pairs pairs = prep::read_pairs(cfg.unlearn.dataset);
     model::GptNeo model = train::make_model(cfg);
     const int64_t eos = model->config().eos_token_id;
+    std::optional<eval::BertScorer> scorer;
+    if (!cfg.unlearn.bert_path.empty()) scorer.emplace(cfg.unlearn.bert_path, cfg.unlearn.bert_layer);
+    eval::TextScorer bert;
+    if (scorer) bert = [&](const auto& c, const auto& r) { return scorer->score(c, r); };
     const train::Validation v = train::validate_sharded(
-        model, pairs.forget_tokens, train::forget_score_options(cfg.unlearn, eos), tok, {}, world);
+        model, pairs.forget_tokens, train::forget_score_options(cfg.unlearn, eos), tok, bert, world);
     nlohmann::json result = {{"model", cfg.model.path},
                              {"dataset", cfg.unlearn.dataset},
                              {"el_variant", std::string(enum_name(cfg.unlearn.el_variant))},
@@ -108,6 +113,7 @@ int run_eval(int argc, char** argv) {
                                {"entropy", v.entropy},
                                {"loss", v.val_loss},
                                {"seconds", v.seconds}}}};
+    if (v.has_bert) result["forget"]["bert_f1"] = v.bert_f1;
     if (retain_rows != 0 || !heldout.empty()) {
       data::TokenArray a = data::read_npy(pairs.source);
       torch::Tensor src = torch::from_blob(a.values.data(), {a.rows, a.cols}, torch::kLong);

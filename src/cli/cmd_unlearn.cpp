@@ -8,6 +8,7 @@
 #include "cli/common.h"
 #include "cli/distributed.h"
 #include "core/error.h"
+#include "eval/bertscore.h"
 #include "text/bpe.h"
 #include "train/unlearner.h"
 
@@ -58,7 +59,11 @@ int run_unlearn(int argc, char** argv) {
   if (!resume.empty()) cfg.checkpoint.resume = resume;
   return run_on_world(cfg, [&](comm::Communicator& world) {
     const text::Gpt2Tokenizer tok = load_tokenizer("", cfg.model.path, cfg);
-    const train::UnlearnOutcome out = train::run_unlearning(cfg, world, tok);
+    std::optional<eval::BertScorer> scorer;
+    if (!cfg.unlearn.bert_path.empty()) scorer.emplace(cfg.unlearn.bert_path, cfg.unlearn.bert_layer);
+    eval::TextScorer bert;
+    if (scorer) bert = [&](const auto& c, const auto& r) { return scorer->score(c, r); };
+    const train::UnlearnOutcome out = train::run_unlearning(cfg, world, tok, bert);
     if (out.stopped_by_signal) return kExitStopped;
     if (world.rank() == 0)
       spdlog::info("unlearn finished after {} epoch(s): {} (EL {:.4f}, MA {:.4f})", out.epochs,

@@ -29,7 +29,7 @@ enum class Dtype { kFloat32, kBFloat16 };
 enum class LogLevel { kTrace, kDebug, kInfo, kWarn, kError };
 enum class Device { kCpu, kCuda };
 enum class LrSchedule { kConstant, kLinear, kCosine };
-enum class Embedder { kTfidf, kLm };
+enum class Embedder { kTfidf, kLm, kBert };
 enum class ElVariant { kIcu, kKu };
 enum class StopLogic { kAnd, kOr };
 enum class EmptyBatch { kSkip, kStep };
@@ -61,7 +61,8 @@ struct EnumNames<LrSchedule> {
 template <>
 struct EnumNames<Embedder> {
   static constexpr std::pair<Embedder, std::string_view> values[] = {{Embedder::kTfidf, "tfidf"},
-                                                                     {Embedder::kLm, "lm"}};
+                                                                     {Embedder::kLm, "lm"},
+                                                                     {Embedder::kBert, "bert"}};
 };
 template <>
 struct EnumNames<ElVariant> {
@@ -295,6 +296,7 @@ struct PrepSection {
   std::string embedder_path;
   int64_t embed_begin = 100;
   int64_t ngram = 2;
+  int64_t max_tokens = 256;
   int64_t k = 10;
   int64_t batch_size = 16;
   std::string name = "demo";
@@ -308,11 +310,14 @@ struct PrepSection {
     v("forget_random", forget_random, AtLeast{0},
       "draw this many targets at random (runtime.seed) when no csv or ids are given");
     v("embedder", embedder,
-      "tfidf (token n-grams, needs no model) | lm (mean-pooled last hidden state of embedder_path)");
-    v("embedder_path", embedder_path, "HF GPT-Neo folder for embedder lm; empty = model.path");
+      "tfidf (token n-grams, needs no model) | lm (mean-pooled last hidden state of embedder_path) | bert "
+      "(sentence embedder on the decoded text, all-MiniLM-L6-v2 style)");
+    v("embedder_path", embedder_path,
+      "lm: HF GPT-Neo folder (empty = model.path); bert: HF BERT folder with vocab.txt (all-MiniLM-L6-v2)");
     v("embed_begin", embed_begin, AtLeast{0},
       "embed tokens embed_begin..T-1 of each row (ICU: 100, the last 100)");
     v("ngram", ngram, Range{1, 4}, "tfidf: token 1..ngram-grams");
+    v("max_tokens", max_tokens, AtLeast{3}, "bert: word pieces per text, [CLS]/[SEP] included (MiniLM: 256)");
     v("k", k, AtLeast{1}, "neighbours kept per target (ICU trains on the first)");
     v("batch_size", batch_size, AtLeast{1}, "rows per embedding forward (embedder lm)");
     v("name", name, NonEmpty{}, "dataset name: written to <output_dir>/<name>/pairs.h5");

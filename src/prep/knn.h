@@ -6,7 +6,12 @@
 
 #include <torch/types.h>
 
+#include <string>
+#include <vector>
+
+#include "model/bert.h"
 #include "model/gpt_neo.h"
+#include "text/wordpiece.h"
 
 namespace lethe::prep {
 
@@ -28,6 +33,11 @@ torch::Tensor tfidf_sq_distances(const torch::Tensor& rows, int64_t max_n, const
 // The LM's own sentence embedding: mean over positions of the final hidden state (after ln_f), L2
 // normalised, as sentence-transformers pools MiniLM. rows [R, L] → [R, C] float32.
 torch::Tensor lm_embeddings(model::GptNeo& model, const torch::Tensor& rows, int64_t batch);
+
+// Sentence embeddings as sentence-transformers computes them for all-MiniLM-L6-v2: WordPiece ids (cut to
+// max_tokens), the encoder's last layer, mean over the real tokens, L2-normalised. [N, C] float32.
+torch::Tensor bert_embeddings(const model::Bert& bert, const text::WordPieceTokenizer& tok,
+                              const std::vector<std::string>& texts, int64_t max_tokens, int64_t batch);
 
 // k-NN of the query rows (indices into distances' columns) given squared distances [Q, P], excluding
 // nothing: callers pass only the pool columns.

@@ -10,10 +10,13 @@
 #include "core/error.h"
 #include "data/npy.h"
 #include "data/sampler.h"
+#include "model/bert.h"
 #include "model/hf_checkpoint.h"
 #include "prep/knn.h"
 #include "prep/pairs.h"
+#include "text/bpe.h"
 #include "text/csv.h"
+#include "text/wordpiece.h"
 
 namespace lethe::prep {
 namespace fs = std::filesystem;
@@ -86,6 +89,24 @@ PrepOutcome run_prep(const Config& cfg) {
     spdlog::info("prep: tf-idf over token 1..{}-grams of {} rows", p.ngram, a.rows);
     torch::Tensor d2 = tfidf_sq_distances(text, p.ngram, target_idx);  // [Q, R]
     nn = knn_from_distances(d2.index_select(1, pool_idx), p.k);
+  } else if (p.embedder == Embedder::kBert) {
+    LETHE_CHECK_INPUT(!p.embedder_path.empty(),
+                      "prep.embedder = bert needs prep.embedder_path: an HF BERT folder (all-MiniLM-L6-v2)");
+    LETHE_CHECK_INPUT(
+        !cfg.tokenizer.path.empty(),
+        "prep.embedder = bert embeds decoded text: set tokenizer.path to the rows' GPT-2 tokenizer");
+    const text::Gpt2Tokenizer gpt2 = text::Gpt2Tokenizer::from_dir(cfg.tokenizer.path);
+    const model::Bert bert = model::Bert::load(p.embedder_path);
+    const text::WordPieceTokenizer wp = text::WordPieceTokenizer::from_dir(p.embedder_path);
+    std::vector<std::string> texts;
+    torch::Tensor ids32 = text.to(torch::kInt).contiguous();
+    for (int64_t r = 0; r < ids32.size(0); ++r)
+      texts.push_back(gpt2.decode(
+          std::span<const int32_t>(ids32[r].data_ptr<int32_t>(), static_cast<size_t>(ids32.size(1)))));
+    embedder = fmt::format("bert({})", p.embedder_path);
+    spdlog::info("prep: sentence embeddings of {} decoded rows with {}", a.rows, p.embedder_path);
+    torch::Tensor e = bert_embeddings(bert, wp, texts, p.max_tokens, p.batch_size);
+    nn = exact_knn(e.index_select(0, target_idx), e.index_select(0, pool_idx), p.k);
   } else {
     const std::string path = !p.embedder_path.empty() ? p.embedder_path : cfg.model.path;
     LETHE_CHECK_INPUT(!path.empty(),

@@ -29,6 +29,7 @@ SOURCE = SHARED / "lm_extraction" / "train_dataset.npy"
 EXP0 = SHARED / "icu" / "exp" / "exp0" / "lm_extraction_128_0.csv"
 KU8 = SHARED / "knowledge_unlearning" / "main" / "lm_extraction_8_0.csv"
 TOKENIZER = SHARED / "gpt2_tokenizer"
+FIXTURES = pathlib.Path(os.environ["LETHE_FIXTURES"]) if os.environ.get("LETHE_FIXTURES") else None
 MPI_ENV = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
                OMPI_MCA_btl="self,vader", OMPI_MCA_oob_tcp_if_include="lo", OMPI_MCA_rmaps_base_oversubscribe="1")
 
@@ -73,6 +74,10 @@ class Prep(unittest.TestCase):
     def setUpClass(cls):
         cls.tmp = pathlib.Path(tempfile.mkdtemp(prefix="lethe-prep-"))
         cls.rows = np.load(SOURCE).astype(np.int64)
+        cls.gpt2 = cls.tmp / "gpt2"  # HF file names for transformers' loader
+        cls.gpt2.mkdir()
+        shutil.copy(TOKENIZER / "encoder.json", cls.gpt2 / "vocab.json")
+        shutil.copy(TOKENIZER / "vocab.bpe", cls.gpt2 / "merges.txt")
 
     @classmethod
     def tearDownClass(cls):
@@ -117,6 +122,27 @@ class Prep(unittest.TestCase):
         q = e[self.expected_targets()]
         sq = (q ** 2).sum(1)[:, None] + (e ** 2).sum(1)[None, :] - 2 * q @ e.T
         self.check_against(p, sq)
+
+    @unittest.skipUnless(FIXTURES and (FIXTURES / "bert" / "bert").is_dir(), "needs the BERT fixture (run via ctest)")
+    def test_bert_embedder_neighbours_equal_exact_numpy_search(self):
+        """ICU's data_prep.py: a sentence embedder on the decoded last 100 tokens, exact L2 (a tiny random BERT)."""
+        from transformers import AutoTokenizer, BertModel
+        bert_dir = FIXTURES / "bert" / "bert"
+        p = self.prep("bert", {"prep.forget_csv": EXP0, "prep.embedder": "bert", "prep.embedder_path": bert_dir,
+                               "tokenizer.path": TOKENIZER, "prep.batch_size": 256})
+        gpt2 = AutoTokenizer.from_pretrained(self.gpt2)
+        texts = gpt2.batch_decode(self.rows[:, 100:].tolist(), clean_up_tokenization_spaces=False)
+        tok, model = AutoTokenizer.from_pretrained(bert_dir), BertModel.from_pretrained(bert_dir).eval()
+        parts = []
+        with torch.no_grad():
+            for b in range(0, len(texts), 500):
+                enc = tok(texts[b:b + 500], padding=True, truncation=True, max_length=256, return_tensors="pt")
+                h = model(**enc).last_hidden_state
+                m = enc["attention_mask"].unsqueeze(-1).float()
+                parts.append(torch.nn.functional.normalize((h * m).sum(1) / m.sum(1), dim=1).double())
+        e = torch.cat(parts).numpy()
+        q = e[self.expected_targets()]
+        self.check_against(p, (q ** 2).sum(1)[:, None] + (e ** 2).sum(1)[None, :] - 2 * q @ e.T)
 
     def test_tfidf_neighbours_equal_python_transcription(self):
         p = self.prep("tfidf", {"prep.forget_csv": EXP0, "prep.embedder": "tfidf", "prep.ngram": 2})
