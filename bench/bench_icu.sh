@@ -32,7 +32,7 @@ wp.train_from_iterator([r["text"] for r in rows], vocab_size=8000, min_frequency
 (out / "bert").mkdir()
 wp.save_model(str(out / "bert"))
 BertModel(BertConfig(vocab_size=wp.get_vocab_size())).eval().save_pretrained(out / "bert")
-(out / "bert" / "tokenizer_config.json").write_text('{"do_lower_case": true, "tokenizer_class": "BertTokenizer"}\n')
+(out / "bert" / "tokenizer_config.json").write_text('{"do_lower_case": true, "tokenizer_class": "BertTokenizer", "model_max_length": 512}\n')
 PY
 common=(--set model.path="$out/neo125m" --set prep.source="$shared/lm_extraction/train_dataset.npy"
   --set prep.forget_csv="$out/targets.csv" --set prep.output_dir="$out" --set prep.name=pairs

@@ -77,6 +77,7 @@ def main():
         opt.step()
     train_s = time.time() - t0
 
+    print(f"peer: training epoch {train_s:.1f} s", flush=True)
     model.eval()
     wt = NLTKWordTokenizer()
     t0 = time.time()
@@ -91,16 +92,20 @@ def main():
                                    do_sample=False, pad_token_id=eos)
                 hits.append((g[:, -1] == x[:, t]).float())
             ma_all += torch.stack(hits, 1).mean(1).tolist()
+            print(f"peer: batch {s // b}: MA done at {time.time() - t0:.1f} s", flush=True)
             # EL10 over starts 150..190.
             el = torch.zeros(len(x))
             for i in range(150, 191):
-                g = model.generate(x[:, :i], attention_mask=torch.ones_like(x[:, :i]), max_new_tokens=200 - i,
-                                   min_new_tokens=200 - i, do_sample=False, pad_token_id=eos)[:, i:]
+                g = model.generate(x[:, :i], attention_mask=torch.ones_like(x[:, :i]), max_length=200,
+                                   do_sample=False, pad_token_id=eos)[:, i:]
+                if g.size(1) < 200 - i:  # every row hit EOS: HF stops early, finished rows are EOS-padded
+                    g = torch.nn.functional.pad(g, (0, 200 - i - g.size(1)), value=eos)
                 for r in range(len(x)):
                     pred, lab = g[r].tolist(), x[r, i:].tolist()
                     truth = {tuple(lab[k:k + 10]) for k in range(len(lab) - 9)}
                     el[r] += sum(tuple(pred[k:k + 10]) in truth for k in range(len(pred) - 9)) / (len(lab) - 9)
             el_all += (el / 41).tolist()
+            print(f"peer: batch {s // b}: EL done at {time.time() - t0:.1f} s", flush=True)
             # 2-beam continuation of the 50-token prefix; BLEU against the true suffix.
             g = model.generate(x[:, 100:150], attention_mask=torch.ones_like(x[:, 100:150]), max_new_tokens=50,
                                num_beams=2, do_sample=False, pad_token_id=eos)[:, 50:]

@@ -94,10 +94,12 @@ int run_eval(int argc, char** argv) {
     const prep::Pairs pairs = prep::read_pairs(cfg.unlearn.dataset);
     model::GptNeo model = train::make_model(cfg);
     const int64_t eos = model->config().eos_token_id;
+    train::check_forget_rows(cfg.unlearn, pairs, model->config(), tok.vocab_size());
     std::optional<eval::BertScorer> scorer;
     if (!cfg.unlearn.bert_path.empty()) scorer.emplace(cfg.unlearn.bert_path, cfg.unlearn.bert_layer);
     eval::TextScorer bert;
-    if (scorer) bert = [&](const auto& c, const auto& r) { return scorer->score(c, r); };
+    if (scorer)
+      bert = [&](const auto& c, const auto& r) { return scorer->score(c, r, cfg.unlearn.val_batch_size); };
     const train::Validation v = train::validate_sharded(
         model, pairs.forget_tokens, train::forget_score_options(cfg.unlearn, eos), tok, bert, world);
     nlohmann::json result = {{"model", cfg.model.path},

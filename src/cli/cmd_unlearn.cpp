@@ -1,6 +1,7 @@
 // `lethe unlearn --config F [--resume auto|PATH] [ICU flags] [--set k=v]...`: the main job, alone or under
 // `mpirun -np N` (train/unlearner.h does the work). The ICU reference script's flags are accepted and
 // override the unlearn.* keys they name.
+#include <cmath>
 #include <optional>
 
 #include <spdlog/spdlog.h>
@@ -62,10 +63,11 @@ int run_unlearn(int argc, char** argv) {
     std::optional<eval::BertScorer> scorer;
     if (!cfg.unlearn.bert_path.empty()) scorer.emplace(cfg.unlearn.bert_path, cfg.unlearn.bert_layer);
     eval::TextScorer bert;
-    if (scorer) bert = [&](const auto& c, const auto& r) { return scorer->score(c, r); };
+    if (scorer)
+      bert = [&](const auto& c, const auto& r) { return scorer->score(c, r, cfg.unlearn.val_batch_size); };
     const train::UnlearnOutcome out = train::run_unlearning(cfg, world, tok, bert);
     if (out.stopped_by_signal) return kExitStopped;
-    if (world.rank() == 0)
+    if (world.rank() == 0 && !std::isnan(out.el))
       spdlog::info("unlearn finished after {} epoch(s): {} (EL {:.4f}, MA {:.4f})", out.epochs,
                    out.stop_reason, out.el, out.ma);
     return kExitOk;

@@ -60,9 +60,8 @@ struct EnumNames<LrSchedule> {
 };
 template <>
 struct EnumNames<Embedder> {
-  static constexpr std::pair<Embedder, std::string_view> values[] = {{Embedder::kTfidf, "tfidf"},
-                                                                     {Embedder::kLm, "lm"},
-                                                                     {Embedder::kBert, "bert"}};
+  static constexpr std::pair<Embedder, std::string_view> values[] = {
+      {Embedder::kTfidf, "tfidf"}, {Embedder::kLm, "lm"}, {Embedder::kBert, "bert"}};
 };
 template <>
 struct EnumNames<ElVariant> {

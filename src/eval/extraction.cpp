@@ -57,7 +57,9 @@ std::vector<double> extraction_likelihood(model::GptNeo& model, const torch::Ten
   // logit at i-1 gives the first new token. Continuations of several starts are decoded together: each
   // job's cache prefix is right-aligned in a [m, H, L, D] block and the padding masked out.
   const int64_t starts = t - o.n - o.first + 1, num_layers = model->config().num_layers;
-  const int64_t rows_per_block = std::max<int64_t>(1, o.chunk / starts);
+  // Rows are taken `chunk` at a time and their jobs ordered by start, so a decode batch holds (mostly) one
+  // start and runs exactly the T - i - 1 steps it needs.
+  const int64_t rows_per_block = std::max<int64_t>(1, o.chunk);
   const int64_t max_pos = model->config().max_position_embeddings;
   torch::Tensor cpu_rows = rows.to(torch::kCPU).contiguous();
   const int64_t* data = cpu_rows.data_ptr<int64_t>();
@@ -111,6 +113,9 @@ std::vector<double> extraction_likelihood(model::GptNeo& model, const torch::Ten
       const int64_t len = t - shortest;
       torch::Tensor pred = torch::empty({m, len}, opts);
       pred.select(1, 0).copy_(next);
+      // Rows that produced EOS keep emitting it: HF's generate pads finished rows with pad = EOS.
+      torch::Tensor done =
+          o.eos_token_id >= 0 ? next == o.eos_token_id : torch::zeros({m}, opts.dtype(torch::kBool));
       for (int64_t step = 1; step < len; ++step) {
         mask = torch::cat({mask, torch::ones({m, 1}, opts)}, 1);
         model::ForwardArgs args;
@@ -118,6 +123,10 @@ std::vector<double> extraction_likelihood(model::GptNeo& model, const torch::Ten
         args.position_ids = pos;
         args.cache = &c;
         next = model->forward(next.unsqueeze(1), args).logits.select(1, -1).argmax(-1);
+        if (o.eos_token_id >= 0) {
+          next = next.masked_fill(done, o.eos_token_id);
+          done = done | (next == o.eos_token_id);
+        }
         pred.select(1, step).copy_(next);
         pos = pos + 1;
       }

@@ -26,6 +26,8 @@ struct ElOptions {
   int64_t n = 10;
   int64_t first = 150;
   int64_t chunk = 64;  // (row, start) continuations decoded together
+  int64_t eos_token_id =
+      -1;  // a continuation that emits it continues with it (HF pads finished rows); -1 = none
 };
 
 // Per-row EL_n: for each start i, greedy-continue x_<i to length T and count the continuation's n-grams

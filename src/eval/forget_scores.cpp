@@ -75,10 +75,16 @@ ForgetScores score_forget_rows(model::GptNeo& model, const torch::Tensor& rows, 
     s.entropy.push_back(unigram_entropy(ids));
   }
   if (bert) {
-    for (const auto& prf : bert(s.candidate_text, s.reference_text)) {
-      s.bert_p.push_back(prf[0]);
-      s.bert_r.push_back(prf[1]);
-      s.bert_f1.push_back(prf[2]);
+    // One bert_score call per validation batch, as the reference's val_score does (its padding quirk depends
+    // on which pairs share a batch).
+    for (int64_t b = 0; b < n; b += o.batch) {
+      const auto lo = s.candidate_text.begin() + b, hi = lo + std::min(o.batch, n - b);
+      const auto rlo = s.reference_text.begin() + b, rhi = rlo + std::min(o.batch, n - b);
+      for (const auto& prf : bert({lo, hi}, {rlo, rhi})) {
+        s.bert_p.push_back(prf[0]);
+        s.bert_r.push_back(prf[1]);
+        s.bert_f1.push_back(prf[2]);
+      }
     }
   }
   return s;

@@ -19,6 +19,29 @@ MetricsWriter::MetricsWriter(fs::path file, std::string group, std::vector<std::
       flush_seconds_(flush_seconds),
       last_flush_(std::chrono::steady_clock::now()) {
   fs::create_directories(file_.parent_path());
+  // A reader may hold the file for a moment: retry. A file HDF5 cannot open at all (a job killed in the
+  // middle of a flush) is moved aside, so metrics never stop a run from starting or resuming.
+  for (int attempt = 0;; ++attempt) {
+    try {
+      prepare(keep_through);
+      return;
+    } catch (const std::exception& e) {
+      if (attempt < 10) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(200));
+        continue;
+      }
+      const fs::path aside = file_.string() + ".unreadable";
+      spdlog::warn("metrics: cannot open {} ({}); moving it to {} and starting a new file", file_.string(),
+                   e.what(), aside.string());
+      std::error_code ec;
+      fs::rename(file_, aside, ec);
+      prepare(std::nullopt);
+      return;
+    }
+  }
+}
+
+void MetricsWriter::prepare(std::optional<int64_t> keep_through) {
   H5File f = fs::exists(file_) ? H5File::open(file_, /*writable=*/true) : H5File::create(file_);
   if (!f.exists(key("step"))) f.create_series(key("step"), /*integer=*/true);
   for (const auto& n : names_)

@@ -35,6 +35,7 @@ class MetricsWriter {
 
  private:
   std::string key(const std::string& name) const { return group_ + "/" + name; }
+  void prepare(std::optional<int64_t> keep_through);  // create the series, drop rows after keep_through
   std::filesystem::path file_;
   std::string group_;
   std::vector<std::string> names_;

@@ -92,7 +92,14 @@ Bert Bert::load(const fs::path& dir, int64_t max_layers) {
   }
   const bool prefixed = ckpt.find("bert.embeddings.word_embeddings.weight") != nullptr;
   for (const auto& [name, shape] : want) {
-    const std::string stored = (prefixed ? "bert." : "") + name;
+    std::string stored = (prefixed ? "bert." : "") + name;
+    // The Hub's original bert-base-uncased still names LayerNorm parameters gamma / beta (transformers
+    // renames them on load).
+    if (ckpt.find(stored) == nullptr && name.find("LayerNorm.") != std::string::npos) {
+      std::string old = stored;
+      old.replace(old.rfind('.') + 1, std::string::npos, name.ends_with(".weight") ? "gamma" : "beta");
+      if (ckpt.find(old) != nullptr) stored = old;
+    }
     const TensorView* v = ckpt.find(stored);
     LETHE_CHECK_INPUT(v != nullptr, "{}: tensor '{}' is missing; a BERT with this config.json needs it",
                       dir.string(), stored);

@@ -40,6 +40,13 @@ torch::Tensor get(const io::H5File& f, const std::string& name, int64_t ndim, to
 void write_pairs(const fs::path& dir, const Pairs& p) {
   fs::create_directories(dir);
   const fs::path file = dir / "pairs.h5", tmp = dir / fmt::format(".pairs.h5.tmp-{}", ::getpid());
+  struct RemoveTmp {  // the temporary file never outlives a failed write
+    const fs::path& p;
+    ~RemoveTmp() {
+      std::error_code ec;
+      fs::remove(p, ec);
+    }
+  } guard{tmp};
   {
     io::H5File f = io::H5File::create(tmp);
     f.set_attr("format", std::string("lethe-pairs"));
@@ -59,7 +66,6 @@ void write_pairs(const fs::path& dir, const Pairs& p) {
   }
   // Re-write through write_file_atomic for the fsync-and-rename guarantee; the file is a few MB.
   const std::string bytes = read_text_file(tmp, "the pairs file just written");
-  fs::remove(tmp);
   write_file_atomic(file, {std::as_bytes(std::span(bytes.data(), bytes.size()))});
 }
 

@@ -33,38 +33,18 @@ const std::vector<std::string> kStepSeries = {"loss",      "forget_ce",    "neig
 const std::vector<std::string> kEpochSeries = {
     "el", "ma", "bleu", "bert_f1", "active", "val_loss", "distinct", "entropy", "seconds", "steps", "stop"};
 
-// Pair rows and the run geometry, validated against the model before anything runs.
-void check_inputs(const UnlearnSection& u, const prep::Pairs& p, const model::GptNeoConfig& arch) {
-  const int64_t n = p.forget_ids.size(0), t = p.forget_tokens.size(1);
-  const std::string& ds = u.dataset;
+// What only training needs on top of check_forget_rows: a batch that fits and neighbours that differ.
+void check_pairs(const UnlearnSection& u, const prep::Pairs& p) {
+  const int64_t n = p.forget_ids.size(0);
   LETHE_CHECK_INPUT(u.batch_size <= n,
                     "unlearn.batch_size = {} is larger than the forget set ({} pairs in {}); lower it",
-                    u.batch_size, n, ds);
-  for (const torch::Tensor* rows : {&p.forget_tokens, &p.neighbour_tokens}) {
-    const int64_t lo = rows->min().item<int64_t>(), hi = rows->max().item<int64_t>();
-    LETHE_CHECK_INPUT(lo >= 0 && hi < arch.vocab_size,
-                      "{}: token ids span [{}, {}] but the model's vocabulary is {}", ds, lo, hi,
-                      arch.vocab_size);
-  }
+                    u.batch_size, n, u.dataset);
   for (int64_t i = 0; i < n; ++i)
     LETHE_CHECK_INPUT(
         !p.forget_tokens[i].equal(p.neighbour_tokens[i]),
         "{}: pair {} (doc_id {}): the neighbour row equals its target, so its terms would cancel; "
         "re-run lethe prep (neighbours are searched among non-target rows)",
-        ds, i, p.forget_ids[i].item<int64_t>());
-  LETHE_CHECK_INPUT(t <= arch.max_position_embeddings,
-                    "{}: rows of {} tokens exceed the model's {} positions", ds, t,
-                    arch.max_position_embeddings);
-  LETHE_CHECK_INPUT(u.prefix_begin < u.suffix_begin && u.suffix_begin < t,
-                    "unlearn.prefix_begin ({}) < unlearn.suffix_begin ({}) < row length ({}) must hold",
-                    u.prefix_begin, u.suffix_begin, t);
-  LETHE_CHECK_INPUT(u.suffix_begin - u.prefix_begin + u.new_tokens <= arch.max_position_embeddings,
-                    "prompt ({}) + unlearn.new_tokens ({}) exceed the model's {} positions",
-                    u.suffix_begin - u.prefix_begin, u.new_tokens, arch.max_position_embeddings);
-  LETHE_CHECK_INPUT(u.ma_begin < t, "unlearn.ma_begin = {}: rows have {} tokens", u.ma_begin, t);
-  const int64_t first = u.el_variant == ElVariant::kIcu ? u.suffix_begin : 1;
-  LETHE_CHECK_INPUT(first <= t - u.el_n, "unlearn.el_n = {}: rows of {} tokens leave no EL start from {}",
-                    u.el_n, t, first);
+        u.dataset, i, p.forget_ids[i].item<int64_t>());
 }
 
 // Rank r's contiguous block of a global batch of pairs (sizes may differ by one: normalisation is global).
@@ -85,7 +65,8 @@ UnlearnOutcome run_unlearning(const Config& cfg, comm::Communicator& comm,
   const prep::Pairs pairs = prep::read_pairs(u.dataset);
   model::GptNeo model = make_model(cfg);
   const model::GptNeoConfig& arch = model->config();
-  check_inputs(u, pairs, arch);
+  check_forget_rows(u, pairs, arch, tokenizer.vocab_size());
+  check_pairs(u, pairs);
   const int64_t n = pairs.forget_ids.size(0), eos = arch.eos_token_id;
 
   // ICU's "original model": a frozen copy of the starting weights (same file), for p in the KL term. It
@@ -211,9 +192,17 @@ UnlearnOutcome run_unlearning(const Config& cfg, comm::Communicator& comm,
   if (validations == 0) validate(0);  // epoch 0: sets the flags, never stops
   const auto run_start = Clock::now();
   const bool finished_before = from && reason_code != 0;
-  if (finished_before && lead)
-    spdlog::info("the checkpoint's run already stopped ({}): nothing left to train",
-                 unlearn::stop_reason_name(static_cast<unlearn::StopReason>(reason_code)));
+  if (finished_before) {
+    // Nothing to do; unlearn.json and final/ from the run that stopped stay as they are.
+    if (lead)
+      spdlog::info("the checkpoint's run already stopped ({}): nothing left to train; see {}",
+                   unlearn::stop_reason_name(static_cast<unlearn::StopReason>(reason_code)),
+                   (run_dir / "unlearn.json").string());
+    out.epochs = validations - 1;
+    out.stop_reason = std::string(unlearn::stop_reason_name(static_cast<unlearn::StopReason>(reason_code)));
+    out.el = out.ma = std::nan("");
+    return out;
+  }
   while (reason_code == 0) {
     const int64_t epoch = validations;  // the training epoch to run, 1-based
     const data::SamplerState st = sampler.state();
@@ -295,7 +284,7 @@ UnlearnOutcome run_unlearning(const Config& cfg, comm::Communicator& comm,
   }
   out.epochs = validations - 1;
   out.stop_reason = std::string(unlearn::stop_reason_name(static_cast<unlearn::StopReason>(reason_code)));
-  if (!finished_before) save();
+  save();
   if (step_metrics) step_metrics->flush();
   if (lead) {
     if (u.save_final) {

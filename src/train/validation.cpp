@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "core/error.h"
 #include "io/metrics.h"
 #include "train/run_common.h"
 
@@ -24,6 +25,37 @@ double mean(const std::vector<double>& v) {
 
 }  // namespace
 
+void check_forget_rows(const UnlearnSection& u, const prep::Pairs& p, const model::GptNeoConfig& arch,
+                       int64_t tokenizer_vocab) {
+  const int64_t t = p.forget_tokens.size(1);
+  const std::string& ds = u.dataset;
+  LETHE_CHECK_INPUT(t >= 2, "{}: rows of {} tokens", ds, t);
+  LETHE_CHECK_INPUT(t <= arch.max_position_embeddings,
+                    "{}: rows of {} tokens exceed the model's {} positions", ds, t,
+                    arch.max_position_embeddings);
+  LETHE_CHECK_INPUT(
+      arch.vocab_size <= tokenizer_vocab,
+      "the tokenizer has {} tokens but the model's vocabulary is {}: generations could not be decoded; "
+      "set tokenizer.path to the model's tokenizer",
+      tokenizer_vocab, arch.vocab_size);
+  for (const torch::Tensor* rows : {&p.forget_tokens, &p.neighbour_tokens}) {
+    const int64_t lo = rows->min().item<int64_t>(), hi = rows->max().item<int64_t>();
+    LETHE_CHECK_INPUT(lo >= 0 && hi < arch.vocab_size,
+                      "{}: token ids span [{}, {}] but the model's vocabulary is {}", ds, lo, hi,
+                      arch.vocab_size);
+  }
+  LETHE_CHECK_INPUT(u.prefix_begin < u.suffix_begin && u.suffix_begin < t,
+                    "unlearn.prefix_begin ({}) < unlearn.suffix_begin ({}) < row length ({}) must hold",
+                    u.prefix_begin, u.suffix_begin, t);
+  LETHE_CHECK_INPUT(u.suffix_begin - u.prefix_begin + u.new_tokens <= arch.max_position_embeddings,
+                    "prompt ({}) + unlearn.new_tokens ({}) exceed the model's {} positions",
+                    u.suffix_begin - u.prefix_begin, u.new_tokens, arch.max_position_embeddings);
+  LETHE_CHECK_INPUT(u.ma_begin < t, "unlearn.ma_begin = {}: rows have {} tokens", u.ma_begin, t);
+  const int64_t first = u.el_variant == ElVariant::kIcu ? u.suffix_begin : 1;
+  LETHE_CHECK_INPUT(first <= t - u.el_n, "unlearn.el_n = {}: rows of {} tokens leave no EL start from {}",
+                    u.el_n, t, first);
+}
+
 eval::ForgetScoreOptions forget_score_options(const UnlearnSection& u, int64_t eos) {
   eval::ForgetScoreOptions o;
   o.prefix_begin = u.prefix_begin;
@@ -35,6 +67,7 @@ eval::ForgetScoreOptions forget_score_options(const UnlearnSection& u, int64_t e
   o.ma_begin = u.ma_begin;
   o.el.n = u.el_n;
   o.el.first = u.el_variant == ElVariant::kIcu ? u.suffix_begin : 1;
+  o.el.eos_token_id = eos;  // the reference's generate stops rows at EOS (pad = EOS)
   return o;
 }
 
@@ -43,8 +76,11 @@ Validation validate_sharded(model::GptNeo& model, const torch::Tensor& rows,
                             const eval::TextScorer& bert, comm::Communicator& comm) {
   const auto t0 = Clock::now();
   const int64_t n = rows.size(0), world = comm.size(), rank = comm.rank();
+  // Shards are whole validation batches, so every batch (and BERTScore's batching) is the same at any N.
+  const int64_t batches = (n + o.batch - 1) / o.batch;
   std::vector<int64_t> begin(static_cast<size_t>(world) + 1);
-  for (int64_t r = 0; r <= world; ++r) begin[static_cast<size_t>(r)] = r * n / world;
+  for (int64_t r = 0; r <= world; ++r)
+    begin[static_cast<size_t>(r)] = std::min(n, r * batches / world * o.batch);
   const int64_t lo = begin[static_cast<size_t>(rank)], hi = begin[static_cast<size_t>(rank) + 1];
 
   // Local scores as a [n_r, columns] block and the candidates as [n_r, new_tokens], gathered by rank.

@@ -14,6 +14,7 @@
 #include "core/config.h"
 #include "eval/forget_scores.h"
 #include "model/gpt_neo.h"
+#include "prep/pairs.h"
 #include "text/bpe.h"
 
 namespace lethe::train {
@@ -24,10 +25,15 @@ struct Validation {
   bool has_bert = false;
 };
 
+// The forget rows against the model, tokenizer and unlearn geometry (prompt, suffix, EL and MA ranges):
+// InputError naming the key or file. `lethe unlearn` and `lethe eval` both run it before any work.
+void check_forget_rows(const UnlearnSection& u, const prep::Pairs& p, const model::GptNeoConfig& arch,
+                       int64_t tokenizer_vocab);
+
 // The options the unlearn section describes for a model with this EOS.
 eval::ForgetScoreOptions forget_score_options(const UnlearnSection& u, int64_t eos);
 
-// rows [N, T]: rank r scores the contiguous block [r·N/W, (r+1)·N/W).
+// rows [N, T]: rank r scores a contiguous block of whole validation batches (o.batch rows each).
 Validation validate_sharded(model::GptNeo& model, const torch::Tensor& rows,
                             const eval::ForgetScoreOptions& o, const text::Gpt2Tokenizer& tokenizer,
                             const eval::TextScorer& bert, comm::Communicator& comm);

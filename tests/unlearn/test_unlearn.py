@@ -126,11 +126,11 @@ class Prep(unittest.TestCase):
     @unittest.skipUnless(FIXTURES and (FIXTURES / "bert" / "bert").is_dir(), "needs the BERT fixture (run via ctest)")
     def test_bert_embedder_neighbours_equal_exact_numpy_search(self):
         """ICU's data_prep.py: a sentence embedder on the decoded last 100 tokens, exact L2 (a tiny random BERT)."""
-        from transformers import AutoTokenizer, BertModel
+        from transformers import AutoTokenizer, BertModel, GPT2TokenizerFast
         bert_dir = FIXTURES / "bert" / "bert"
         p = self.prep("bert", {"prep.forget_csv": EXP0, "prep.embedder": "bert", "prep.embedder_path": bert_dir,
                                "tokenizer.path": TOKENIZER, "prep.batch_size": 256})
-        gpt2 = AutoTokenizer.from_pretrained(self.gpt2)
+        gpt2 = GPT2TokenizerFast.from_pretrained(self.gpt2)
         texts = gpt2.batch_decode(self.rows[:, 100:].tolist(), clean_up_tokenization_spaces=False)
         tok, model = AutoTokenizer.from_pretrained(bert_dir), BertModel.from_pretrained(bert_dir).eval()
         parts = []
