@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 
 #include "core/error.h"
+#include "core/io.h"
 #include "io/checkpoint.h"
 #include "model/hf_checkpoint.h"
 
@@ -46,6 +47,16 @@ model::GptNeo make_model(const Config& cfg) {
   m->reset_parameters(cfg.runtime.seed);  // the same seed on every rank: identical starting weights
   m->to(dtype);
   return m;
+}
+
+std::string save_resolved_config(const Config& cfg, const fs::path& run_dir, bool lead) {
+  std::string resolved = dump_config(cfg);
+  if (lead) {
+    fs::create_directories(run_dir);
+    write_file_atomic(run_dir / "config.resolved.yaml",
+                      {std::as_bytes(std::span(resolved.data(), resolved.size()))});
+  }
+  return resolved;
 }
 
 std::optional<fs::path> resume_target(const Config& cfg, comm::Communicator& comm,

@@ -29,6 +29,10 @@ model::GptNeo make_model(const Config& cfg);
 std::optional<std::filesystem::path> agree_on_checkpoint(comm::Communicator& comm,
                                                          std::optional<std::filesystem::path> dir);
 
+// Rank 0 creates the run folder and writes config.resolved.yaml (atomically); every rank gets the YAML text
+// (it is stored in checkpoints).
+std::string save_resolved_config(const Config& cfg, const std::filesystem::path& run_dir, bool lead);
+
 // The checkpoint a run resumes from per checkpoint.resume ("" none, auto newest under root, or a path),
 // agreed across ranks.
 std::optional<std::filesystem::path> resume_target(const Config& cfg, comm::Communicator& comm,

@@ -96,12 +96,7 @@ TrainOutcome run_training(const Config& cfg, comm::Communicator& comm) {
   const int64_t tokens_per_step = tr.global_batch_size * (rows.size(1) - 1);  // every next token is a label
 
   const fs::path run_dir = fs::path(cfg.run.output_dir) / cfg.run.name, ckpt_root = run_dir / "checkpoints";
-  const std::string resolved = dump_config(cfg);
-  if (lead) {
-    fs::create_directories(run_dir);
-    write_file_atomic(run_dir / "config.resolved.yaml",
-                      {std::as_bytes(std::span(resolved.data(), resolved.size()))});
-  }
+  const std::string resolved = save_resolved_config(cfg, run_dir, lead);
 
   model->train();
   zero::EngineOptions eo;

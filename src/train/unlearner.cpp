@@ -81,12 +81,7 @@ UnlearnOutcome run_unlearning(const Config& cfg, comm::Communicator& comm,
 
   const fs::path run_dir = fs::path(cfg.run.output_dir) / cfg.run.name, ckpt_root = run_dir / "checkpoints";
   const fs::path metrics_file = run_dir / "metrics.h5";
-  const std::string resolved = dump_config(cfg);
-  if (lead) {
-    fs::create_directories(run_dir);
-    write_file_atomic(run_dir / "config.resolved.yaml",
-                      {std::as_bytes(std::span(resolved.data(), resolved.size()))});
-  }
+  const std::string resolved = save_resolved_config(cfg, run_dir, lead);
 
   model->train();
   zero::EngineOptions eo;
