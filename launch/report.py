@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Writes a Markdown report of one `lethe unlearn` run, with PNG plots beside it.
 
-Reads RUN_DIR/metrics.h5 (/train and /epoch series, /samples/epoch-XXXX per-pair tables), RUN_DIR/unlearn.json and
+Reads RUN_DIR/metrics.h5 (/train and /epoch series, /samples/epoch-NNNN per-pair tables, NNNN = the epoch), RUN_DIR/unlearn.json and
 two `lethe eval --json` results (BEFORE = the model before unlearning, AFTER = RUN_DIR/final). The report holds a
 before / after table, the run summary, a per-epoch table, the pairs each validation switched off or back on, a few
 generations at epoch 0 and at the last epoch, and three plots written to the report's folder:
