@@ -1,6 +1,9 @@
-// `lethe eval --config F [--model DIR] [--out FILE] [--json] [--set k=v]...`: ICU's forget-set metrics (EL,
-// MA, BLEU, diversity, loss) and the retained rows' MA and loss for one model, alone or under mpirun.
+// `lethe eval [--config F] --model DIR [--utility ...] [--out FILE] [--json] [--set k=v]...`: ICU's
+// forget-set metrics (EL, MA, BLEU, diversity, loss) and the retained rows' MA and loss, or the downstream
+// utility suite, for one model (HF folder or lethe checkpoint), alone or under mpirun.
 #include <iostream>
+
+#include <yaml-cpp/yaml.h>
 
 #include <ATen/ATen.h>
 #include <spdlog/spdlog.h>
@@ -12,10 +15,13 @@
 #include "data/npy.h"
 #include "eval/bertscore.h"
 #include "eval/extraction.h"
+#include "io/checkpoint_model.h"
 #include "prep/pairs.h"
 #include "text/bpe.h"
 #include "train/run_common.h"
+#include "train/utility_eval.h"
 #include "train/validation.h"
+#include "utility/suite.h"
 
 namespace lethe::cli {
 namespace {
@@ -65,79 +71,153 @@ std::pair<int64_t, int64_t> parse_range(const std::string& text) {
   return {a[0], b[0]};
 }
 
+// The model to evaluate: an HF folder, or a lethe checkpoint (a step folder, a checkpoints root or a run
+// folder: the newest complete one). A checkpoint without a configured tokenizer uses the one its run used.
+model::GptNeo load_eval_model(Config& cfg) {
+  if (const auto ckpt = io::checkpoint_folder(cfg.model.path)) {
+    if (cfg.tokenizer.path.empty()) {
+      const YAML::Node saved = YAML::Load(io::checkpoint_config_yaml(*ckpt));
+      cfg.tokenizer.path = saved["tokenizer"]["path"].as<std::string>("");
+      if (cfg.tokenizer.path.empty()) cfg.tokenizer.path = saved["model"]["path"].as<std::string>("");
+    }
+    spdlog::info("eval: checkpoint {}", ckpt->string());
+    return io::load_checkpoint_model(*ckpt,
+                                     cfg.model.dtype == Dtype::kBFloat16 ? torch::kBFloat16 : torch::kFloat);
+  }
+  return train::make_model(cfg);
+}
+
+nlohmann::json forget_eval(const Config& cfg, model::GptNeo& model, const text::Gpt2Tokenizer& tok,
+                           int64_t retain_rows, const std::string& heldout, comm::Communicator& world) {
+  const prep::Pairs pairs = prep::read_pairs(cfg.unlearn.dataset);
+  const int64_t eos = model->config().eos_token_id;
+  train::check_forget_rows(cfg.unlearn, pairs, model->config(), tok.vocab_size());
+  std::optional<eval::BertScorer> scorer;
+  if (!cfg.unlearn.bert_path.empty()) scorer.emplace(cfg.unlearn.bert_path, cfg.unlearn.bert_layer);
+  eval::TextScorer bert;
+  if (scorer)
+    bert = [&](const auto& c, const auto& r) { return scorer->score(c, r, cfg.unlearn.val_batch_size); };
+  const train::Validation v = train::validate_sharded(
+      model, pairs.forget_tokens, train::forget_score_options(cfg.unlearn, eos), tok, bert, world);
+  nlohmann::json result = {{"dataset", cfg.unlearn.dataset},
+                           {"el_variant", std::string(enum_name(cfg.unlearn.el_variant))},
+                           {"el_n", cfg.unlearn.el_n},
+                           {"forget",
+                            {{"n", pairs.forget_ids.size(0)},
+                             {"el", v.el},
+                             {"ma", v.ma},
+                             {"bleu", v.bleu},
+                             {"distinct", v.distinct},
+                             {"entropy", v.entropy},
+                             {"loss", v.val_loss},
+                             {"seconds", v.seconds}}}};
+  if (v.has_bert) result["forget"]["bert_f1"] = v.bert_f1;
+  if (retain_rows != 0 || !heldout.empty()) {
+    data::TokenArray a = data::read_npy(pairs.source);
+    torch::Tensor src = torch::from_blob(a.values.data(), {a.rows, a.cols}, torch::kLong);
+    if (retain_rows != 0) {
+      torch::Tensor ids = pairs.retain_ids;
+      if (retain_rows > 0) ids = ids.narrow(0, 0, std::min(retain_rows, ids.size(0)));
+      LETHE_CHECK_INPUT(ids.numel() == 0 || ids.max().item<int64_t>() < a.rows,
+                        "{}: retained ids exceed the {} rows of {}", cfg.unlearn.dataset, a.rows,
+                        pairs.source);
+      torch::Tensor rows = src.index_select(0, ids).clone();
+      const RowScores r =
+          row_scores(model, rows, eos, cfg.unlearn.val_batch_size, cfg.unlearn.ma_begin, nullptr, world);
+      result["retain"] = {{"n", rows.size(0)}, {"ma", r.ma}, {"loss", r.loss}};
+    }
+    if (!heldout.empty()) {
+      const auto [lo, hi] = parse_range(heldout);
+      LETHE_CHECK_INPUT(lo >= 0 && hi <= a.rows, "--heldout {}: {} has rows 0..{}", heldout, pairs.source,
+                        a.rows - 1);
+      const eval::ElOptions el = train::forget_score_options(cfg.unlearn, eos).el;
+      const RowScores r = row_scores(model, src.narrow(0, lo, hi - lo).clone(), eos,
+                                     cfg.unlearn.val_batch_size, cfg.unlearn.ma_begin, &el, world);
+      result["heldout"] = {{"n", hi - lo}, {"rows", heldout}, {"ma", r.ma}, {"el", r.el}, {"loss", r.loss}};
+    }
+  }
+  if (world.rank() == 0)
+    spdlog::info("eval {}: forget EL{} {:.4f} MA {:.4f} BLEU {:.4f}{}", cfg.model.path, cfg.unlearn.el_n,
+                 v.el, v.ma, v.bleu,
+                 result.contains("retain")
+                     ? fmt::format(" | retain MA {:.4f} loss {:.4f}", result["retain"]["ma"].get<double>(),
+                                   result["retain"]["loss"].get<double>())
+                     : "");
+  return result;
+}
+
 }  // namespace
 
 int run_eval(int argc, char** argv) {
   ConfigOptions co;
-  std::string model_dir, out_file, heldout;
-  int64_t retain_rows = 64;
-  bool json = false;
+  std::string model_dir, out_file, heldout, suite_file, tasks, metrics_file;
+  int64_t retain_rows = 64, limit = -1;
+  bool json = false, utility = false, forget = false, keep_going = false;
   po::options_description desc;
-  desc.add_options()("model", po::value(&model_dir), "HF folder to evaluate; overrides model.path")(
-      "retain-rows", po::value(&retain_rows)->default_value(64),
-      "score the first N retained rows of the dataset's source (0 = none, -1 = all)")(
+  desc.add_options()(
+      "model", po::value(&model_dir),
+      "HF folder or lethe checkpoint (step folder, checkpoints root or run folder) to evaluate; "
+      "overrides model.path")("retain-rows", po::value(&retain_rows)->default_value(64),
+                              "score the first N retained rows of the dataset's source (0 = none, -1 = all)")(
       "heldout", po::value(&heldout),
       "A:B: also score source rows A..B-1 (MA, EL, loss), e.g. rows the model never saw — KU's thresholds")(
+      "utility", po::bool_switch(&utility),
+      "run the downstream utility suite (utility.suite) instead of the forget-set metrics")(
+      "forget", po::bool_switch(&forget), "with --utility: also run the forget-set metrics")(
+      "suite", po::value(&suite_file), "utility suite file (implies --utility); overrides utility.suite")(
+      "tasks", po::value(&tasks), "comma-separated subset of the suite's tasks; overrides utility.tasks")(
+      "limit", po::value(&limit), "first N examples of every utility task; overrides utility.limit")(
+      "keep-going", po::bool_switch(&keep_going),
+      "a utility task that cannot be read is reported and skipped; the others still run (exit 2 at the end)")(
+      "metrics", po::value(&metrics_file),
+      "write per-example utility tables to this HDF5 file (/utility/<task>)")(
       "out", po::value(&out_file), "also write the JSON result to this file (atomically)")(
       "json", po::bool_switch(&json), "print the result as one JSON line on stdout");
   co.add_to(desc);
   if (!parse(
-          argc, argv, desc, "lethe eval --config F [--model DIR] [--retain-rows N] [--out FILE] [--json]",
+          argc, argv, desc,
+          "lethe eval [--config F] --model DIR [--utility [--suite F] [--tasks a,b] [--limit N]] [--out "
+          "FILE] "
+          "[--json]",
           "Scores a model on the forget set of unlearn.dataset exactly as lethe unlearn validates (EL_n, MA, "
-          "beam-continuation BLEU, distinct ratio, entropy, loss) and on retained rows (MA, loss)."))
+          "beam-continuation BLEU, distinct ratio, entropy, loss) and on retained rows (MA, loss); with "
+          "--utility, on the downstream suite (classification acc / acc_norm, LAMBADA, dialogue F1, "
+          "perplexity; Cls Avg, Dia Avg)."))
     return 0;
   Config cfg = co.load();
   if (!model_dir.empty()) cfg.model.path = model_dir;
+  if (!suite_file.empty()) cfg.utility.suite = suite_file, utility = true;
+  if (!tasks.empty()) {
+    cfg.utility.tasks.clear();
+    for (size_t b = 0; b <= tasks.size();) {
+      const size_t e = std::min(tasks.find(',', b), tasks.size());
+      if (e > b) cfg.utility.tasks.push_back(tasks.substr(b, e - b));
+      b = e + 1;
+    }
+  }
+  if (limit >= 0) cfg.utility.limit = limit;
+  if (keep_going) cfg.utility.keep_going = true;
   LETHE_CHECK_INPUT(!cfg.model.path.empty(), "no model: pass --model DIR or set model.path");
+  LETHE_CHECK_INPUT(std::filesystem::exists(cfg.model.path), "--model {}: no such folder", cfg.model.path);
   return run_on_world(cfg, [&](comm::Communicator& world) {
+    model::GptNeo model = load_eval_model(cfg);
     const text::Gpt2Tokenizer tok = load_tokenizer("", cfg.model.path, cfg);
-    const prep::Pairs pairs = prep::read_pairs(cfg.unlearn.dataset);
-    model::GptNeo model = train::make_model(cfg);
-    const int64_t eos = model->config().eos_token_id;
-    train::check_forget_rows(cfg.unlearn, pairs, model->config(), tok.vocab_size());
-    std::optional<eval::BertScorer> scorer;
-    if (!cfg.unlearn.bert_path.empty()) scorer.emplace(cfg.unlearn.bert_path, cfg.unlearn.bert_layer);
-    eval::TextScorer bert;
-    if (scorer)
-      bert = [&](const auto& c, const auto& r) { return scorer->score(c, r, cfg.unlearn.val_batch_size); };
-    const train::Validation v = train::validate_sharded(
-        model, pairs.forget_tokens, train::forget_score_options(cfg.unlearn, eos), tok, bert, world);
-    nlohmann::json result = {{"model", cfg.model.path},
-                             {"dataset", cfg.unlearn.dataset},
-                             {"el_variant", std::string(enum_name(cfg.unlearn.el_variant))},
-                             {"el_n", cfg.unlearn.el_n},
-                             {"forget",
-                              {{"n", pairs.forget_ids.size(0)},
-                               {"el", v.el},
-                               {"ma", v.ma},
-                               {"bleu", v.bleu},
-                               {"distinct", v.distinct},
-                               {"entropy", v.entropy},
-                               {"loss", v.val_loss},
-                               {"seconds", v.seconds}}}};
-    if (v.has_bert) result["forget"]["bert_f1"] = v.bert_f1;
-    if (retain_rows != 0 || !heldout.empty()) {
-      data::TokenArray a = data::read_npy(pairs.source);
-      torch::Tensor src = torch::from_blob(a.values.data(), {a.rows, a.cols}, torch::kLong);
-      if (retain_rows != 0) {
-        torch::Tensor ids = pairs.retain_ids;
-        if (retain_rows > 0) ids = ids.narrow(0, 0, std::min(retain_rows, ids.size(0)));
-        LETHE_CHECK_INPUT(ids.numel() == 0 || ids.max().item<int64_t>() < a.rows,
-                          "{}: retained ids exceed the {} rows of {}", cfg.unlearn.dataset, a.rows,
-                          pairs.source);
-        torch::Tensor rows = src.index_select(0, ids).clone();
-        const RowScores r =
-            row_scores(model, rows, eos, cfg.unlearn.val_batch_size, cfg.unlearn.ma_begin, nullptr, world);
-        result["retain"] = {{"n", rows.size(0)}, {"ma", r.ma}, {"loss", r.loss}};
-      }
-      if (!heldout.empty()) {
-        const auto [lo, hi] = parse_range(heldout);
-        LETHE_CHECK_INPUT(lo >= 0 && hi <= a.rows, "--heldout {}: {} has rows 0..{}", heldout, pairs.source,
-                          a.rows - 1);
-        const eval::ElOptions el = train::forget_score_options(cfg.unlearn, eos).el;
-        const RowScores r = row_scores(model, src.narrow(0, lo, hi - lo).clone(), eos,
-                                       cfg.unlearn.val_batch_size, cfg.unlearn.ma_begin, &el, world);
-        result["heldout"] = {{"n", hi - lo}, {"rows", heldout}, {"ma", r.ma}, {"el", r.el}, {"loss", r.loss}};
+    nlohmann::json result = {{"model", cfg.model.path}};
+    if (!utility || forget) result.update(forget_eval(cfg, model, tok, retain_rows, heldout, world));
+    bool failed = false;
+    if (utility) {
+      const utility::Suite suite = utility::load_suite(cfg.utility.suite);
+      const auto specs = utility::select_tasks(suite, cfg.utility.tasks, cfg.utility.limit);
+      const train::UtilityReport rep =
+          train::run_utility(model, tok, suite, specs, cfg.utility.keep_going, world);
+      result["utility"] = train::utility_json(rep);
+      result["utility"]["suite"] = cfg.utility.suite;
+      failed = !rep.failed.empty();
+      if (world.rank() == 0) {
+        if (!metrics_file.empty()) train::write_utility_tables(metrics_file, "utility", rep);
+        std::string line;
+        for (const auto& [k, v] : train::utility_summary(rep)) line += fmt::format(" {} {:.4f}", k, v);
+        spdlog::info("utility ({} tasks, {}):{}", rep.results.size(), train::hms(rep.seconds), line);
       }
     }
     if (world.rank() == 0) {
@@ -146,14 +226,10 @@ int run_eval(int argc, char** argv) {
         write_file_atomic(out_file, {std::as_bytes(std::span(text.data(), text.size()))});
       }
       if (json) print_json(result);
-      spdlog::info("eval {}: forget EL{} {:.4f} MA {:.4f} BLEU {:.4f}{}", cfg.model.path, cfg.unlearn.el_n,
-                   v.el, v.ma, v.bleu,
-                   result.contains("retain")
-                       ? fmt::format(" | retain MA {:.4f} loss {:.4f}", result["retain"]["ma"].get<double>(),
-                                     result["retain"]["loss"].get<double>())
-                       : "");
     }
-    return kExitOk;
+    if (failed && world.rank() == 0)
+      spdlog::error("utility: some tasks failed (listed under utility.failed)");
+    return failed ? kExitBadInput : kExitOk;
   });
 }
 

@@ -392,6 +392,32 @@ struct UnlearnSection {
   bool operator==(const UnlearnSection&) const = default;
 };
 
+// Downstream utility evaluation (spec icu.md §9): `lethe eval --utility`, and `lethe unlearn` before, during
+// and after unlearning. The tasks, files and templates live in the suite file (configs/utility/*.yaml).
+struct UtilitySection {
+  std::string suite = "configs/utility/icu.yaml";
+  std::vector<std::string> tasks;
+  int64_t limit = 0;
+  int64_t every = 0;
+  bool at_start = false;
+  bool at_end = false;
+  bool keep_going = false;
+
+  template <class V>
+  void visit(V& v) {
+    v("suite", suite, NonEmpty{}, "utility suite file: tasks, data files, prompt templates, window");
+    v("tasks", tasks, "the suite's tasks to run, in suite order; empty = all");
+    v("limit", limit, AtLeast{0}, "first N examples of every task (0 = all): quick checks");
+    v("every", every, AtLeast{0},
+      "lethe unlearn: run the suite after every K-th epoch's validation (0 = never)");
+    v("at_start", at_start, "lethe unlearn: run the suite on the starting model (the 'before' column)");
+    v("at_end", at_end, "lethe unlearn: run the suite on the final model (the 'after' column)");
+    v("keep_going", keep_going,
+      "a task that cannot be read is reported and skipped instead of ending the run");
+  }
+  bool operator==(const UtilitySection&) const = default;
+};
+
 struct Config {
   ModelSection model;
   TokenizerSection tokenizer;
@@ -403,6 +429,7 @@ struct Config {
   MetricsSection metrics;
   PrepSection prep;
   UnlearnSection unlearn;
+  UtilitySection utility;
   RuntimeSection runtime;
   RunSection run;
 
@@ -418,6 +445,7 @@ struct Config {
     v.section("metrics", metrics, "metrics.h5");
     v.section("prep", prep, "data preparation (lethe prep)");
     v.section("unlearn", unlearn, "unlearning method, refinement and stop rule (lethe unlearn, lethe eval)");
+    v.section("utility", utility, "downstream utility suite (lethe eval --utility, lethe unlearn)");
     v.section("runtime", runtime, "process-wide settings");
     v.section("run", run, "run identity and outputs");
   }

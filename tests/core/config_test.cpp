@@ -211,7 +211,7 @@ TEST(ConfigDump, ShowsResolvedValuesAndDocs) {
 
 TEST(ConfigKeys, ListsEveryFieldOnceInDottedForm) {
   const std::vector<std::string> keys = config_keys();
-  EXPECT_EQ(keys.size(), 95u);
+  EXPECT_EQ(keys.size(), 102u);
   EXPECT_EQ(std::set<std::string>(keys.begin(), keys.end()).size(), keys.size());
   for (const char* key : {"model.preset", "model.attention_pattern", "tokenizer.path", "generate.num_beams",
                           "runtime.seed", "run.output_dir", "data.train_path", "train.global_batch_size",

@@ -1,0 +1,110 @@
+#include "train/utility_eval.h"
+
+#include <cmath>
+#include <memory>
+#include <optional>
+
+#include <spdlog/spdlog.h>
+
+#include "core/error.h"
+#include "io/metrics.h"
+#include "train/run_common.h"
+#include "utility/readers.h"
+
+namespace lethe::train {
+
+UtilityReport run_utility(model::GptNeo& model, const text::Gpt2Tokenizer& tokenizer,
+                          const utility::Suite& suite, const std::vector<utility::TaskSpec>& tasks,
+                          bool keep_going, comm::Communicator& comm) {
+  const auto t0 = Clock::now();
+  UtilityReport report;
+  // Every rank reads and tokenises every task: the same files give the same errors on every rank, so a
+  // failing task is skipped (or stops the job) everywhere alike.
+  std::vector<std::unique_ptr<utility::TaskRunner>> runners;
+  for (const utility::TaskSpec& spec : tasks) {
+    try {
+      runners.push_back(std::make_unique<utility::TaskRunner>(suite, spec, utility::read_task(spec),
+                                                              tokenizer, model->config().eos_token_id));
+    } catch (const InputError& e) {
+      if (!keep_going) throw;
+      if (comm.rank() == 0) spdlog::error("utility: {} (skipped: --keep-going)", e.what());
+      report.failed.emplace_back(spec.name, e.what());
+    }
+  }
+  const bool was_training = model->is_training();
+  model->eval();
+  for (const auto& runner : runners) {
+    const auto t = Clock::now();
+    std::vector<double> values(static_cast<size_t>(runner->value_count()), 0.0);
+    const int64_t batches = runner->batches();
+    double last_log = 0;
+    for (int64_t b = comm.rank(); b < batches; b += comm.size()) {
+      runner->run(model, b, values);
+      if (comm.rank() == 0 && since(t) - last_log > 30) {  // progress on long tasks, rank 0's share
+        last_log = since(t);
+        const double done = static_cast<double>(b + 1) / static_cast<double>(batches);
+        spdlog::info("utility {}: batch {}/{} ({} elapsed, ~{} left)", runner->spec().name, b + 1, batches,
+                     hms(since(t)), hms(since(t) / done * (1 - done)));
+      }
+    }
+    torch::Tensor buf =
+        torch::from_blob(values.data(), {static_cast<int64_t>(values.size())}, torch::kDouble);
+    comm.all_reduce(buf);  // each slot was written by exactly one rank: the sum is that value, exactly
+    utility::TaskResult r = runner->finish(values);
+    r.seconds = since(t);
+    if (comm.rank() == 0) spdlog::info("{}", utility_line(r));
+    report.results.push_back(std::move(r));
+  }
+  if (was_training) model->train();
+  report.seconds = since(t0);
+  return report;
+}
+
+std::vector<std::pair<std::string, double>> utility_summary(const UtilityReport& r) {
+  std::vector<std::pair<std::string, double>> out;
+  double cls = 0, dia = 0;
+  int cls_n = 0, dia_n = 0;
+  for (const auto& t : r.results) {
+    if (t.group == utility::Group::kCls) cls += t.metric("acc"), ++cls_n;
+    if (t.group == utility::Group::kDia) dia += t.metric("f1"), ++dia_n;
+  }
+  if (cls_n) out.emplace_back("Cls Avg", cls / cls_n);
+  if (dia_n) out.emplace_back("Dia Avg", dia / dia_n);
+  for (const auto& t : r.results)
+    if (t.kind == utility::TaskKind::kPerplexity && !t.column.empty())
+      out.emplace_back(t.column, t.metric("ppl"));
+  return out;
+}
+
+nlohmann::json utility_json(const UtilityReport& r) {
+  nlohmann::json tasks = nlohmann::json::object(), summary = nlohmann::json::object(),
+                 failed = nlohmann::json::object();
+  const auto num = [](double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); };
+  for (const auto& t : r.results) {
+    nlohmann::json j = {{"kind", utility::kind_name(t.kind)},
+                        {"group", utility::group_name(t.group)},
+                        {"n", t.n},
+                        {"headline", t.headline},
+                        {"seconds", t.seconds}};
+    for (const auto& [k, v] : t.metrics) j[k] = num(v);
+    tasks[t.name] = j;
+  }
+  for (const auto& [k, v] : utility_summary(r)) summary[k] = num(v);
+  for (const auto& [k, v] : r.failed) failed[k] = v;
+  return {{"tasks", tasks}, {"summary", summary}, {"failed", failed}, {"seconds", r.seconds}};
+}
+
+void write_utility_tables(const std::filesystem::path& metrics_file, const std::string& group,
+                          const UtilityReport& r) {
+  for (const auto& t : r.results) io::write_table(metrics_file, group + "/" + t.name, t.columns, t.strings);
+}
+
+std::string utility_line(const utility::TaskResult& t) {
+  std::string m;
+  for (const auto& [k, v] : t.metrics)
+    if (k.find("stderr") == std::string::npos && k != "tokens") m += fmt::format(" {} {:.4f}", k, v);
+  return fmt::format("utility {} ({} {}, {:.1f} s):{}", t.name, t.n,
+                     t.kind == utility::TaskKind::kPerplexity ? "windows" : "examples", t.seconds, m);
+}
+
+}  // namespace lethe::train
