@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Writes a Markdown report of one `lethe unlearn` run, with PNG plots beside it.
 
-Reads RUN_DIR/metrics.h5 (/train and /epoch series, /samples/epoch-NNNN per-pair tables, NNNN = the epoch), RUN_DIR/unlearn.json and
+Reads RUN_DIR/metrics.h5 (/train and /epoch series, /samples/epoch-NNNN per-pair tables, NNNN = the epoch), RUN_DIR/unlearn.json,
+RUN_DIR/utility.json when the run evaluated the utility suite (a before / after table of its columns and tasks) and
 two `lethe eval --json` results (BEFORE = the model before unlearning, AFTER = RUN_DIR/final). The report holds a
 before / after table, the run summary, a per-epoch table, the pairs each validation switched off or back on, a few
 generations at epoch 0 and at the last epoch, and three plots written to the report's folder:
@@ -188,6 +189,31 @@ def plots(train: dict, epoch: dict, out_dir: Path, acc, el) -> list:
     return written + ["active_pairs.png"]
 
 
+def utility_table(path: Path) -> list:
+    """Before / after table of RUN_DIR/utility.json (lethe unlearn with utility.at_start / at_end): the paper
+    columns, then each task's headline metric with its standard error."""
+    doc = load_json(path, "utility results")
+    epochs = doc.get("epochs")
+    if not isinstance(epochs, dict) or len(epochs) < 2:
+        raise InputError(f"{path}: needs at least two runs under \"epochs\" (utility.at_start and at_end)")
+    first, last = (epochs[k] for k in (min(epochs, key=int), max(epochs, key=int)))
+    e0, e1 = min(epochs, key=int), max(epochs, key=int)
+    lines = [f"Suite `{doc.get('suite', '?')}`; before = epoch {e0}, after = epoch {e1}.", "",
+             "| metric | before | after | change |", "|---|---|---|---|"]
+    for k, b in first.get("summary", {}).items():
+        a = last.get("summary", {}).get(k)
+        change = f"{a - b:+.4f}" if isinstance(a, (int, float)) and isinstance(b, (int, float)) else "—"
+        lines.append(f"| **{k}** | {num(b)} | {num(a)} | {change} |")
+    for name, t in first.get("tasks", {}).items():
+        key = t.get("headline", "acc")
+        u = last.get("tasks", {}).get(name, {})
+        b, a = t.get(key), u.get(key)
+        se = lambda d: f" ± {num(d[key + '_stderr'])}" if isinstance(d.get(key + "_stderr"), (int, float)) else ""
+        change = f"{a - b:+.4f}" if isinstance(a, (int, float)) and isinstance(b, (int, float)) else "—"
+        lines.append(f"| {name} {key} (n={t.get('n', '?')}) | {num(b)}{se(t)} | {num(a)}{se(u)} | {change} |")
+    return lines
+
+
 def report(args) -> str:
     run = Path(args.run)
     if not run.is_dir():
@@ -213,6 +239,8 @@ def report(args) -> str:
                             (("epochs", "epochs"), ("stop reason", "stop_reason"), ("steps", "steps"),
                              ("pairs", "pairs"), ("active at the end", "active"))]
     md += [f"- resolved config: {link}", ""]
+    if (run / "utility.json").is_file():
+        md += ["## Utility (downstream suite)", ""] + utility_table(run / "utility.json") + [""]
     md += ["## Per epoch", "", "| epoch | EL | MA | BLEU | BERT F1 | active | val loss | seconds |",
            "|---|---|---|---|---|---|---|---|"]
     for i, e in enumerate(epoch["step"]):

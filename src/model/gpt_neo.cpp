@@ -183,12 +183,16 @@ ForwardOutput GptNeoImpl::forward(const torch::Tensor& input_ids, const ForwardA
     cache->values.resize(cfg_.num_layers);
   }
   const int64_t past = cache ? cache->length : 0;
-  TORCH_CHECK(past + t <= cfg_.max_position_embeddings, "sequence of ", past + t,
-              " tokens exceeds max_position_embeddings ", cfg_.max_position_embeddings);
-
   torch::Tensor pos = args.position_ids;
-  if (!pos.defined())
+  if (!pos.defined()) {
+    TORCH_CHECK(past + t <= cfg_.max_position_embeddings, "sequence of ", past + t,
+                " tokens exceeds max_position_embeddings ", cfg_.max_position_embeddings);
     pos = torch::arange(past, past + t, input_ids.options().dtype(torch::kLong)).unsqueeze(0);
+  } else {
+    // Explicit positions (padded batches): the key length may exceed the table, the positions may not.
+    TORCH_CHECK(pos.numel() == 0 || pos.max().item<int64_t>() < cfg_.max_position_embeddings, "position id ",
+                pos.max().item<int64_t>(), " exceeds max_position_embeddings ", cfg_.max_position_embeddings);
+  }
   torch::Tensor x = wte_(input_ids) + wpe_(pos);  // [B, T, C]
 
   const auto dtype = x.scalar_type();

@@ -18,6 +18,7 @@
 #include "model/hf_checkpoint.h"
 #include "prep/pairs.h"
 #include "train/run_common.h"
+#include "train/utility_eval.h"
 #include "train/validation.h"
 #include "unlearn/objective.h"
 #include "unlearn/refine.h"
@@ -127,10 +128,12 @@ UnlearnOutcome run_unlearning(const Config& cfg, comm::Communicator& comm,
                    step, validations, std::count(flags.begin(), flags.end(), 1), n);
   }
   std::optional<io::MetricsWriter> step_metrics, epoch_metrics;
+  if (lead && !from && fs::exists(metrics_file)) fs::remove(metrics_file);  // a fresh run: no stale tables
+  UtilityTracker utility(cfg.utility, run_dir, from ? std::optional<int64_t>(validations - 1) : std::nullopt,
+                         lead);
   if (lead) {
     const std::optional<int64_t> keep_steps = from ? std::optional<int64_t>(step) : std::nullopt;
     const std::optional<int64_t> keep_epochs = from ? std::optional<int64_t>(validations - 1) : std::nullopt;
-    if (!from && fs::exists(metrics_file)) fs::remove(metrics_file);  // a fresh run: no stale tables
     step_metrics.emplace(metrics_file, "train", kStepSeries, keep_steps, cfg.metrics.flush_seconds);
     epoch_metrics.emplace(metrics_file, "epoch", kEpochSeries, keep_epochs, 0.0);
     spdlog::info(
@@ -184,7 +187,10 @@ UnlearnOutcome run_unlearning(const Config& cfg, comm::Communicator& comm,
     return reason;
   };
 
-  if (validations == 0) validate(0);  // epoch 0: sets the flags, never stops
+  if (validations == 0) {
+    validate(0);  // epoch 0: sets the flags, never stops
+    if (utility.at_start() || utility.due(0)) utility.run(0, model, tokenizer, comm);  // the "before" column
+  }
   const auto run_start = Clock::now();
   const bool finished_before = from && reason_code != 0;
   if (finished_before) {
@@ -268,6 +274,7 @@ UnlearnOutcome run_unlearning(const Config& cfg, comm::Communicator& comm,
       }
     }
     const auto reason = validate(epoch);
+    if (utility.due(epoch)) utility.run(epoch, model, tokenizer, comm);
     const int64_t stop = comm.all_reduce_int(stop_signal(), comm::ReduceOp::kMax);
     const bool due = cfg.checkpoint.every > 0 && epoch % cfg.checkpoint.every == 0;
     if (reason == unlearn::StopReason::kNone && (due || stop)) save();
@@ -281,18 +288,20 @@ UnlearnOutcome run_unlearning(const Config& cfg, comm::Communicator& comm,
   out.stop_reason = std::string(unlearn::stop_reason_name(static_cast<unlearn::StopReason>(reason_code)));
   save();
   if (step_metrics) step_metrics->flush();
+  if (utility.at_end()) utility.run(out.epochs, model, tokenizer, comm);  // the "after" column
   if (lead) {
     if (u.save_final) {
       model::save_hf_model(model, run_dir / "final");
       spdlog::info("unlearned model: {}", (run_dir / "final").string());
     }
-    const nlohmann::json summary = {{"epochs", out.epochs},
-                                    {"stop_reason", out.stop_reason},
-                                    {"el", out.el},
-                                    {"ma", out.ma},
-                                    {"steps", step},
-                                    {"pairs", n},
-                                    {"active", std::count(flags.begin(), flags.end(), 1)}};
+    nlohmann::json summary = {{"epochs", out.epochs},
+                              {"stop_reason", out.stop_reason},
+                              {"el", out.el},
+                              {"ma", out.ma},
+                              {"steps", step},
+                              {"pairs", n},
+                              {"active", std::count(flags.begin(), flags.end(), 1)}};
+    if (utility.enabled()) summary["utility"] = utility.summaries();
     const std::string text = summary.dump(2) + "\n";
     write_file_atomic(run_dir / "unlearn.json", {std::as_bytes(std::span(text.data(), text.size()))});
   }

@@ -7,6 +7,7 @@
 #include <spdlog/spdlog.h>
 
 #include "core/error.h"
+#include "core/io.h"
 #include "io/metrics.h"
 #include "train/run_common.h"
 #include "utility/readers.h"
@@ -24,7 +25,8 @@ UtilityReport run_utility(model::GptNeo& model, const text::Gpt2Tokenizer& token
   for (const utility::TaskSpec& spec : tasks) {
     try {
       runners.push_back(std::make_unique<utility::TaskRunner>(suite, spec, utility::read_task(spec),
-                                                              tokenizer, model->config().eos_token_id));
+                                                              tokenizer, tokenizer.eos_id(),
+                                                              model->config().max_position_embeddings));
     } catch (const InputError& e) {
       if (!keep_going) throw;
       if (comm.rank() == 0) spdlog::error("utility: {} (skipped: --keep-going)", e.what());
@@ -105,6 +107,69 @@ std::string utility_line(const utility::TaskResult& t) {
     if (k.find("stderr") == std::string::npos && k != "tokens") m += fmt::format(" {} {:.4f}", k, v);
   return fmt::format("utility {} ({} {}, {:.1f} s):{}", t.name, t.n,
                      t.kind == utility::TaskKind::kPerplexity ? "windows" : "examples", t.seconds, m);
+}
+
+namespace {
+const char* headline_of(utility::TaskKind k) {
+  return k == utility::TaskKind::kDialogue ? "f1" : k == utility::TaskKind::kPerplexity ? "ppl" : "acc";
+}
+}  // namespace
+
+UtilityTracker::UtilityTracker(const UtilitySection& u, const std::filesystem::path& run_dir,
+                               std::optional<int64_t> keep_through, bool lead)
+    : u_(u), enabled_(u.every > 0 || u.at_start || u.at_end), lead_(lead), run_dir_(run_dir) {
+  if (!enabled_) return;
+  suite_ = utility::load_suite(u.suite);
+  specs_ = utility::select_tasks(*suite_, u.tasks, u.limit);
+  bool cls = false, dia = false;
+  for (const auto& spec : specs_) {
+    if (!u.keep_going) utility::read_task(spec);  // fail before training, not at the first utility epoch
+    series_.push_back(spec.name + "." + headline_of(utility::kind_of(spec.format)));
+    cls = cls || spec.group == utility::Group::kCls;
+    dia = dia || spec.group == utility::Group::kDia;
+  }
+  if (cls) series_.emplace_back("cls_avg");
+  if (dia) series_.emplace_back("dia_avg");
+  if (!lead_) return;
+  writer_.emplace(run_dir / "metrics.h5", "utility", series_, keep_through, 0.0);
+  const auto file = run_dir / "utility.json";
+  if (keep_through && std::filesystem::exists(file)) {
+    const nlohmann::json old = nlohmann::json::parse(read_text_file(file, "utility.json"), nullptr, false);
+    if (!old.is_discarded() && old.contains("epochs"))
+      for (const auto& [k, v] : old["epochs"].items())
+        if (std::stoll(k) <= *keep_through) history_[k] = v;
+  }
+}
+
+void UtilityTracker::run(int64_t epoch, model::GptNeo& model, const text::Gpt2Tokenizer& tokenizer,
+                         comm::Communicator& comm) {
+  if (!enabled_ || epoch == last_epoch_) return;
+  last_epoch_ = epoch;
+  if (lead_) spdlog::info("utility suite after epoch {} ({} tasks of {})", epoch, specs_.size(), u_.suite);
+  const UtilityReport rep = run_utility(model, tokenizer, *suite_, specs_, u_.keep_going, comm);
+  if (!lead_) return;
+  write_utility_tables(run_dir_ / "metrics.h5", fmt::format("utility_samples/epoch-{:04d}", epoch), rep);
+  std::vector<double> row;
+  const auto summary = utility_summary(rep);
+  for (const std::string& name : series_) {
+    double v = std::nan("");
+    for (const auto& t : rep.results)
+      if (name == t.name + "." + t.headline) v = t.metric(t.headline);
+    for (const auto& [k, x] : summary)
+      if ((k == "Cls Avg" && name == "cls_avg") || (k == "Dia Avg" && name == "dia_avg")) v = x;
+    row.push_back(v);
+  }
+  writer_->append(epoch, row);
+  writer_->flush();
+  history_[std::to_string(epoch)] = utility_json(rep);
+  const std::string text = nlohmann::json{{"suite", u_.suite}, {"epochs", history_}}.dump(2) + "\n";
+  write_file_atomic(run_dir_ / "utility.json", {std::as_bytes(std::span(text.data(), text.size()))});
+}
+
+nlohmann::json UtilityTracker::summaries() const {
+  nlohmann::json out = nlohmann::json::object();
+  for (const auto& [k, v] : history_.items()) out[k] = v["summary"];
+  return out;
 }
 
 }  // namespace lethe::train

@@ -4,12 +4,15 @@
 #pragma once
 
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "comm/communicator.h"
+#include "core/config.h"
+#include "io/metrics.h"
 #include "model/gpt_neo.h"
 #include "text/bpe.h"
 #include "utility/suite.h"
@@ -43,5 +46,36 @@ void write_utility_tables(const std::filesystem::path& metrics_file, const std::
 
 // One line per task for the log.
 std::string utility_line(const utility::TaskResult& t);
+
+// The suite inside `lethe unlearn` (utility.every / at_start / at_end). Each run is recorded on rank 0 as
+// per-example tables under /utility_samples/epoch-NNNN/<task> in metrics.h5, one row of the /utility series
+// (step = epoch; "<task>.<acc|f1|ppl>", cls_avg, dia_avg) and an entry of <run>/utility.json
+// ({"suite", "epochs": {"<epoch>": utility_json}}). On resume, entries after keep_through are dropped.
+class UtilityTracker {
+ public:
+  // Loads the suite and reads every selected task once, so a bad file stops the run before training.
+  UtilityTracker(const UtilitySection& u, const std::filesystem::path& run_dir,
+                 std::optional<int64_t> keep_through, bool lead);
+  bool enabled() const { return enabled_; }
+  bool at_start() const { return u_.at_start; }
+  bool at_end() const { return u_.at_end; }
+  bool due(int64_t epoch) const { return enabled_ && u_.every > 0 && epoch % u_.every == 0; }
+  // Runs the suite for `epoch` unless it already ran for it.
+  void run(int64_t epoch, model::GptNeo& model, const text::Gpt2Tokenizer& tokenizer,
+           comm::Communicator& comm);
+  // {"<epoch>": summary columns} of every run so far (for unlearn.json).
+  nlohmann::json summaries() const;
+
+ private:
+  UtilitySection u_;
+  bool enabled_ = false, lead_ = false;
+  std::filesystem::path run_dir_;
+  std::optional<utility::Suite> suite_;
+  std::vector<utility::TaskSpec> specs_;
+  std::vector<std::string> series_;
+  std::optional<io::MetricsWriter> writer_;
+  nlohmann::json history_ = nlohmann::json::object();
+  int64_t last_epoch_ = -1;
+};
 
 }  // namespace lethe::train

@@ -19,13 +19,45 @@ Request make_request(const std::vector<int64_t>& context, const std::vector<int6
   return r;
 }
 
+namespace {
+
+// Rows per forward are chosen so that rows x (padded length) stays near this many query tokens: the layers'
+// cost is per query token, so padding in the query dimension is what batching must avoid.
+constexpr int64_t kTokenBudget = 4096;
+
+// Consecutive runs of `order` (sorted longest first) whose rows x first length stays within the budget and
+// whose rows are at least 80 % as long as the first.
+std::vector<std::vector<int64_t>> chunks(const std::vector<int64_t>& order, const std::vector<int64_t>& len) {
+  std::vector<std::vector<int64_t>> out;
+  for (int64_t i : order) {
+    const int64_t first = out.empty() ? 0 : std::max<int64_t>(1, len[out.back()[0]]);
+    if (out.empty() || static_cast<int64_t>(out.back().size() + 1) * first > kTokenBudget ||
+        5 * len[i] < 4 * first)  // a new chunk once rows are 20 % shorter than its first: little padding
+      out.emplace_back();
+    out.back().push_back(i);
+  }
+  return out;
+}
+
+std::vector<int64_t> longest_first(const std::vector<int64_t>& len) {
+  std::vector<int64_t> order(len.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = static_cast<int64_t>(i);
+  std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return len[a] > len[b]; });
+  return order;
+}
+
+}  // namespace
+
 std::vector<std::vector<Score>> score(model::GptNeo& model, const std::vector<std::vector<Request>>& groups,
                                       int64_t pad) {
   torch::NoGradGuard no_grad;
   const auto g_count = static_cast<int64_t>(groups.size());
+  const int64_t layers = model->config().num_layers, c = model->config().hidden_size;
   // Shared prefix per group: the longest common prefix of its inputs, leaving every input at least one
-  // token of its own so that each request has a tail row.
-  std::vector<int64_t> prefix(g_count), row_group;
+  // token of its own so that each request has a tail.
+  std::vector<int64_t> prefix(g_count);
+  std::vector<const Request*> rows;
+  std::vector<int64_t> row_group, tail_len;
   for (int64_t g = 0; g < g_count; ++g) {
     const auto& rs = groups[g];
     size_t p = rs[0].input.size() - 1;
@@ -36,121 +68,161 @@ std::vector<std::vector<Score>> score(model::GptNeo& model, const std::vector<st
       p = k;
     }
     prefix[g] = static_cast<int64_t>(p);
-    row_group.insert(row_group.end(), rs.size(), g);
+    for (const Request& r : rs) {
+      rows.push_back(&r);
+      row_group.push_back(g);
+      tail_len.push_back(static_cast<int64_t>(r.input.size()) - prefix[g]);
+    }
   }
   const int64_t p_max = *std::max_element(prefix.begin(), prefix.end());
-  const auto rows = static_cast<int64_t>(row_group.size());
 
-  // Prefixes, left padded so that every group's last prefix token sits in column p_max - 1: [G, p_max].
-  model::KvCache cache;
-  torch::Tensor prefix_mask, prefix_hidden;
+  // 1. Prefixes, in chunks of similar length. Their keys/values and hidden states are gathered right-aligned
+  //    into [G, H, p_max, D] / [G, p_max, C] (zeros to the left, masked), so any set of rows can later take
+  //    the last p columns of its groups as its cache.
+  std::vector<torch::Tensor> keys(layers), values(layers);
+  torch::Tensor prefix_hidden, prefix_mask = torch::zeros({g_count, p_max}, torch::kLong);
   if (p_max > 0) {
-    torch::Tensor ids = torch::full({g_count, p_max}, pad, torch::kLong);
-    prefix_mask = torch::zeros({g_count, p_max}, torch::kLong);
+    prefix_hidden = torch::zeros({g_count, p_max, c});
+    for (const auto& chunk : chunks(longest_first(prefix), prefix)) {
+      const int64_t len = prefix[chunk[0]], b = static_cast<int64_t>(chunk.size());
+      if (len == 0) break;  // the rest have no shared prefix
+      torch::Tensor ids = torch::full({b, len}, pad, torch::kLong),
+                    mask = torch::zeros({b, len}, torch::kLong);
+      auto ia = ids.accessor<int64_t, 2>();
+      auto ma = mask.accessor<int64_t, 2>();
+      for (int64_t i = 0; i < b; ++i) {
+        const int64_t g = chunk[i], off = len - prefix[g];
+        for (int64_t k = 0; k < prefix[g]; ++k) {
+          ia[i][off + k] = groups[g][0].input[k];
+          ma[i][off + k] = 1;
+        }
+      }
+      model::KvCache cache;
+      model::ForwardArgs a;
+      a.attention_mask = mask;
+      a.position_ids = model::position_ids_from_mask(mask);
+      a.cache = &cache;
+      a.compute_logits = false;
+      const torch::Tensor h = model->forward(ids, a).last_hidden_state;  // [b, len, C]
+      for (int64_t l = 0; l < layers; ++l)
+        if (!keys[l].defined()) {
+          keys[l] = torch::zeros({g_count, cache.keys[l].size(1), p_max, cache.keys[l].size(3)},
+                                 cache.keys[l].options());
+          values[l] = torch::zeros_like(keys[l]);
+        }
+      const torch::Tensor where =
+          torch::tensor(std::vector<int64_t>(chunk.begin(), chunk.end()), torch::kLong);
+      for (int64_t l = 0; l < layers; ++l) {
+        keys[l].narrow(2, p_max - len, len).index_copy_(0, where, cache.keys[l]);
+        values[l].narrow(2, p_max - len, len).index_copy_(0, where, cache.values[l]);
+      }
+      prefix_hidden.narrow(1, p_max - len, len).index_copy_(0, where, h.to(torch::kFloat));
+      prefix_mask.narrow(1, p_max - len, len).index_copy_(0, where, mask);
+    }
+  }
+
+  // 2. Tails, in chunks of similar length, each on the last p columns of its rows' prefix caches. The hidden
+  //    state at every position that predicts a continuation token goes to `picked` [N, C], its target to
+  //    `tgt`.
+  std::vector<torch::Tensor> picked_parts;
+  std::vector<int64_t> target;
+  std::vector<int64_t> row_first(rows.size());    // first entry of each row in picked/target
+  std::vector<std::vector<int64_t>> from_prefix;  // per part: flat prefix_hidden indices (or empty)
+  for (const auto& chunk : chunks(longest_first(tail_len), tail_len)) {
+    const int64_t s = tail_len[chunk[0]], b = static_cast<int64_t>(chunk.size());
+    int64_t p = 0;
+    for (int64_t r : chunk) p = std::max(p, prefix[row_group[r]]);
+    torch::Tensor ids = torch::full({b, s}, pad, torch::kLong), mask = torch::zeros({b, s}, torch::kLong),
+                  pos = torch::zeros({b, s}, torch::kLong);
     auto ia = ids.accessor<int64_t, 2>();
-    auto ma = prefix_mask.accessor<int64_t, 2>();
-    for (int64_t g = 0; g < g_count; ++g)
-      for (int64_t k = 0; k < prefix[g]; ++k) {
-        ia[g][p_max - prefix[g] + k] = groups[g][0].input[k];
-        ma[g][p_max - prefix[g] + k] = 1;
+    auto ma = mask.accessor<int64_t, 2>();
+    auto pa = pos.accessor<int64_t, 2>();
+    std::vector<int64_t> groups_of(static_cast<size_t>(b));
+    for (int64_t i = 0; i < b; ++i) {
+      const Request& q = *rows[chunk[i]];
+      const int64_t g = row_group[chunk[i]];
+      groups_of[i] = g;
+      for (int64_t k = prefix[g]; k < static_cast<int64_t>(q.input.size()); ++k) {
+        ia[i][k - prefix[g]] = q.input[k];
+        ma[i][k - prefix[g]] = 1;
+        pa[i][k - prefix[g]] = k;
       }
+    }
+    model::KvCache cache;
     model::ForwardArgs a;
-    a.attention_mask = prefix_mask;
-    a.position_ids = model::position_ids_from_mask(prefix_mask);
-    a.cache = &cache;
+    a.position_ids = pos;
     a.compute_logits = false;
-    prefix_hidden = model->forward(ids, a).last_hidden_state;  // [G, p_max, C]
-    cache.reorder(torch::tensor(row_group, torch::kLong));     // every request gets its group's cache
-  }
-
-  // Tails, right padded: [R, s_max]; positions continue from the group's prefix.
-  int64_t s_max = 1;
-  {
-    int64_t r = 0;
-    for (int64_t g = 0; g < g_count; ++g)
-      for (const Request& q : groups[g]) {
-        s_max = std::max(s_max, static_cast<int64_t>(q.input.size()) - prefix[g]);
-        ++r;
+    if (p > 0) {
+      const torch::Tensor sel = torch::tensor(groups_of, torch::kLong);
+      cache.keys.resize(layers);
+      cache.values.resize(layers);
+      for (int64_t l = 0; l < layers; ++l) {
+        cache.keys[l] = keys[l].index_select(0, sel).narrow(2, p_max - p, p).contiguous();
+        cache.values[l] = values[l].index_select(0, sel).narrow(2, p_max - p, p).contiguous();
       }
-  }
-  torch::Tensor tail = torch::full({rows, s_max}, pad, torch::kLong),
-                tail_mask = torch::zeros({rows, s_max}, torch::kLong),
-                tail_pos = torch::zeros({rows, s_max}, torch::kLong);
-  {
-    auto ta = tail.accessor<int64_t, 2>();
-    auto tm = tail_mask.accessor<int64_t, 2>();
-    auto tp = tail_pos.accessor<int64_t, 2>();
-    int64_t r = 0;
-    for (int64_t g = 0; g < g_count; ++g)
-      for (const Request& q : groups[g]) {
-        for (int64_t k = prefix[g]; k < static_cast<int64_t>(q.input.size()); ++k) {
-          ta[r][k - prefix[g]] = q.input[k];
-          tm[r][k - prefix[g]] = 1;
-          tp[r][k - prefix[g]] = k;
-        }
-        ++r;
+      cache.length = p;
+      a.cache = &cache;
+      a.attention_mask = torch::cat({prefix_mask.index_select(0, sel).narrow(1, p_max - p, p), mask}, 1);
+    } else {
+      a.attention_mask = mask;
+    }
+    const torch::Tensor h = model->forward(ids, a).last_hidden_state.to(torch::kFloat);  // [b, s, C]
+    std::vector<int64_t> tail_index, prefix_index;
+    std::vector<uint8_t> is_prefix;
+    for (int64_t i = 0; i < b; ++i) {
+      const Request& q = *rows[chunk[i]];
+      const int64_t g = row_group[chunk[i]], len = static_cast<int64_t>(q.input.size()),
+                    n = static_cast<int64_t>(q.target.size());
+      row_first[chunk[i]] = static_cast<int64_t>(target.size());
+      for (int64_t k = 0; k < n; ++k) {
+        const int64_t at = len - n + k;  // position whose next-token distribution scores target[k]
+        is_prefix.push_back(at < prefix[g]);
+        (at < prefix[g] ? prefix_index : tail_index)
+            .push_back(at < prefix[g] ? g * p_max + (p_max - prefix[g]) + at : i * s + (at - prefix[g]));
+        target.push_back(q.target[k]);
       }
+    }
+    // Keep the order of `target`: interleave the prefix and tail rows as recorded.
+    const torch::Tensor tails = h.reshape({-1, c}).index_select(0, torch::tensor(tail_index, torch::kLong));
+    const torch::Tensor heads = prefix_index.empty() ? torch::empty({0, c})
+                                                     : prefix_hidden.reshape({-1, c}).index_select(
+                                                           0, torch::tensor(prefix_index, torch::kLong));
+    std::vector<int64_t> order;
+    int64_t ti = 0, pi = 0;
+    const auto n_tail = static_cast<int64_t>(tail_index.size());
+    for (uint8_t f : is_prefix) order.push_back(f ? n_tail + pi++ : ti++);
+    picked_parts.push_back(torch::cat({tails, heads}).index_select(0, torch::tensor(order, torch::kLong)));
   }
-  model::ForwardArgs a;
-  a.attention_mask =
-      p_max > 0
-          ? torch::cat({prefix_mask.index_select(0, torch::tensor(row_group, torch::kLong)), tail_mask}, 1)
-          : tail_mask;
-  a.position_ids = tail_pos;
-  a.cache = p_max > 0 ? &cache : nullptr;
-  a.compute_logits = false;
-  const torch::Tensor tail_hidden = model->forward(tail, a).last_hidden_state;  // [R, s_max, C]
-  const int64_t c = tail_hidden.size(2);
-
-  // The hidden state at every position that predicts a continuation token: [N, C], N = all target tokens.
-  std::vector<int64_t> index, target;
-  const int64_t tail_offset = p_max > 0 ? g_count * p_max : 0;
-  {
-    int64_t r = 0;
-    for (int64_t g = 0; g < g_count; ++g)
-      for (const Request& q : groups[g]) {
-        const auto len = static_cast<int64_t>(q.input.size()), n = static_cast<int64_t>(q.target.size());
-        for (int64_t k = 0; k < n; ++k) {
-          const int64_t pos = len - n + k;
-          index.push_back(pos < prefix[g] ? g * p_max + (p_max - prefix[g]) + pos
-                                          : tail_offset + r * s_max + (pos - prefix[g]));
-          target.push_back(q.target[k]);
-        }
-        ++r;
-      }
-  }
-  const torch::Tensor flat = p_max > 0
-                                 ? torch::cat({prefix_hidden.reshape({-1, c}), tail_hidden.reshape({-1, c})})
-                                 : tail_hidden.reshape({-1, c});
-  const torch::Tensor picked = flat.index_select(0, torch::tensor(index, torch::kLong));
+  const torch::Tensor picked = torch::cat(picked_parts).to(model->parameters().front().scalar_type());
   const torch::Tensor tgt = torch::tensor(target, torch::kLong);
-  // LM head in chunks: [chunk, V] fp32 logits at a time instead of [N, V].
+
+  // 3. LM head in chunks: [chunk, V] fp32 logits at a time instead of [N, V].
   constexpr int64_t kChunk = 256;
-  std::vector<float> lp(index.size());
-  std::vector<int64_t> am(index.size());
+  std::vector<float> lp(target.size());
+  std::vector<int64_t> am(target.size());
   for (int64_t b = 0; b < picked.size(0); b += kChunk) {
     const int64_t m = std::min(kChunk, picked.size(0) - b);
     const torch::Tensor logits = model->lm_head(picked.narrow(0, b, m)).to(torch::kFloat);
-    const torch::Tensor t = tgt.narrow(0, b, m).unsqueeze(1);
-    const torch::Tensor l = at::log_softmax(logits, -1).gather(1, t).squeeze(1).contiguous();
+    const torch::Tensor l =
+        at::log_softmax(logits, -1).gather(1, tgt.narrow(0, b, m).unsqueeze(1)).squeeze(1).contiguous();
     const torch::Tensor x = logits.argmax(-1).contiguous();
     std::copy_n(l.data_ptr<float>(), m, lp.begin() + b);
     std::copy_n(x.data_ptr<int64_t>(), m, am.begin() + b);
   }
 
   std::vector<std::vector<Score>> out(g_count);
-  size_t k = 0;
-  for (int64_t g = 0; g < g_count; ++g)
-    for (const Request& q : groups[g]) {
-      Score s;
-      s.greedy = true;
-      for (size_t i = 0; i < q.target.size(); ++i, ++k) {
-        s.logprob += lp[k];
-        s.argmax.push_back(am[k]);
-        s.greedy = s.greedy && am[k] == q.target[i];
-      }
-      out[g].push_back(std::move(s));
+  for (size_t r = 0; r < rows.size(); ++r) {
+    const Request& q = *rows[r];
+    Score sc;
+    sc.greedy = true;
+    for (size_t i = 0; i < q.target.size(); ++i) {
+      const auto k = static_cast<size_t>(row_first[r]) + i;
+      sc.logprob += lp[k];
+      sc.argmax.push_back(am[k]);
+      sc.greedy = sc.greedy && am[k] == q.target[i];
     }
+    out[row_group[r]].push_back(std::move(sc));
+  }
   return out;
 }
 

@@ -54,8 +54,19 @@ double TaskResult::metric(const std::string& key) const {
 }
 
 TaskRunner::TaskRunner(const Suite& suite, TaskSpec spec, TaskData data, const text::Gpt2Tokenizer& tokenizer,
-                       int64_t eos)
+                       int64_t eos, int64_t max_positions)
     : suite_(suite), spec_(std::move(spec)), data_(std::move(data)), tok_(tokenizer), eos_(eos) {
+  LETHE_CHECK_INPUT(suite_.window - 1 <= max_positions,
+                    "{}: window {} makes the model read {} tokens, but it has {} positions; set window <= {}",
+                    suite_.source.string(), suite_.window, suite_.window - 1, max_positions,
+                    max_positions + 1);
+  LETHE_CHECK_INPUT(suite_.ppl_window <= max_positions, "{}: ppl_window {} exceeds the model's {} positions",
+                    suite_.source.string(), suite_.ppl_window, max_positions);
+  LETHE_CHECK_INPUT(suite_.max_new_tokens < max_positions,
+                    "{}: max_new_tokens {} leaves no room in {} positions", suite_.source.string(),
+                    suite_.max_new_tokens, max_positions);
+  // Dialogue prompts keep their first tokens (ICU: 512) and must leave room for the generated ones.
+  const int64_t prompt_cap = std::min(suite_.window, max_positions - suite_.max_new_tokens);
   std::vector<int64_t> lengths;
   switch (data_.kind) {
     case TaskKind::kChoice:
@@ -91,8 +102,7 @@ TaskRunner::TaskRunner(const Suite& suite, TaskSpec spec, TaskData data, const t
       for (size_t i = 0; i < data_.dialogues.size(); ++i) {
         auto [prompt, target] = dialogue_prompt(data_.dialogues[i]);
         std::vector<int64_t> p = widen(tok_.encode(fill(spec_.prompt, "{context}", prompt)));
-        if (static_cast<int64_t>(p.size()) > suite_.window)
-          p.resize(suite_.window);  // ICU keeps the first 512
+        if (static_cast<int64_t>(p.size()) > prompt_cap) p.resize(prompt_cap);  // ICU keeps the first 512
         while (!p.empty() && p.back() == eos_) p.pop_back();
         LETHE_CHECK_INPUT(!p.empty(), "task '{}': {} row {}: the dialogue prompt is empty", spec_.name,
                           spec_.file.string(), data_.lines[i]);
@@ -144,6 +154,9 @@ std::pair<std::vector<int64_t>, std::vector<int64_t>> TaskRunner::encode_pair(st
       if (static_cast<int64_t>(v->size()) > suite_.window) v->resize(suite_.window);
       while (!v->empty() && v->back() == eos_) v->pop_back();
     }
+    // An option as long as the window leaves no context to predict its first token from (ICU's slicing
+    // breaks there); keep its first window - 1 tokens.
+    if (static_cast<int64_t>(t.size()) >= suite_.window) t.resize(suite_.window - 1);
     LETHE_CHECK_INPUT(!c.empty(), "{}: the context is empty", where());
   } else {  // lm-eval _encode_pair
     const size_t keep = context.find_last_not_of(" \t\n\r\f\v");

@@ -45,9 +45,10 @@ struct TaskResult {
 class TaskRunner {
  public:
   // Tokenises every example; InputError naming the task, file and line for an example that cannot be
-  // scored (empty context or continuation, a continuation as long as the window).
+  // scored (empty context or continuation, a continuation as long as the window), or naming the suite when
+  // its windows exceed the model's max_positions.
   TaskRunner(const Suite& suite, TaskSpec spec, TaskData data, const text::Gpt2Tokenizer& tokenizer,
-             int64_t eos);
+             int64_t eos, int64_t max_positions);
 
   const TaskSpec& spec() const { return spec_; }
   int64_t batches() const { return static_cast<int64_t>(batches_.size()); }

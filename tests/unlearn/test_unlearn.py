@@ -244,7 +244,10 @@ class UnlearnRealRows(unittest.TestCase):
             self.assertEqual(len(f["train/loss"]), summary["steps"])
 
     def test_sigterm_then_resume_equals_an_uninterrupted_run(self):
-        args = {**self.icu, "unlearn.max_epochs": 4, "unlearn.empty_batch": "step", "checkpoint.every": 1}
+        # The utility suite runs before (epoch 0), every 2 epochs and at the end: its history must survive too.
+        args = {**self.icu, "unlearn.max_epochs": 4, "unlearn.empty_batch": "step", "checkpoint.every": 1,
+                "utility.tasks": "[copa,lambada,wizard_of_wikipedia,wikitext]", "utility.limit": 6,
+                "utility.at_start": "true", "utility.every": 2, "utility.at_end": "true"}
         r = run(["unlearn", *sets({**args, "run.name": "straight"})], n=2)
         self.assertEqual(r.returncode, 0, r.stderr)
         p = subprocess.Popen(["mpirun", "-np", "2", "--bind-to", "none", BIN, "unlearn",
@@ -274,6 +277,35 @@ class UnlearnRealRows(unittest.TestCase):
             last = f"samples/epoch-{sa['epochs']:04d}/flag"
             np.testing.assert_array_equal(fa[last][:], fb[last][:])
             np.testing.assert_array_equal(fa["epoch/el"][:], fb["epoch/el"][:])
+            runs = list(fa["utility/step"][:])
+            self.assertEqual(runs[0], 0)
+            self.assertEqual(runs, sorted(set(runs)))
+            for k in fa["utility"]:
+                np.testing.assert_array_equal(fa[f"utility/{k}"][:], fb[f"utility/{k}"][:], k)
+            for e in runs:
+                for t in ["copa", "lambada", "wizard_of_wikipedia", "wikitext"]:
+                    g = f"utility_samples/epoch-{e:04d}/{t}"
+                    for k in fa[g]:
+                        np.testing.assert_array_equal(fa[g][k][()], fb[g][k][()], f"{g}/{k}")
+        ua, ub = (json.loads((self.tmp / k / "utility.json").read_text())["epochs"] for k in ["straight", "term"])
+        self.assertEqual(sorted(ua, key=int), [str(e) for e in runs])
+        for e in ua:  # identical results, only the timings differ
+            for t in ua[e]["tasks"]:
+                ua[e]["tasks"][t].pop("seconds"), ub[e]["tasks"][t].pop("seconds")
+            self.assertEqual(ua[e]["tasks"], ub[e]["tasks"], e)
+            self.assertEqual(ua[e]["summary"], ub[e]["summary"], e)
+        self.assertEqual(set(sa["utility"]), set(ua))
+        # The run's newest checkpoint evaluates exactly like its final HF folder.
+        u = ["--utility", "--tasks", "copa,lambada", "--limit", 6, "--json", "--set", "runtime.threads=1", "--set",
+             f"tokenizer.path={TOKENIZER}"]
+        ra, rb = (run(["eval", "--model", m, *u]) for m in [self.tmp / "straight", self.tmp / "straight/final"])
+        self.assertEqual(ra.returncode, 0, ra.stderr)
+        self.assertEqual(rb.returncode, 0, rb.stderr)
+        self.assertIn("checkpoint", ra.stderr)
+        ja, jb = (json.loads(r.stdout)["utility"]["tasks"] for r in (ra, rb))
+        for t in ja:
+            ja[t].pop("seconds"), jb[t].pop("seconds")
+        self.assertEqual(ja, jb)
 
 
 @unittest.skipUnless(SOURCE.exists(), f"shared data not found at {SHARED} (set LETHE_SHARED_DATA)")
