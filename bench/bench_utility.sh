@@ -37,10 +37,11 @@ import json, sys
 out = sys.argv[1]
 mine, peer = json.load(open(f"{out}/lethe.json"))["utility"], json.load(open(f"{out}/peer.json"))
 acc = {t: mine["tasks"][t]["acc"] for t in peer["acc"]}
-res = {"limit": peer["limit"], "threads": peer["threads"], "batch_size": peer["batch_size"], "lethe_s": mine["seconds"],
-       "peer_s": peer["seconds"], "speedup": peer["seconds"] / mine["seconds"], "lethe_acc": acc, "peer_acc": peer["acc"]}
+lethe_s = mine["seconds"] + mine.get("prepare_seconds", 0.0)  # reading + tokenising + scoring, as the peer
+res = {"limit": peer["limit"], "threads": peer["threads"], "batch_size": peer["batch_size"], "lethe_s": lethe_s,
+       "peer_s": peer["seconds"], "speedup": peer["seconds"] / lethe_s, "lethe_acc": acc, "peer_acc": peer["acc"]}
 json.dump(res, open(f"{out}/summary.json", "w"), indent=2)
-print(f"suite: lethe {mine['seconds']:.1f} s, lm-eval {peer['seconds']:.1f} s -> {res['speedup']:.2f}x")
+print(f"suite: lethe {lethe_s:.1f} s, lm-eval {peer['seconds']:.1f} s -> {res['speedup']:.2f}x")
 for t in acc:
     print(f"  {t}: acc lethe {acc[t]:.4f}, lm-eval {peer['acc'][t]:.4f}{'' if abs(acc[t] - peer['acc'][t]) < 1e-9 else '  DIFFERENT'}")
 PY

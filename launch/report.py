@@ -190,27 +190,37 @@ def plots(train: dict, epoch: dict, out_dir: Path, acc, el) -> list:
 
 
 def utility_table(path: Path) -> list:
-    """Before / after table of RUN_DIR/utility.json (lethe unlearn with utility.at_start / at_end): the paper
-    columns, then each task's headline metric with its standard error."""
+    """Before / after table of RUN_DIR/utility.json (lethe unlearn with utility.at_start / every / at_end): the
+    paper columns, then each task's headline metric with its standard error. One run gives one column."""
     doc = load_json(path, "utility results")
     epochs = doc.get("epochs")
-    if not isinstance(epochs, dict) or len(epochs) < 2:
-        raise InputError(f"{path}: needs at least two runs under \"epochs\" (utility.at_start and at_end)")
-    first, last = (epochs[k] for k in (min(epochs, key=int), max(epochs, key=int)))
+    if not isinstance(epochs, dict) or not epochs or not all(isinstance(v, dict) for v in epochs.values()):
+        raise InputError(f"{path}: no runs under \"epochs\" (not written by lethe unlearn?)")
     e0, e1 = min(epochs, key=int), max(epochs, key=int)
-    lines = [f"Suite `{doc.get('suite', '?')}`; before = epoch {e0}, after = epoch {e1}.", "",
-             "| metric | before | after | change |", "|---|---|---|---|"]
+    first, last = epochs[e0], epochs[e1]
+    pair = e0 != e1
+    head = "| metric | before | after | change |" if pair else f"| metric | epoch {e0} |"
+    lines = [f"Suite `{doc.get('suite', '?')}`; " + (f"before = epoch {e0}, after = epoch {e1}." if pair else
+             f"one run (epoch {e0})."), "", head, "|---|---|---|---|" if pair else "|---|---|"]
+
+    def row(label, b, a):
+        if not pair:
+            return f"| {label} | {b} |"
+        return f"| {label} | {b} | {a} |"
+
+    def delta(b, a):
+        return f"{a - b:+.4f}" if isinstance(a, (int, float)) and isinstance(b, (int, float)) else "—"
+
     for k, b in first.get("summary", {}).items():
         a = last.get("summary", {}).get(k)
-        change = f"{a - b:+.4f}" if isinstance(a, (int, float)) and isinstance(b, (int, float)) else "—"
-        lines.append(f"| **{k}** | {num(b)} | {num(a)} | {change} |")
+        lines.append(row(f"**{k}**", num(b), num(a)) + (f" {delta(b, a)} |" if pair else ""))
     for name, t in first.get("tasks", {}).items():
         key = t.get("headline", "acc")
         u = last.get("tasks", {}).get(name, {})
         b, a = t.get(key), u.get(key)
         se = lambda d: f" ± {num(d[key + '_stderr'])}" if isinstance(d.get(key + "_stderr"), (int, float)) else ""
-        change = f"{a - b:+.4f}" if isinstance(a, (int, float)) and isinstance(b, (int, float)) else "—"
-        lines.append(f"| {name} {key} (n={t.get('n', '?')}) | {num(b)}{se(t)} | {num(a)}{se(u)} | {change} |")
+        lines.append(row(f"{name} {key} (n={t.get('n', '?')})", f"{num(b)}{se(t)}", f"{num(a)}{se(u)}") +
+                     (f" {delta(b, a)} |" if pair else ""))
     return lines
 
 

@@ -208,8 +208,9 @@ int run_eval(int argc, char** argv) {
     if (utility) {
       const utility::Suite suite = utility::load_suite(cfg.utility.suite);
       const auto specs = utility::select_tasks(suite, cfg.utility.tasks, cfg.utility.limit);
-      const train::UtilityReport rep =
-          train::run_utility(model, tok, suite, specs, cfg.utility.keep_going, world);
+      const train::PreparedSuite prepared =
+          train::prepare_utility(tok, suite, specs, model->config(), cfg.utility.keep_going, world);
+      const train::UtilityReport rep = train::run_utility(model, prepared, world);
       result["utility"] = train::utility_json(rep);
       result["utility"]["suite"] = cfg.utility.suite;
       failed = !rep.failed.empty();

@@ -1,10 +1,12 @@
 #include "io/checkpoint_model.h"
 
+#include <yaml-cpp/yaml.h>
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
 #include "io/checkpoint.h"
 #include "io/hdf5.h"
+#include "model/hf_config.h"
 
 namespace lethe::io {
 namespace fs = std::filesystem;
@@ -57,7 +59,24 @@ std::optional<fs::path> checkpoint_folder(const fs::path& path) {
 model::GptNeo load_checkpoint_model(const fs::path& dir, torch::ScalarType dtype) {
   const fs::path meta_path = dir / "meta.h5";
   const H5File meta = H5File::open(meta_path);
-  model::GptNeo m(architecture_from_json(meta.read_string("architecture"), meta_path));
+  model::GptNeoConfig arch = architecture_from_json(meta.read_string("architecture"), meta_path);
+  // /architecture has no special-token ids: they come from the run's model (its config.json when the run
+  // started from an HF folder that still exists, else the resolved model section).
+  try {
+    const YAML::Node m = YAML::Load(meta.read_string("config"))["model"];
+    const std::string path = m["path"].as<std::string>("");
+    if (!path.empty() && fs::exists(fs::path(path) / "config.json")) {
+      const model::GptNeoConfig hf = model::read_hf_config(fs::path(path) / "config.json");
+      arch.bos_token_id = hf.bos_token_id;
+      arch.eos_token_id = hf.eos_token_id;
+    } else {
+      arch.bos_token_id = m["bos_token_id"].as<int64_t>(arch.bos_token_id);
+      arch.eos_token_id = m["eos_token_id"].as<int64_t>(arch.eos_token_id);
+    }
+  } catch (const YAML::Exception& e) {
+    throw_input("{}: /config is not the resolved YAML of a lethe run: {}", meta_path.string(), e.what());
+  }
+  model::GptNeo m(arch);
   torch::NoGradGuard no_grad;
   for (auto& p : m->named_parameters()) {
     const std::string name = "model/" + p.key();

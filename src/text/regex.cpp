@@ -32,7 +32,11 @@ std::vector<std::string> Regex::find_all(std::string_view text) const {
   while (start <= text.size()) {
     const int rc = pcre2_match(code_, reinterpret_cast<PCRE2_SPTR>(text.data()), text.size(), start,
                                PCRE2_NO_UTF_CHECK, md, nullptr);
-    if (rc < 0) break;
+    if (rc == PCRE2_ERROR_NOMATCH) break;
+    if (rc < 0) {
+      pcre2_match_data_free(md);
+      throw std::runtime_error("regex match failed (PCRE2 error " + std::to_string(rc) + ")");
+    }
     const PCRE2_SIZE* ov = pcre2_get_ovector_pointer(md);
     out.emplace_back(text.substr(ov[0], ov[1] - ov[0]));
     if (ov[1] == ov[0]) {  // an empty match: step over one whole character

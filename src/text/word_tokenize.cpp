@@ -1,12 +1,10 @@
 #include "text/word_tokenize.h"
 
-#define PCRE2_CODE_UNIT_WIDTH 8
-#include <pcre2.h>
-
 #include <memory>
 #include <stdexcept>
 
 #include "core/error.h"
+#include "text/regex.h"
 #include "text/utf8.h"
 
 namespace lethe::text {
@@ -68,40 +66,11 @@ constexpr Rule kEndRules[] = {
 
 class Compiled {
  public:
-  explicit Compiled(const Rule& r) : replacement_(r.replacement) {
-    int err = 0;
-    PCRE2_SIZE off = 0;
-    code_ = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(r.pattern), PCRE2_ZERO_TERMINATED,
-                          PCRE2_UTF | PCRE2_UCP, &err, &off, nullptr);
-    if (code_ == nullptr)
-      throw std::runtime_error(std::string("cannot compile word-tokenizer rule ") + r.pattern);
-    pcre2_jit_compile(code_, PCRE2_JIT_COMPLETE);
-  }
-  ~Compiled() { pcre2_code_free(code_); }
-  Compiled(const Compiled&) = delete;
-  Compiled& operator=(const Compiled&) = delete;
-
-  std::string apply(const std::string& s) const {
-    std::string out(s.size() * 2 + 64, '\0');
-    for (;;) {
-      PCRE2_SIZE len = out.size();
-      const int rc =
-          pcre2_substitute(code_, reinterpret_cast<PCRE2_SPTR>(s.data()), s.size(), 0,
-                           PCRE2_SUBSTITUTE_GLOBAL | PCRE2_SUBSTITUTE_OVERFLOW_LENGTH | PCRE2_NO_UTF_CHECK,
-                           nullptr, nullptr, reinterpret_cast<PCRE2_SPTR>(replacement_),
-                           PCRE2_ZERO_TERMINATED, reinterpret_cast<PCRE2_UCHAR*>(out.data()), &len);
-      if (rc == PCRE2_ERROR_NOMEMORY) {
-        out.resize(len + 1);
-        continue;
-      }
-      if (rc < 0) throw std::runtime_error("word-tokenizer substitution failed");
-      out.resize(len);
-      return out;
-    }
-  }
+  explicit Compiled(const Rule& r) : regex_(r.pattern), replacement_(r.replacement) {}
+  std::string apply(const std::string& s) const { return regex_.replace_all(s, replacement_); }
 
  private:
-  pcre2_code* code_ = nullptr;
+  Regex regex_;
   const char* replacement_;
 };
 

@@ -130,7 +130,7 @@ UnlearnOutcome run_unlearning(const Config& cfg, comm::Communicator& comm,
   std::optional<io::MetricsWriter> step_metrics, epoch_metrics;
   if (lead && !from && fs::exists(metrics_file)) fs::remove(metrics_file);  // a fresh run: no stale tables
   UtilityTracker utility(cfg.utility, run_dir, from ? std::optional<int64_t>(validations - 1) : std::nullopt,
-                         lead);
+                         tokenizer, arch, comm);
   if (lead) {
     const std::optional<int64_t> keep_steps = from ? std::optional<int64_t>(step) : std::nullopt;
     const std::optional<int64_t> keep_epochs = from ? std::optional<int64_t>(validations - 1) : std::nullopt;
@@ -189,7 +189,7 @@ UnlearnOutcome run_unlearning(const Config& cfg, comm::Communicator& comm,
 
   if (validations == 0) {
     validate(0);  // epoch 0: sets the flags, never stops
-    if (utility.at_start() || utility.due(0)) utility.run(0, model, tokenizer, comm);  // the "before" column
+    if (utility.at_start() || utility.due(0)) utility.run(0, model, comm);  // the "before" column
   }
   const auto run_start = Clock::now();
   const bool finished_before = from && reason_code != 0;
@@ -274,7 +274,7 @@ UnlearnOutcome run_unlearning(const Config& cfg, comm::Communicator& comm,
       }
     }
     const auto reason = validate(epoch);
-    if (utility.due(epoch)) utility.run(epoch, model, tokenizer, comm);
+    if (utility.due(epoch)) utility.run(epoch, model, comm);
     const int64_t stop = comm.all_reduce_int(stop_signal(), comm::ReduceOp::kMax);
     const bool due = cfg.checkpoint.every > 0 && epoch % cfg.checkpoint.every == 0;
     if (reason == unlearn::StopReason::kNone && (due || stop)) save();
@@ -288,12 +288,8 @@ UnlearnOutcome run_unlearning(const Config& cfg, comm::Communicator& comm,
   out.stop_reason = std::string(unlearn::stop_reason_name(static_cast<unlearn::StopReason>(reason_code)));
   save();
   if (step_metrics) step_metrics->flush();
-  if (utility.at_end()) utility.run(out.epochs, model, tokenizer, comm);  // the "after" column
-  if (lead) {
-    if (u.save_final) {
-      model::save_hf_model(model, run_dir / "final");
-      spdlog::info("unlearned model: {}", (run_dir / "final").string());
-    }
+  // final/ and unlearn.json first: a failure or a kill during the "after" suite must not lose them.
+  auto write_summary = [&] {
     nlohmann::json summary = {{"epochs", out.epochs},
                               {"stop_reason", out.stop_reason},
                               {"el", out.el},
@@ -304,6 +300,17 @@ UnlearnOutcome run_unlearning(const Config& cfg, comm::Communicator& comm,
     if (utility.enabled()) summary["utility"] = utility.summaries();
     const std::string text = summary.dump(2) + "\n";
     write_file_atomic(run_dir / "unlearn.json", {std::as_bytes(std::span(text.data(), text.size()))});
+  };
+  if (lead) {
+    if (u.save_final) {
+      model::save_hf_model(model, run_dir / "final");
+      spdlog::info("unlearned model: {}", (run_dir / "final").string());
+    }
+    write_summary();
+  }
+  if (utility.at_end()) {
+    utility.run(out.epochs, model, comm);  // the "after" column
+    if (lead) write_summary();
   }
   return out;
 }

@@ -1,5 +1,6 @@
 #include "train/utility_eval.h"
 
+#include <charconv>
 #include <cmath>
 #include <memory>
 #include <optional>
@@ -14,28 +15,48 @@
 
 namespace lethe::train {
 
-UtilityReport run_utility(model::GptNeo& model, const text::Gpt2Tokenizer& tokenizer,
-                          const utility::Suite& suite, const std::vector<utility::TaskSpec>& tasks,
-                          bool keep_going, comm::Communicator& comm) {
+PreparedSuite prepare_utility(const text::Gpt2Tokenizer& tokenizer, const utility::Suite& suite,
+                              const std::vector<utility::TaskSpec>& tasks, const model::GptNeoConfig& arch,
+                              bool keep_going, comm::Communicator& comm) {
   const auto t0 = Clock::now();
-  UtilityReport report;
-  // Every rank reads and tokenises every task: the same files give the same errors on every rank, so a
-  // failing task is skipped (or stops the job) everywhere alike.
-  std::vector<std::unique_ptr<utility::TaskRunner>> runners;
-  for (const utility::TaskSpec& spec : tasks) {
+  PreparedSuite p;
+  std::vector<std::unique_ptr<utility::TaskRunner>> runners(tasks.size());
+  std::vector<std::string> errors(tasks.size());
+  torch::Tensor failed = torch::zeros({static_cast<int64_t>(tasks.size())}, torch::kDouble);
+  for (size_t i = 0; i < tasks.size(); ++i) {
     try {
-      runners.push_back(std::make_unique<utility::TaskRunner>(suite, spec, utility::read_task(spec),
-                                                              tokenizer, tokenizer.eos_id(),
-                                                              model->config().max_position_embeddings));
+      runners[i] = std::make_unique<utility::TaskRunner>(suite, tasks[i], utility::read_task(tasks[i]),
+                                                         tokenizer, arch);
     } catch (const InputError& e) {
       if (!keep_going) throw;
-      if (comm.rank() == 0) spdlog::error("utility: {} (skipped: --keep-going)", e.what());
-      report.failed.emplace_back(spec.name, e.what());
+      errors[i] = e.what();
+      failed[static_cast<int64_t>(i)] = 1.0;
     }
   }
+  // A file one rank cannot read (no shared file system) must drop the task everywhere, or the ranks would
+  // pair up different tasks' buffers.
+  if (keep_going) comm.all_reduce(failed, comm::ReduceOp::kMax);
+  for (size_t i = 0; i < tasks.size(); ++i) {
+    if (failed[static_cast<int64_t>(i)].item<double>() == 0.0) {
+      p.runners.push_back(std::move(runners[i]));
+      continue;
+    }
+    const std::string msg = errors[i].empty() ? "failed on another rank (see its message)" : errors[i];
+    if (comm.rank() == 0 || !errors[i].empty()) spdlog::error("utility: {} (skipped: keep_going)", msg);
+    p.failed.emplace_back(tasks[i].name, msg);
+  }
+  p.seconds = since(t0);
+  return p;
+}
+
+UtilityReport run_utility(model::GptNeo& model, const PreparedSuite& prepared, comm::Communicator& comm) {
+  const auto t0 = Clock::now();
+  UtilityReport report;
+  report.failed = prepared.failed;
+  report.prepare_seconds = prepared.seconds;
   const bool was_training = model->is_training();
   model->eval();
-  for (const auto& runner : runners) {
+  for (const auto& runner : prepared.runners) {
     const auto t = Clock::now();
     std::vector<double> values(static_cast<size_t>(runner->value_count()), 0.0);
     const int64_t batches = runner->batches();
@@ -93,7 +114,11 @@ nlohmann::json utility_json(const UtilityReport& r) {
   }
   for (const auto& [k, v] : utility_summary(r)) summary[k] = num(v);
   for (const auto& [k, v] : r.failed) failed[k] = v;
-  return {{"tasks", tasks}, {"summary", summary}, {"failed", failed}, {"seconds", r.seconds}};
+  return {{"tasks", tasks},
+          {"summary", summary},
+          {"failed", failed},
+          {"seconds", r.seconds},
+          {"prepare_seconds", r.prepare_seconds}};
 }
 
 void write_utility_tables(const std::filesystem::path& metrics_file, const std::string& group,
@@ -116,14 +141,17 @@ const char* headline_of(utility::TaskKind k) {
 }  // namespace
 
 UtilityTracker::UtilityTracker(const UtilitySection& u, const std::filesystem::path& run_dir,
-                               std::optional<int64_t> keep_through, bool lead)
-    : u_(u), enabled_(u.every > 0 || u.at_start || u.at_end), lead_(lead), run_dir_(run_dir) {
+                               std::optional<int64_t> keep_through, const text::Gpt2Tokenizer& tokenizer,
+                               const model::GptNeoConfig& arch, comm::Communicator& comm)
+    : u_(u), enabled_(u.every > 0 || u.at_start || u.at_end), lead_(comm.rank() == 0), run_dir_(run_dir) {
+  const auto file = run_dir / "utility.json";
+  if (lead_ && !keep_through && std::filesystem::exists(file)) std::filesystem::remove(file);  // a fresh run
   if (!enabled_) return;
-  suite_ = utility::load_suite(u.suite);
-  specs_ = utility::select_tasks(*suite_, u.tasks, u.limit);
+  suite_ = std::make_unique<utility::Suite>(utility::load_suite(u.suite));
+  const auto specs = utility::select_tasks(*suite_, u.tasks, u.limit);
+  prepared_ = prepare_utility(tokenizer, *suite_, specs, arch, u.keep_going, comm);
   bool cls = false, dia = false;
-  for (const auto& spec : specs_) {
-    if (!u.keep_going) utility::read_task(spec);  // fail before training, not at the first utility epoch
+  for (const auto& spec : specs) {
     series_.push_back(spec.name + "." + headline_of(utility::kind_of(spec.format)));
     cls = cls || spec.group == utility::Group::kCls;
     dia = dia || spec.group == utility::Group::kDia;
@@ -132,21 +160,29 @@ UtilityTracker::UtilityTracker(const UtilitySection& u, const std::filesystem::p
   if (dia) series_.emplace_back("dia_avg");
   if (!lead_) return;
   writer_.emplace(run_dir / "metrics.h5", "utility", series_, keep_through, 0.0);
-  const auto file = run_dir / "utility.json";
-  if (keep_through && std::filesystem::exists(file)) {
+  if (keep_through && std::filesystem::exists(file)) {  // keep the history up to the checkpoint
     const nlohmann::json old = nlohmann::json::parse(read_text_file(file, "utility.json"), nullptr, false);
-    if (!old.is_discarded() && old.contains("epochs"))
-      for (const auto& [k, v] : old["epochs"].items())
-        if (std::stoll(k) <= *keep_through) history_[k] = v;
+    if (old.is_discarded() || !old.contains("epochs") || !old["epochs"].is_object()) {
+      spdlog::warn("{}: not a lethe utility.json; its history is replaced", file.string());
+      return;
+    }
+    for (const auto& [k, v] : old["epochs"].items()) {
+      int64_t epoch = -1;
+      const auto [ptr, ec] = std::from_chars(k.data(), k.data() + k.size(), epoch);
+      const bool ok = ec == std::errc() && ptr == k.data() + k.size() && v.is_object() &&
+                      v.contains("summary") && v["summary"].is_object();
+      if (!ok) spdlog::warn("{}: entry '{}' is not a utility result; dropped", file.string(), k);
+      if (ok && epoch <= *keep_through) history_[k] = v;
+    }
   }
 }
 
-void UtilityTracker::run(int64_t epoch, model::GptNeo& model, const text::Gpt2Tokenizer& tokenizer,
-                         comm::Communicator& comm) {
+void UtilityTracker::run(int64_t epoch, model::GptNeo& model, comm::Communicator& comm) {
   if (!enabled_ || epoch == last_epoch_) return;
   last_epoch_ = epoch;
-  if (lead_) spdlog::info("utility suite after epoch {} ({} tasks of {})", epoch, specs_.size(), u_.suite);
-  const UtilityReport rep = run_utility(model, tokenizer, *suite_, specs_, u_.keep_going, comm);
+  if (lead_)
+    spdlog::info("utility suite after epoch {} ({} tasks of {})", epoch, prepared_.runners.size(), u_.suite);
+  const UtilityReport rep = run_utility(model, prepared_, comm);
   if (!lead_) return;
   write_utility_tables(run_dir_ / "metrics.h5", fmt::format("utility_samples/epoch-{:04d}", epoch), rep);
   std::vector<double> row;
@@ -168,7 +204,7 @@ void UtilityTracker::run(int64_t epoch, model::GptNeo& model, const text::Gpt2To
 
 nlohmann::json UtilityTracker::summaries() const {
   nlohmann::json out = nlohmann::json::object();
-  for (const auto& [k, v] : history_.items()) out[k] = v["summary"];
+  for (const auto& [k, v] : history_.items()) out[k] = v.value("summary", nlohmann::json::object());
   return out;
 }
 

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <filesystem>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -23,14 +24,26 @@ namespace lethe::train {
 struct UtilityReport {
   std::vector<utility::TaskResult> results;
   std::vector<std::pair<std::string, std::string>> failed;  // task, message (keep_going only)
+  double seconds = 0;                                       // scoring
+  double prepare_seconds = 0;  // reading and tokenising the tasks (once per PreparedSuite)
+};
+
+// Every selected task read and tokenised, ready to run. Built on every rank; with keep_going, a task that
+// failed on any rank is dropped on all of them (the ranks agree before any scoring).
+struct PreparedSuite {
+  std::vector<std::unique_ptr<utility::TaskRunner>> runners;
+  std::vector<std::pair<std::string, std::string>> failed;  // task, message
   double seconds = 0;
 };
 
-// Reads every task first (all errors before any model work). keep_going: a task that cannot be read or
-// scored is reported in `failed` and the others still run; otherwise its InputError propagates.
-UtilityReport run_utility(model::GptNeo& model, const text::Gpt2Tokenizer& tokenizer,
-                          const utility::Suite& suite, const std::vector<utility::TaskSpec>& tasks,
-                          bool keep_going, comm::Communicator& comm);
+// All errors come here, before any model work. keep_going: a task that cannot be read or tokenised is put in
+// `failed` and the others still run; otherwise its InputError propagates. `suite` and `tokenizer` must
+// outlive the result.
+PreparedSuite prepare_utility(const text::Gpt2Tokenizer& tokenizer, const utility::Suite& suite,
+                              const std::vector<utility::TaskSpec>& tasks, const model::GptNeoConfig& arch,
+                              bool keep_going, comm::Communicator& comm);
+
+UtilityReport run_utility(model::GptNeo& model, const PreparedSuite& prepared, comm::Communicator& comm);
 
 // {"tasks": {name: {kind, n, metrics..., seconds}}, "summary": {"Cls Avg", "Dia Avg", <ppl columns>},
 // "failed"}.
@@ -53,16 +66,17 @@ std::string utility_line(const utility::TaskResult& t);
 // ({"suite", "epochs": {"<epoch>": utility_json}}). On resume, entries after keep_through are dropped.
 class UtilityTracker {
  public:
-  // Loads the suite and reads every selected task once, so a bad file stops the run before training.
+  // Loads the suite and prepares every selected task (read, tokenised, checked against the model), so a bad
+  // suite or file stops the run before training. Collective. `tokenizer` must outlive the tracker.
   UtilityTracker(const UtilitySection& u, const std::filesystem::path& run_dir,
-                 std::optional<int64_t> keep_through, bool lead);
+                 std::optional<int64_t> keep_through, const text::Gpt2Tokenizer& tokenizer,
+                 const model::GptNeoConfig& arch, comm::Communicator& comm);
   bool enabled() const { return enabled_; }
   bool at_start() const { return u_.at_start; }
   bool at_end() const { return u_.at_end; }
   bool due(int64_t epoch) const { return enabled_ && u_.every > 0 && epoch % u_.every == 0; }
-  // Runs the suite for `epoch` unless it already ran for it.
-  void run(int64_t epoch, model::GptNeo& model, const text::Gpt2Tokenizer& tokenizer,
-           comm::Communicator& comm);
+  // Runs the suite for `epoch` unless it already ran for it. Collective.
+  void run(int64_t epoch, model::GptNeo& model, comm::Communicator& comm);
   // {"<epoch>": summary columns} of every run so far (for unlearn.json).
   nlohmann::json summaries() const;
 
@@ -70,8 +84,8 @@ class UtilityTracker {
   UtilitySection u_;
   bool enabled_ = false, lead_ = false;
   std::filesystem::path run_dir_;
-  std::optional<utility::Suite> suite_;
-  std::vector<utility::TaskSpec> specs_;
+  std::unique_ptr<utility::Suite> suite_;  // stable address: the runners refer to it
+  PreparedSuite prepared_;
   std::vector<std::string> series_;
   std::optional<io::MetricsWriter> writer_;
   nlohmann::json history_ = nlohmann::json::object();

@@ -46,11 +46,8 @@ std::vector<int64_t> longest_first(const std::vector<int64_t>& len) {
   return order;
 }
 
-}  // namespace
-
-std::vector<std::vector<Score>> score(model::GptNeo& model, const std::vector<std::vector<Request>>& groups,
-                                      int64_t pad) {
-  torch::NoGradGuard no_grad;
+std::vector<std::vector<Score>> score_part(model::GptNeo& model,
+                                           const std::vector<std::vector<Request>>& groups, int64_t pad) {
   const auto g_count = static_cast<int64_t>(groups.size());
   const int64_t layers = model->config().num_layers, c = model->config().hidden_size;
   // Shared prefix per group: the longest common prefix of its inputs, leaving every input at least one
@@ -222,6 +219,33 @@ std::vector<std::vector<Score>> score(model::GptNeo& model, const std::vector<st
       sc.greedy = sc.greedy && am[k] == q.target[i];
     }
     out[row_group[r]].push_back(std::move(sc));
+  }
+  return out;
+}
+
+}  // namespace
+
+std::vector<std::vector<Score>> score(model::GptNeo& model, const std::vector<std::vector<Request>>& groups,
+                                      int64_t pad) {
+  torch::NoGradGuard no_grad;
+  // The prefix caches of a part are held densely, [G, H, p_max, D] per layer for keys and values: cap them
+  // (~1 GiB) by scoring the groups in consecutive parts. Parts depend only on `groups`, never on the rank.
+  const auto& cfg = model->config();
+  const int64_t per_token = 2 * cfg.num_layers * cfg.hidden_size * 4, budget = (int64_t{1} << 30) / per_token;
+  std::vector<std::vector<Score>> out;
+  for (size_t b = 0; b < groups.size();) {
+    size_t e = b;
+    int64_t p_max = 0;
+    while (e < groups.size()) {
+      const int64_t p = static_cast<int64_t>(groups[e][0].input.size());
+      if (e > b && static_cast<int64_t>(e - b + 1) * std::max(p_max, p) > budget) break;
+      p_max = std::max(p_max, p);
+      ++e;
+    }
+    const std::vector<std::vector<Request>> part(groups.begin() + static_cast<std::ptrdiff_t>(b),
+                                                 groups.begin() + static_cast<std::ptrdiff_t>(e));
+    for (auto& r : score_part(model, part, pad)) out.push_back(std::move(r));
+    b = e;
   }
   return out;
 }

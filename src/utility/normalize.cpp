@@ -68,23 +68,27 @@ std::vector<std::string> split_whitespace(std::string_view text) {
   return out;
 }
 
-std::string strip_whitespace(std::string_view text) {
-  size_t b = 0, e = text.size();
-  while (b < e) {
-    const size_t w = space_at(text, b);
-    if (w == 0) break;
-    b += w;
-  }
-  // Trailing: step back over whole characters that are spaces.
-  for (;;) {
+std::string rstrip_whitespace(std::string_view text) {
+  size_t e = text.size();
+  for (;;) {  // step back over whole characters that are spaces
     size_t k = e;
-    while (k > b && (static_cast<unsigned char>(text[k - 1]) & 0xC0) == 0x80) --k;
-    if (k == b) break;
+    while (k > 0 && (static_cast<unsigned char>(text[k - 1]) & 0xC0) == 0x80) --k;
+    if (k == 0) break;
     --k;
     if (space_at(text.substr(0, e), k) != e - k) break;
     e = k;
   }
-  return std::string(text.substr(b, e - b));
+  return std::string(text.substr(0, e));
+}
+
+std::string strip_whitespace(std::string_view text) {
+  size_t b = 0;
+  while (b < text.size()) {
+    const size_t w = space_at(text, b);
+    if (w == 0) break;
+    b += w;
+  }
+  return rstrip_whitespace(text.substr(b));
 }
 
 std::string normalize_reply(std::string_view text) {

@@ -30,6 +30,7 @@ std::string clean_up_tokenization(std::string_view text);
 // Python's str.split() (any run of whitespace) and str.strip().
 std::vector<std::string> split_whitespace(std::string_view text);
 std::string strip_whitespace(std::string_view text);
+std::string rstrip_whitespace(std::string_view text);
 
 // ICU's dialogue prompt from all turns but the last: "User 1: t1\nUser 2: t2\n...User k:" (the next
 // speaker's tag), each turn normalised; and the normalised last turn as the target.

@@ -92,6 +92,11 @@ std::string strip(std::string_view s, std::string_view chars = " \t\n\r\f\v") {
   return std::string(s.substr(b, s.find_last_not_of(chars) - b + 1));
 }
 
+std::string rstrip(std::string_view s, std::string_view chars) {
+  const size_t e = s.find_last_not_of(chars);
+  return e == std::string_view::npos ? std::string() : std::string(s.substr(0, e + 1));
+}
+
 ChoiceItem make_item(int64_t line, std::string context, std::vector<std::string> options, int64_t gold,
                      const std::string& at) {
   LETHE_CHECK_INPUT(gold >= 0 && gold < static_cast<int64_t>(options.size()),
@@ -118,7 +123,7 @@ void fit_choices(ChoiceItem& it, int64_t k) {
     it.norm_chars.push_back(code_points(it.options.back()));
     return;
   }
-  const int64_t first = it.gold >= k ? n - k : 0;
+  const int64_t first = it.gold >= k ? std::min(it.gold, n - k) : 0;  // a window that keeps the answer
   auto cut = [&](auto& v) { v = std::decay_t<decltype(v)>(v.begin() + first, v.begin() + first + k); };
   cut(it.options);
   cut(it.literal);
@@ -179,7 +184,7 @@ std::vector<ChoiceItem> read_choice_jsonl(const TaskSpec& spec) {
       case TaskFormat::kMathqa: {
         std::vector<std::string> opts;
         for (const std::string& m : mathqa_option.find_all(str_field(j, "options", at)))
-          opts.push_back(strip(std::string_view(m).substr(4), " ,"));
+          opts.push_back(rstrip(std::string_view(m).substr(4), " ,"));  // c[4:].rstrip(" ,")
         LETHE_CHECK_INPUT(!opts.empty(), "{}: 'options' has no 'a ) ...' options", at);
         const std::string c = str_field(j, "correct", at);
         LETHE_CHECK_INPUT(c.size() == 1 && c[0] >= 'a' && c[0] <= 'e', "{}: 'correct' = '{}' must be a..e",

@@ -162,6 +162,11 @@ Suite load_suite(const fs::path& file) {
     LETHE_CHECK_INPUT(group == "cls" || group == "dia" || group == "none",
                       "{}: group '{}' must be cls, dia or none", at, group);
     spec.group = group == "cls" ? Group::kCls : group == "dia" ? Group::kDia : Group::kNone;
+    const TaskKind kind = kind_of(spec.format);
+    LETHE_CHECK_INPUT(spec.group != Group::kCls || kind == TaskKind::kChoice || kind == TaskKind::kLambada,
+                      "{}: group cls averages accuracies; a {} task has none", at, kind_name(kind));
+    LETHE_CHECK_INPUT(spec.group != Group::kDia || kind == TaskKind::kDialogue,
+                      "{}: group dia averages dialogue F1; a {} task has none", at, kind_name(kind));
     spec.column = get<std::string>(t, "column", "", at);
     spec.choices = get<int64_t>(t, "choices", 0, at);
     spec.limit = get<int64_t>(t, "limit", 0, at);

@@ -3,16 +3,20 @@
 // suite or at an lm-eval-compatible one; the run config picks the file and a subset of its tasks.
 //
 // Each task entry names a file, the reader for its format, and the prompt and choice templates:
+// clang-format off
 //   - name: piqa
-//     format: piqa                # reader; it also fixes the task kind (choice, lambada, dialogue,
-//     perplexity) file: downstream/piqa_valid_first500.jsonl labels:
-//     downstream/piqa_valid-labels_first500.lst   # piqa only: one 0/1 per line prompt: "{context}"         #
-//     the context as the model sees it choice: " {choice}"         # each answer option as the continuation
-//     group: cls                  # cls: counts towards "Cls Avg"; dia: "Dia Avg"; none
-//     column: Pile                # perplexity tasks: the summary column they fill
-//     choices: 4                  # optional: ICU's ARC rule (pad with "just for work" / cut to 4)
-//     limit: 0                    # optional: the first N examples (0 = all)
-// Relative file paths resolve against the suite's data_dir.
+//     format: piqa             # reader; it also fixes the kind (choice, lambada, dialogue, perplexity)
+//     file: downstream/piqa_valid_first500.jsonl
+//     labels: downstream/piqa_valid-labels_first500.lst   # piqa only: one 0/1 per line
+//     prompt: "{context}"      # the context as the model sees it
+//     choice: " {choice}"      # each answer option as the continuation
+//     group: cls               # cls: counts towards "Cls Avg"; dia: "Dia Avg"; none
+//     column: Pile             # perplexity tasks: the summary column they fill
+//     choices: 4               # optional: ICU's ARC rule (pad with "just for work" / cut to 4)
+//     limit: 0                 # optional: the first N examples (0 = all)
+// clang-format on
+// Relative file paths resolve against the suite's data_dir, itself relative to the current directory (the
+// repository root, like every path in lethe's configs).
 #pragma once
 
 #include <cstdint>

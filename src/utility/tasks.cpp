@@ -15,56 +15,43 @@
 namespace lethe::utility {
 namespace {
 
-constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
-
 std::vector<int64_t> widen(const std::vector<int32_t>& v) {
   return {v.begin(), v.end()};
 }
 
+// tpl with every `key` replaced by value (a value that itself contains the key is not re-expanded).
 std::string fill(const std::string& tpl, const std::string& key, const std::string& value) {
   std::string out = tpl;
-  for (size_t p; (p = out.find(key)) != std::string::npos;) out.replace(p, key.size(), value);
+  for (size_t p = 0; (p = out.find(key, p)) != std::string::npos; p += value.size())
+    out.replace(p, key.size(), value);
   return out;
-}
-
-double mean(const std::vector<double>& x) {
-  return x.empty() ? kNaN : std::accumulate(x.begin(), x.end(), 0.0) / static_cast<double>(x.size());
-}
-
-// lm-eval's stderr of a mean: sample standard deviation (ddof 1) / sqrt(n).
-double stderr_of_mean(const std::vector<double>& x) {
-  if (x.size() < 2) return kNaN;
-  const double m = mean(x);
-  double ss = 0;
-  for (double v : x) ss += (v - m) * (v - m);
-  const auto n = static_cast<double>(x.size());
-  return std::sqrt(ss / (n - 1) / n);
-}
-
-std::string json_list(const std::vector<std::string>& v) {
-  return nlohmann::json(v).dump();
 }
 
 }  // namespace
 
-double TaskResult::metric(const std::string& key) const {
-  for (const auto& [k, v] : metrics)
-    if (k == key) return v;
-  return kNaN;
+void check_fits(const Suite& suite, int64_t max_positions) {
+  LETHE_CHECK_INPUT(suite.window - 1 <= max_positions,
+                    "{}: window {} makes the model read {} tokens, but it has {} positions; set window <= {}",
+                    suite.source.string(), suite.window, suite.window - 1, max_positions, max_positions + 1);
+  LETHE_CHECK_INPUT(suite.ppl_window <= max_positions, "{}: ppl_window {} exceeds the model's {} positions",
+                    suite.source.string(), suite.ppl_window, max_positions);
+  LETHE_CHECK_INPUT(suite.max_new_tokens < max_positions,
+                    "{}: max_new_tokens {} leaves no room in {} positions", suite.source.string(),
+                    suite.max_new_tokens, max_positions);
 }
 
 TaskRunner::TaskRunner(const Suite& suite, TaskSpec spec, TaskData data, const text::Gpt2Tokenizer& tokenizer,
-                       int64_t eos, int64_t max_positions)
-    : suite_(suite), spec_(std::move(spec)), data_(std::move(data)), tok_(tokenizer), eos_(eos) {
-  LETHE_CHECK_INPUT(suite_.window - 1 <= max_positions,
-                    "{}: window {} makes the model read {} tokens, but it has {} positions; set window <= {}",
-                    suite_.source.string(), suite_.window, suite_.window - 1, max_positions,
-                    max_positions + 1);
-  LETHE_CHECK_INPUT(suite_.ppl_window <= max_positions, "{}: ppl_window {} exceeds the model's {} positions",
-                    suite_.source.string(), suite_.ppl_window, max_positions);
-  LETHE_CHECK_INPUT(suite_.max_new_tokens < max_positions,
-                    "{}: max_new_tokens {} leaves no room in {} positions", suite_.source.string(),
-                    suite_.max_new_tokens, max_positions);
+                       const model::GptNeoConfig& arch)
+    : suite_(suite),
+      spec_(std::move(spec)),
+      data_(std::move(data)),
+      tok_(tokenizer),
+      eos_(tokenizer.eos_id()) {
+  const int64_t max_positions = arch.max_position_embeddings;
+  check_fits(suite_, max_positions);
+  LETHE_CHECK_INPUT(tok_.vocab_size() <= arch.vocab_size,
+                    "the tokenizer has {} ids but the model only {}: use the model's own tokenizer",
+                    tok_.vocab_size(), arch.vocab_size);
   // Dialogue prompts keep their first tokens (ICU: 512) and must leave room for the generated ones.
   const int64_t prompt_cap = std::min(suite_.window, max_positions - suite_.max_new_tokens);
   std::vector<int64_t> lengths;
@@ -158,9 +145,8 @@ std::pair<std::vector<int64_t>, std::vector<int64_t>> TaskRunner::encode_pair(st
     // breaks there); keep its first window - 1 tokens.
     if (static_cast<int64_t>(t.size()) >= suite_.window) t.resize(suite_.window - 1);
     LETHE_CHECK_INPUT(!c.empty(), "{}: the context is empty", where());
-  } else {  // lm-eval _encode_pair
-    const size_t keep = context.find_last_not_of(" \t\n\r\f\v");
-    const size_t cut = keep == std::string::npos ? 0 : keep + 1;
+  } else {                                                 // lm-eval _encode_pair
+    const size_t cut = rstrip_whitespace(context).size();  // Python's rstrip(): Unicode spaces too
     continuation = context.substr(cut) + continuation;
     context.resize(cut);
     if (context.empty()) {
@@ -177,6 +163,13 @@ std::pair<std::vector<int64_t>, std::vector<int64_t>> TaskRunner::encode_pair(st
                     "{}: the continuation has {} tokens; the window ({}) must be longer", where(), t.size(),
                     suite_.window);
   return {c, t};
+}
+
+std::string TaskRunner::decode(const std::vector<int64_t>& ids) const {
+  std::vector<int32_t> known;
+  for (int64_t id : ids)
+    if (id >= 0 && id < tok_.vocab_size()) known.push_back(static_cast<int32_t>(id));
+  return tok_.decode(known, true);
 }
 
 // Longest examples first (little padding per batch, the slowest batches start first); ties keep file order.
@@ -213,9 +206,8 @@ void TaskRunner::run(model::GptNeo& model, int64_t b, std::vector<double>& value
       for (size_t k = 0; k < batch.size(); ++k) {
         const Score& s = scores[k][0];
         const auto& target = requests_[batch[k]][0].target;
-        const std::vector<int32_t> pred(s.argmax.begin(), s.argmax.end()), gold(target.begin(), target.end());
-        const std::string p = strip_whitespace(clean_up_tokenization(tok_.decode(pred, true))),
-                          g = strip_whitespace(clean_up_tokenization(tok_.decode(gold, true)));
+        const std::string p = strip_whitespace(clean_up_tokenization(decode(s.argmax))),
+                          g = strip_whitespace(clean_up_tokenization(decode(target)));
         const bool em = normalize_answer(p) == normalize_answer(g);
         const auto slot = static_cast<size_t>(batch[k] * per_unit_);
         values[slot] = s.logprob;
@@ -241,16 +233,17 @@ void TaskRunner::run(model::GptNeo& model, int64_t b, std::vector<double>& value
       o.max_new_tokens = suite_.max_new_tokens;
       o.eos_token_id = eos_;
       o.pad_token_id = eos_;
-      const torch::Tensor out =
-          model::generate(model, ids, mask, o).sequences.narrow(1, t_max, suite_.max_new_tokens).contiguous();
+      // Generation ends early once every row has produced EOS: the width is what came back.
+      const torch::Tensor seq = model::generate(model, ids, mask, o).sequences;
+      const torch::Tensor out = seq.narrow(1, t_max, seq.size(1) - t_max).contiguous();
       for (int64_t r = 0; r < rows; ++r) {
-        std::vector<int32_t> gen;
+        std::vector<int64_t> gen;
         for (int64_t k = 0; k < out.size(1); ++k) {
           const int64_t id = out[r][k].item<int64_t>();
           if (id == eos_) break;
-          gen.push_back(static_cast<int32_t>(id));
+          gen.push_back(id);
         }
-        std::string text = clean_up_tokenization(tok_.decode(gen, true));
+        std::string text = clean_up_tokenization(decode(gen));
         if (const size_t cut = text.find("\nUser "); cut != std::string::npos) text.resize(cut);
         const auto slot = static_cast<size_t>(batch[r] * per_unit_);
         values[slot] = squad_f1(text, targets_[batch[r]]);
@@ -275,117 +268,6 @@ void TaskRunner::run(model::GptNeo& model, int64_t b, std::vector<double>& value
       break;
     }
   }
-}
-
-TaskResult TaskRunner::finish(const std::vector<double>& v) const {
-  TaskResult r;
-  r.name = spec_.name;
-  r.kind = data_.kind;
-  r.group = spec_.group;
-  r.column = spec_.column;
-  const auto at = [&](int64_t unit, int64_t k) { return v[static_cast<size_t>(unit * per_unit_ + k)]; };
-  std::vector<double> lines;
-  switch (data_.kind) {
-    case TaskKind::kChoice: {
-      size_t width = 0;
-      for (const auto& it : data_.items) width = std::max(width, it.options.size());
-      std::vector<double> gold, pred, pred_norm, correct, correct_norm;
-      std::vector<std::vector<double>> ll(width), greedy(width);
-      for (size_t i = 0; i < data_.items.size(); ++i) {
-        const ChoiceItem& it = data_.items[i];
-        size_t best = 0, best_norm = 0;
-        for (size_t j = 0; j < it.options.size(); ++j) {
-          const double l = at(offsets_[i] + static_cast<int64_t>(j), 0);
-          if (l > at(offsets_[i] + static_cast<int64_t>(best), 0)) best = j;
-          const auto norm = [&](size_t k) {
-            return at(offsets_[i] + static_cast<int64_t>(k), 0) /
-                   static_cast<double>(std::max<int64_t>(1, it.norm_chars[k]));
-          };
-          if (norm(j) > norm(best_norm)) best_norm = j;
-        }
-        for (size_t j = 0; j < width; ++j) {
-          ll[j].push_back(j < it.options.size() ? at(offsets_[i] + static_cast<int64_t>(j), 0) : kNaN);
-          greedy[j].push_back(j < it.options.size() ? at(offsets_[i] + static_cast<int64_t>(j), 1) : kNaN);
-        }
-        lines.push_back(static_cast<double>(it.line));
-        gold.push_back(static_cast<double>(it.gold));
-        pred.push_back(static_cast<double>(best));
-        pred_norm.push_back(static_cast<double>(best_norm));
-        correct.push_back(static_cast<int64_t>(best) == it.gold ? 1.0 : 0.0);
-        correct_norm.push_back(static_cast<int64_t>(best_norm) == it.gold ? 1.0 : 0.0);
-      }
-      r.n = static_cast<int64_t>(data_.items.size());
-      r.headline = "acc";
-      r.metrics = {{"acc", mean(correct)},
-                   {"acc_stderr", stderr_of_mean(correct)},
-                   {"acc_norm", mean(correct_norm)},
-                   {"acc_norm_stderr", stderr_of_mean(correct_norm)}};
-      r.columns = {{"line", lines},          {"gold", gold},       {"pred", pred},
-                   {"pred_norm", pred_norm}, {"correct", correct}, {"correct_norm", correct_norm}};
-      for (size_t j = 0; j < width; ++j) {
-        r.columns.emplace_back(fmt::format("ll_{}", j), ll[j]);
-        r.columns.emplace_back(fmt::format("greedy_{}", j), greedy[j]);
-      }
-      break;
-    }
-    case TaskKind::kLambada: {
-      std::vector<double> ll, correct, f1, exact, nll;
-      for (int64_t i = 0; i < units_; ++i) {
-        ll.push_back(at(i, 0));
-        nll.push_back(-at(i, 0));
-        correct.push_back(at(i, 1));
-        f1.push_back(at(i, 2));
-        exact.push_back(at(i, 3));
-        lines.push_back(static_cast<double>(data_.lines[i]));
-      }
-      r.n = units_;
-      r.headline = "acc";
-      r.metrics = {{"acc", mean(correct)}, {"acc_stderr", stderr_of_mean(correct)},
-                   {"f1", mean(f1)},       {"f1_stderr", stderr_of_mean(f1)},
-                   {"loss", mean(nll)},    {"ppl", std::exp(mean(nll))}};
-      r.columns = {{"line", lines}, {"ll", ll}, {"correct", correct}, {"greedy", exact}, {"f1", f1}};
-      break;
-    }
-    case TaskKind::kDialogue: {
-      std::vector<double> f1, len;
-      std::vector<std::string> gen;
-      for (int64_t i = 0; i < units_; ++i) {
-        f1.push_back(at(i, 0));
-        len.push_back(at(i, 1));
-        std::vector<int32_t> ids;
-        for (int64_t k = 0; k < static_cast<int64_t>(at(i, 1)); ++k)
-          ids.push_back(static_cast<int32_t>(at(i, 2 + k)));
-        std::string text = clean_up_tokenization(tok_.decode(ids, true));
-        if (const size_t cut = text.find("\nUser "); cut != std::string::npos) text.resize(cut);
-        gen.push_back(std::move(text));
-        lines.push_back(static_cast<double>(data_.lines[i]));
-      }
-      r.n = units_;
-      r.headline = "f1";
-      r.metrics = {{"f1", mean(f1)}, {"f1_stderr", stderr_of_mean(f1)}};
-      r.columns = {{"row", lines}, {"f1", f1}, {"new_tokens", len}};
-      r.strings = {{"generation", json_list(gen)}, {"target", json_list(targets_)}};
-      break;
-    }
-    case TaskKind::kPerplexity: {
-      std::vector<double> loss, tokens;
-      for (int64_t w = 0; w < units_; ++w) {
-        loss.push_back(at(w, 0));
-        tokens.push_back(at(w, 1));
-      }
-      const double m = mean(loss), se = stderr_of_mean(loss);
-      r.n = units_;
-      r.headline = "ppl";
-      r.metrics = {{"ppl", std::exp(m)},
-                   {"ppl_stderr", std::exp(m) * se},
-                   {"loss", m},
-                   {"loss_stderr", se},
-                   {"tokens", std::accumulate(tokens.begin(), tokens.end(), 0.0)}};
-      r.columns = {{"loss", loss}, {"tokens", tokens}};
-      break;
-    }
-  }
-  return r;
 }
 
 }  // namespace lethe::utility

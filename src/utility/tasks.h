@@ -42,13 +42,17 @@ struct TaskResult {
   double metric(const std::string& key) const;  // NaN when absent
 };
 
+// InputError naming the suite file when its windows do not fit a model with this many positions.
+void check_fits(const Suite& suite, int64_t max_positions);
+
 class TaskRunner {
  public:
   // Tokenises every example; InputError naming the task, file and line for an example that cannot be
   // scored (empty context or continuation, a continuation as long as the window), or naming the suite when
-  // its windows exceed the model's max_positions.
+  // its windows exceed the model's positions or the tokenizer has ids the model lacks. pad = EOS = the
+  // tokenizer's (ICU). `suite` and `tokenizer` must outlive the runner.
   TaskRunner(const Suite& suite, TaskSpec spec, TaskData data, const text::Gpt2Tokenizer& tokenizer,
-             int64_t eos, int64_t max_positions);
+             const model::GptNeoConfig& arch);
 
   const TaskSpec& spec() const { return spec_; }
   int64_t batches() const { return static_cast<int64_t>(batches_.size()); }
@@ -65,6 +69,8 @@ class TaskRunner {
                                                                     std::string continuation,
                                                                     int64_t line) const;
   void cut_batches(const std::vector<int64_t>& lengths);
+  // Decoded text of model-chosen ids; ids beyond the tokenizer's vocabulary (a padded embedding) are dropped.
+  std::string decode(const std::vector<int64_t>& ids) const;
 
   const Suite& suite_;
   TaskSpec spec_;

@@ -246,6 +246,7 @@ class UnlearnRealRows(unittest.TestCase):
     def test_sigterm_then_resume_equals_an_uninterrupted_run(self):
         # The utility suite runs before (epoch 0), every 2 epochs and at the end: its history must survive too.
         args = {**self.icu, "unlearn.max_epochs": 4, "unlearn.empty_batch": "step", "checkpoint.every": 1,
+                "utility.suite": "configs/utility/demo.yaml",  # windows of 256: the tiny model's positions
                 "utility.tasks": "[copa,lambada,wizard_of_wikipedia,wikitext]", "utility.limit": 6,
                 "utility.at_start": "true", "utility.every": 2, "utility.at_end": "true"}
         r = run(["unlearn", *sets({**args, "run.name": "straight"})], n=2)
@@ -296,7 +297,7 @@ class UnlearnRealRows(unittest.TestCase):
             self.assertEqual(ua[e]["summary"], ub[e]["summary"], e)
         self.assertEqual(set(sa["utility"]), set(ua))
         # The run's newest checkpoint evaluates exactly like its final HF folder.
-        u = ["--utility", "--tasks", "copa,lambada", "--limit", 6, "--json", "--set", "runtime.threads=1", "--set",
+        u = ["--suite", "configs/utility/demo.yaml", "--tasks", "copa,lambada", "--limit", 6, "--json", "--set", "runtime.threads=1", "--set",
              f"tokenizer.path={TOKENIZER}"]
         ra, rb = (run(["eval", "--model", m, *u]) for m in [self.tmp / "straight", self.tmp / "straight/final"])
         self.assertEqual(ra.returncode, 0, ra.stderr)

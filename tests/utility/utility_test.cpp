@@ -110,6 +110,54 @@ TEST(UtilityReaders, IcuRules) {
   EXPECT_EQ(wp.items[0].options[0], "got the prize.");
 }
 
+TEST(UtilityReaders, RawUpstreamFormats) {
+  test::TempDir dir;
+  auto arc = read_task(spec_for(
+      dir, "arc.jsonl", TaskFormat::kArc,
+      R"({"question": "Which?", "choices": {"text": ["x", "y", "z", "w", "v"], "label": ["A", "B", "C", "D", "E"]}, "answerKey": "E"})"
+      "\n",
+      4));
+  EXPECT_EQ(arc.items[0].contexts[0], "Which?");
+  EXPECT_EQ(arc.items[0].options, (std::vector<std::string>{"y", "z", "w", "v"}));
+  EXPECT_EQ(arc.items[0].gold, 3);
+  auto copa = read_task(spec_for(
+      dir, "copa.jsonl", TaskFormat::kCopa,
+      R"({"premise": "It rained.", "choice1": "A", "choice2": "B", "question": "effect", "label": 1})"
+      "\n"));
+  EXPECT_EQ(copa.items[0].contexts[0], "It rained.");
+  EXPECT_EQ(copa.items[0].gold, 1);
+  auto hs = read_task(spec_for(dir, "hs.jsonl", TaskFormat::kHellaswag,
+                               R"({"ctx": "A man", "endings": ["a", "b", "c", "d"], "label": "2"})"
+                               "\n"));
+  EXPECT_EQ(hs.items[0].options.size(), 4u);
+  EXPECT_EQ(hs.items[0].gold, 2);
+  auto pub = read_task(spec_for(dir, "p.csv", TaskFormat::kPubmedqa,
+                                "question,abstract,final_decision\nQ?,Some text,maybe\n,skipped,yes\n"));
+  ASSERT_EQ(pub.items.size(), 1u);  // the row with an empty field is dropped, as dropna()
+  EXPECT_EQ(pub.items[0].contexts[0], "Context: Some text\nQuestion: Q?\nAnswer:");
+  EXPECT_EQ(pub.items[0].gold, 1);
+  auto lam = read_task(spec_for(dir, "l.csv", TaskFormat::kLambada, "id,text\n0,\"a b, c\"\n1,d e\n"));
+  EXPECT_EQ(lam.texts, (std::vector<std::string>{"a b, c", "d e"}));
+  EXPECT_EQ(lam.lines, (std::vector<int64_t>{1, 2}));
+  TaskSpec lim = spec_for(dir, "l2.csv", TaskFormat::kText, "text\none\ntwo\nthree\n");
+  lim.limit = 2;
+  EXPECT_EQ(read_task(lim).texts.size(), 2u);
+  test::expect_input_error(
+      [&] {
+        read_task(
+            spec_for(dir, "arc2.jsonl", TaskFormat::kArc,
+                     R"({"question": "q", "choices": {"text": ["x"], "label": ["A"]}, "answerKey": "B"})"
+                     "\n"));
+      },
+      {"arc2.jsonl line 1", "answerKey 'B'"});
+  test::expect_input_error(
+      [&] {
+        read_task(spec_for(dir, "p2.csv", TaskFormat::kPubmedqa,
+                           "question,abstract,final_decision\nq,a,perhaps\n"));
+      },
+      {"p2.csv row 1", "final_decision 'perhaps'"});
+}
+
 TEST(UtilityReaders, ErrorsNameTaskFileAndLine) {
   test::TempDir dir;
   test::expect_input_error(
