@@ -176,9 +176,8 @@ int run_eval(int argc, char** argv) {
   co.add_to(desc);
   if (!parse(
           argc, argv, desc,
-          "lethe eval [--config F] --model DIR [--utility [--suite F] [--tasks a,b] [--limit N]] [--out "
-          "FILE] "
-          "[--json]",
+          "lethe eval [--config F] --model DIR [--utility [--suite F] [--tasks a,b] [--limit N]] "
+          "[--out FILE] [--json]",
           "Scores a model on the forget set of unlearn.dataset exactly as lethe unlearn validates (EL_n, MA, "
           "beam-continuation BLEU, distinct ratio, entropy, loss) and on retained rows (MA, loss); with "
           "--utility, on the downstream suite (classification acc / acc_norm, LAMBADA, dialogue F1, "

@@ -190,8 +190,13 @@ ForwardOutput GptNeoImpl::forward(const torch::Tensor& input_ids, const ForwardA
     pos = torch::arange(past, past + t, input_ids.options().dtype(torch::kLong)).unsqueeze(0);
   } else {
     // Explicit positions (padded batches): the key length may exceed the table, the positions may not.
-    TORCH_CHECK(pos.numel() == 0 || pos.max().item<int64_t>() < cfg_.max_position_embeddings, "position id ",
-                pos.max().item<int64_t>(), " exceeds max_position_embeddings ", cfg_.max_position_embeddings);
+    // Checked on CPU only: on a GPU the check would sync every step, and the embedding lookup asserts there
+    // anyway.
+    if (pos.is_cpu() && pos.numel() > 0) {
+      const int64_t top = pos.max().item<int64_t>();
+      TORCH_CHECK(top < cfg_.max_position_embeddings, "position id ", top,
+                  " exceeds max_position_embeddings ", cfg_.max_position_embeddings);
+    }
   }
   torch::Tensor x = wte_(input_ids) + wpe_(pos);  // [B, T, C]
 

@@ -134,12 +134,6 @@ std::string utility_line(const utility::TaskResult& t) {
                      t.kind == utility::TaskKind::kPerplexity ? "windows" : "examples", t.seconds, m);
 }
 
-namespace {
-const char* headline_of(utility::TaskKind k) {
-  return k == utility::TaskKind::kDialogue ? "f1" : k == utility::TaskKind::kPerplexity ? "ppl" : "acc";
-}
-}  // namespace
-
 UtilityTracker::UtilityTracker(const UtilitySection& u, const std::filesystem::path& run_dir,
                                std::optional<int64_t> keep_through, const text::Gpt2Tokenizer& tokenizer,
                                const model::GptNeoConfig& arch, comm::Communicator& comm)
@@ -152,7 +146,7 @@ UtilityTracker::UtilityTracker(const UtilitySection& u, const std::filesystem::p
   prepared_ = prepare_utility(tokenizer, *suite_, specs, arch, u.keep_going, comm);
   bool cls = false, dia = false;
   for (const auto& spec : specs) {
-    series_.push_back(spec.name + "." + headline_of(utility::kind_of(spec.format)));
+    series_.push_back(spec.name + "." + utility::headline_metric(utility::kind_of(spec.format)));
     cls = cls || spec.group == utility::Group::kCls;
     dia = dia || spec.group == utility::Group::kDia;
   }

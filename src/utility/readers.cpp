@@ -11,6 +11,7 @@
 #include "core/error.h"
 #include "text/csv.h"
 #include "text/regex.h"
+#include "utility/normalize.h"
 
 namespace lethe::utility {
 namespace fs = std::filesystem;
@@ -86,12 +87,6 @@ int64_t int_field(const json& j, const char* key, const std::string& at) {
   throw_input("{}: field '{}' = {} is not an integer label", at, key, v.dump());
 }
 
-std::string strip(std::string_view s, std::string_view chars = " \t\n\r\f\v") {
-  const size_t b = s.find_first_not_of(chars);
-  if (b == std::string_view::npos) return {};
-  return std::string(s.substr(b, s.find_last_not_of(chars) - b + 1));
-}
-
 std::string rstrip(std::string_view s, std::string_view chars) {
   const size_t e = s.find_last_not_of(chars);
   return e == std::string_view::npos ? std::string() : std::string(s.substr(0, e + 1));
@@ -137,7 +132,7 @@ std::vector<ChoiceItem> read_choice_jsonl(const TaskSpec& spec) {
   std::vector<int64_t> labels;
   if (spec.format == TaskFormat::kPiqa && !spec.labels.empty()) {
     for (auto& [n, line] : read_lines(spec.labels, spec.name)) {
-      const std::string s = strip(line);
+      const std::string s = strip_whitespace(line);
       LETHE_CHECK_INPUT(s == "0" || s == "1", "task '{}': {} line {}: label '{}' must be 0 or 1", spec.name,
                         spec.labels.string(), n, s);
       labels.push_back(s == "1");
@@ -173,7 +168,7 @@ std::vector<ChoiceItem> read_choice_jsonl(const TaskSpec& spec) {
         } else {  // lm-eval: one context per option, the shared continuation after the blank
           const size_t cut = s.find('_');
           LETHE_CHECK_INPUT(cut != std::string::npos, "{}: sentence has no '_' blank", at);
-          const std::string rest = strip(s.substr(cut + 1));
+          const std::string rest = strip_whitespace(s.substr(cut + 1));
           ChoiceItem it = make_item(n, "", {rest, rest}, gold, at);
           it.contexts = {s.substr(0, cut) + opt[0], s.substr(0, cut) + opt[1]};
           it.norm_chars = {code_points(it.contexts[0]), code_points(it.contexts[1])};
@@ -262,7 +257,7 @@ std::vector<ChoiceItem> read_hellaswag_txt(const TaskSpec& spec) {
   std::vector<ChoiceItem> items;
   for (size_t i = 0; i < lines.size(); i += 6) {
     const std::string at = Where{spec}.at(lines[i].first);
-    const std::string g = strip(lines[i + 1].second);
+    const std::string g = strip_whitespace(lines[i + 1].second);
     LETHE_CHECK_INPUT(g.size() == 1 && g[0] >= '0' && g[0] <= '9',
                       "{}: line {} = '{}' must be the gold label 0..3", at, lines[i + 1].first, g);
     std::vector<std::string> endings;

@@ -48,6 +48,7 @@ TaskResult TaskRunner::finish(const std::vector<double>& v) const {
   r.kind = data_.kind;
   r.group = spec_.group;
   r.column = spec_.column;
+  r.headline = headline_metric(data_.kind);
   const auto at = [&](int64_t unit, int64_t k) { return v[static_cast<size_t>(unit * per_unit_ + k)]; };
   std::vector<double> lines;
   switch (data_.kind) {
@@ -80,7 +81,6 @@ TaskResult TaskRunner::finish(const std::vector<double>& v) const {
         correct_norm.push_back(static_cast<int64_t>(best_norm) == it.gold ? 1.0 : 0.0);
       }
       r.n = static_cast<int64_t>(data_.items.size());
-      r.headline = "acc";
       r.metrics = {{"acc", mean(correct)},
                    {"acc_stderr", stderr_of_mean(correct)},
                    {"acc_norm", mean(correct_norm)},
@@ -104,7 +104,6 @@ TaskResult TaskRunner::finish(const std::vector<double>& v) const {
         lines.push_back(static_cast<double>(data_.lines[i]));
       }
       r.n = units_;
-      r.headline = "acc";
       r.metrics = {{"acc", mean(correct)}, {"acc_stderr", stderr_of_mean(correct)},
                    {"f1", mean(f1)},       {"f1_stderr", stderr_of_mean(f1)},
                    {"loss", mean(nll)},    {"ppl", std::exp(mean(nll))}};
@@ -126,7 +125,6 @@ TaskResult TaskRunner::finish(const std::vector<double>& v) const {
         lines.push_back(static_cast<double>(data_.lines[i]));
       }
       r.n = units_;
-      r.headline = "f1";
       r.metrics = {{"f1", mean(f1)}, {"f1_stderr", stderr_of_mean(f1)}};
       r.columns = {{"row", lines}, {"f1", f1}, {"new_tokens", len}};
       r.strings = {{"generation", json_list(gen)}, {"target", json_list(targets_)}};
@@ -140,7 +138,6 @@ TaskResult TaskRunner::finish(const std::vector<double>& v) const {
       }
       const double m = mean(loss), se = stderr_of_mean(loss);
       r.n = units_;
-      r.headline = "ppl";
       r.metrics = {{"ppl", std::exp(m)},
                    {"ppl_stderr", std::exp(m) * se},
                    {"loss", m},

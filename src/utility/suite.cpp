@@ -78,6 +78,10 @@ TaskKind kind_of(TaskFormat f) {
   }
 }
 
+const char* headline_metric(TaskKind k) {
+  return k == TaskKind::kDialogue ? "f1" : k == TaskKind::kPerplexity ? "ppl" : "acc";
+}
+
 const char* kind_name(TaskKind k) {
   switch (k) {
     case TaskKind::kChoice:

@@ -77,6 +77,8 @@ struct Suite {
 };
 
 TaskKind kind_of(TaskFormat f);
+// The metric summaries and series report for a kind: acc (choice, lambada), f1 (dialogue), ppl (perplexity).
+const char* headline_metric(TaskKind k);
 const char* kind_name(TaskKind k);
 const char* group_name(Group g);
 
