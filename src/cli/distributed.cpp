@@ -15,7 +15,9 @@ namespace lethe::cli {
 int run_on_world(Config& cfg, const std::function<int(comm::Communicator&)>& body) {
   // Several ranks on one machine share its cores: by default each takes an equal part.
   if (cfg.runtime.threads == 0 && comm::launched_by_mpi()) {
+    // mpirun says how many ranks share this node; srun gives its tasks-per-node list ("2" or "2(x3)").
     const char* local = std::getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
+    if (!local) local = std::getenv("SLURM_STEP_TASKS_PER_NODE");
     const int n = local ? std::max(1, std::atoi(local)) : 1;
     cfg.runtime.threads = std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / n);
   }

@@ -315,6 +315,17 @@ std::vector<int64_t> H5File::read_series_int(const std::string& name) const {
   return out;
 }
 
+std::vector<double> H5File::read_series(const std::string& name) const {
+  const std::vector<hsize_t> d = dims(name);
+  if (d.size() != 1) fail("expected a 1-D series at", name);
+  std::vector<double> out(d[0]);
+  H5Handle dset(H5Dopen2(file_, name.c_str(), H5P_DEFAULT), H5Dclose);
+  if (d[0] > 0)
+    LETHE_H5(H5Dread(dset, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data()), "cannot read",
+             name);
+  return out;
+}
+
 void H5File::truncate_series(const std::string& name, hsize_t length) const {
   H5Handle dset(H5Dopen2(file_, name.c_str(), H5P_DEFAULT), H5Dclose);
   if (dset.get() < 0) fail("missing series", name);

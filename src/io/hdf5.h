@@ -80,6 +80,7 @@ class H5File {
   void append_series(const std::string& name, const std::vector<double>& values) const;
   void truncate_series(const std::string& name, hsize_t length) const;
   std::vector<int64_t> read_series_int(const std::string& name) const;
+  std::vector<double> read_series(const std::string& name) const;  // any numeric 1-D dataset, as double
 
  private:
   H5File(std::filesystem::path path, H5Handle file) : path_(std::move(path)), file_(std::move(file)) {}

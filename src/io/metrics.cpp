@@ -53,6 +53,7 @@ void MetricsWriter::prepare(std::optional<int64_t> keep_through) {
           ? static_cast<hsize_t>(std::upper_bound(steps.begin(), steps.end(), *keep_through) - steps.begin())
           : hsize_t{0};
   f.truncate_series(key("step"), keep);
+  kept_rows_ = static_cast<int64_t>(keep);
   for (const auto& n : names_) f.truncate_series(key(n), std::min(keep, f.series_length(key(n))));
   f.close();
 }

@@ -32,6 +32,8 @@ class MetricsWriter {
   // values: one per name, in the constructor's order.
   void append(int64_t step, const std::vector<double>& values);
   void flush();
+  // Rows of the group kept from the file when the writer opened it (what an earlier launch logged).
+  int64_t kept_rows() const { return kept_rows_; }
 
  private:
   std::string key(const std::string& name) const { return group_ + "/" + name; }
@@ -42,6 +44,7 @@ class MetricsWriter {
   std::vector<double> steps_;
   std::vector<std::vector<double>> rows_;  // per name
   double flush_seconds_;
+  int64_t kept_rows_ = 0;
   std::chrono::steady_clock::time_point last_flush_;
 };
 

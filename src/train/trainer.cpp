@@ -17,6 +17,7 @@
 #include "data/sampler.h"
 #include "io/checkpoint.h"
 #include "io/metrics.h"
+#include "io/run_log.h"
 #include "model/gpt_neo.h"
 #include "model/hf_checkpoint.h"
 #include "model/presets.h"
@@ -141,9 +142,11 @@ TrainOutcome run_training(const Config& cfg, comm::Communicator& comm) {
         (run_dir / "config.resolved.yaml").string());
   }
   std::optional<io::MetricsWriter> metrics;
-  if (lead)
-    metrics.emplace(run_dir / "metrics.h5", "train", kSeries,
-                    from ? std::optional<int64_t>(progress.step) : std::nullopt, cfg.metrics.flush_seconds);
+  if (lead) {
+    const auto keep = from ? std::optional<int64_t>(progress.step) : std::nullopt;
+    metrics.emplace(run_dir / "metrics.h5", "train", kSeries, keep, cfg.metrics.flush_seconds);
+    io::record_launch(run_dir / "metrics.h5", keep, world);
+  }
 
   const zero::Schedule kind = tr.schedule == LrSchedule::kLinear   ? zero::Schedule::kLinear
                               : tr.schedule == LrSchedule::kCosine ? zero::Schedule::kCosine
@@ -227,6 +230,7 @@ TrainOutcome run_training(const Config& cfg, comm::Communicator& comm) {
       if (lead)
         spdlog::warn("stop signal {} received: saving a checkpoint at step {} and exiting", stop, step + 1);
       save(step + 1);
+      if (lead) io::record_stop(run_dir / "metrics.h5", step + 1, static_cast<int>(stop));
       out.stopped = true;
       return out;
     }

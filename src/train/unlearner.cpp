@@ -15,6 +15,7 @@
 #include "data/sampler.h"
 #include "io/checkpoint.h"
 #include "io/metrics.h"
+#include "io/run_log.h"
 #include "model/hf_checkpoint.h"
 #include "prep/pairs.h"
 #include "train/run_common.h"
@@ -128,7 +129,8 @@ UnlearnOutcome run_unlearning(const Config& cfg, comm::Communicator& comm,
                    step, validations, std::count(flags.begin(), flags.end(), 1), n);
   }
   std::optional<io::MetricsWriter> step_metrics, epoch_metrics;
-  if (lead && !from && fs::exists(metrics_file)) fs::remove(metrics_file);  // a fresh run: no stale tables
+  if (lead && !from)  // a fresh run: no stale tables or summary from an earlier run of that name
+    for (const fs::path& f : {metrics_file, run_dir / "unlearn.json"}) fs::remove(f);
   UtilityTracker utility(cfg.utility, run_dir, from ? std::optional<int64_t>(validations - 1) : std::nullopt,
                          tokenizer, arch, comm);
   if (lead) {
@@ -136,6 +138,7 @@ UnlearnOutcome run_unlearning(const Config& cfg, comm::Communicator& comm,
     const std::optional<int64_t> keep_epochs = from ? std::optional<int64_t>(validations - 1) : std::nullopt;
     step_metrics.emplace(metrics_file, "train", kStepSeries, keep_steps, cfg.metrics.flush_seconds);
     epoch_metrics.emplace(metrics_file, "epoch", kEpochSeries, keep_epochs, 0.0);
+    io::record_launch(metrics_file, keep_steps, world);
     spdlog::info(
         "unlearn: method {}, {} pairs from {}, {} rank(s), ZeRO-{}, batch {} ({} steps/epoch), lr {:.1e}, "
         "refinement {}, stop when MA < {} {} EL{} < {} (max {} epochs); config in {}",
@@ -268,6 +271,7 @@ UnlearnOutcome run_unlearning(const Config& cfg, comm::Communicator& comm,
       if (stop) {
         if (lead) spdlog::warn("stop signal {}: saving a checkpoint at step {} and exiting", stop, step);
         save();
+        if (lead) io::record_stop(metrics_file, step, static_cast<int>(stop));
         out.stopped_by_signal = true;
         out.epochs = epoch - 1;
         return out;
@@ -279,6 +283,7 @@ UnlearnOutcome run_unlearning(const Config& cfg, comm::Communicator& comm,
     const bool due = cfg.checkpoint.every > 0 && epoch % cfg.checkpoint.every == 0;
     if (reason == unlearn::StopReason::kNone && (due || stop)) save();
     if (stop && reason == unlearn::StopReason::kNone) {
+      if (lead) io::record_stop(metrics_file, step, static_cast<int>(stop));
       out.stopped_by_signal = true;
       out.epochs = epoch;
       return out;
