@@ -27,13 +27,17 @@ Config ConfigOptions::load() const {
 }
 
 std::optional<po::variables_map> parse(int argc, char** argv, const po::options_description& desc,
-                                       const char* usage_line, const char* description) {
+                                       const char* usage_line, const char* description,
+                                       const po::positional_options_description* positional) {
   po::options_description all("Options");
   all.add(desc);
   all.add_options()("help,h", "show this help");
   po::variables_map vm;
   try {
-    po::store(po::command_line_parser(argc, argv).options(all).run(), vm);
+    po::command_line_parser parser(argc, argv);
+    parser.options(all);
+    if (positional) parser.positional(*positional);
+    po::store(parser.run(), vm);
     if (vm.count("help")) {
       std::cout << "usage: " << usage_line << "\n\n" << description << "\n\n" << all << "\n";
       return std::nullopt;

@@ -40,7 +40,8 @@ struct ConfigOptions {
 // Parses argv against `desc` (plus --help). Returns nullopt after printing usage when --help was given.
 // Unknown options and bad values become InputError with the usage hint.
 std::optional<po::variables_map> parse(int argc, char** argv, const po::options_description& desc,
-                                       const char* usage_line, const char* description);
+                                       const char* usage_line, const char* description,
+                                       const po::positional_options_description* positional = nullptr);
 
 // Threads, log level; call once the config is resolved.
 void apply_runtime(const RuntimeSection& runtime);

@@ -23,6 +23,8 @@ int run_plan(int, char**);
 int run_prep(int, char**);
 int run_unlearn(int, char**);
 int run_eval(int, char**);
+int run_status(int, char**);
+int run_report(int, char**);
 
 constexpr Command kCommands[] = {
     {"info", "version, libtorch, built-in backends", run_info},
@@ -36,6 +38,8 @@ constexpr Command kCommands[] = {
     {"unlearn", "the main job: ICU or a baseline, alone or under mpirun", run_unlearn},
     {"eval", "forget-set EL/MA/BLEU and retained-row MA of a model", run_eval},
     {"plan", "per-rank memory estimate for a model x ranks x ZeRO stage", run_plan},
+    {"status", "where a running or finished run stands (step, epoch, ETA, checkpoint, requeues)", run_status},
+    {"report", "mean ± std table, CSV and curves over finished unlearn runs (results/run-*)", run_report},
 };
 
 void usage(std::ostream& os) {
