@@ -11,7 +11,8 @@ apt_pkgs=(build-essential cmake ninja-build ccache pkg-config git
   libopenmpi-dev openmpi-bin libhdf5-dev libhdf5-openmpi-dev hdf5-tools
   libyaml-cpp-dev libboost-program-options-dev libgtest-dev libgmock-dev
   libspdlog-dev libfmt-dev nlohmann-json3-dev libfaiss-dev libpcre2-dev libxxhash-dev
-  python3-venv)
+  python3-venv
+  slurm-wlm munge shellcheck)  # the Slurm test's single-node cluster; lint of the batch scripts
 
 missing=()
 for p in "${apt_pkgs[@]}"; do
