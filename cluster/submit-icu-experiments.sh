@@ -15,10 +15,10 @@ mkdir -p results/slurm
 read -r -a extra <<<"${LETHE_SBATCH:-}"
 gpus=()
 if [ "${LETHE_GPUS_PER_NODE:-1}" != 0 ]; then gpus=(--gpus-per-node="${LETHE_GPUS_PER_NODE:-1}"); fi
-array=$(sbatch --parsable "${extra[@]}" "${gpus[@]}" cluster/icu-experiments.sbatch "$config" "$@")
+array=$(sbatch --parsable ${extra[@]+"${extra[@]}"} ${gpus[@]+"${gpus[@]}"} cluster/icu-experiments.sbatch "$config" "$@")
 array=${array%%;*}
 runs=()
 for i in 0 1 2 3 4; do runs+=("$out_dir/${LETHE_RUN_PREFIX:-run}-exp$i"); done
-report=$(sbatch --parsable "${extra[@]}" --dependency="afterok:$array" cluster/icu-report.sbatch "${runs[@]}")
+report=$(sbatch --parsable ${extra[@]+"${extra[@]}"} --dependency="afterok:$array" cluster/icu-report.sbatch "${runs[@]}")
 echo "experiments: job array $array (tasks 0-4); report: job ${report%%;*} after all succeed"
 echo "report files: $out_dir/report/ (report.md, summary.csv, runs.csv, curves-*.svg)"

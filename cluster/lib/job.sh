@@ -30,8 +30,10 @@ lethe_fail() {
 lethe_launcher() {
   local mode=${LETHE_LAUNCHER:-auto}
   if [ "$mode" = auto ]; then
+    local plugins
+    plugins=$(srun --mpi=list 2>&1 || true) # captured, not piped: grep -q would SIGPIPE srun under pipefail
     mode=mpirun
-    if srun --mpi=list 2>&1 | grep -qw pmix; then mode=srun; fi
+    if [[ $plugins == *pmix* ]]; then mode=srun; fi
   fi
   case $mode in
     srun)
@@ -47,6 +49,11 @@ lethe_launcher() {
   esac
 }
 
+# Sends USR1 to the running job step, if there is one yet.
+lethe_forward() {
+  if [ -n "${child:-}" ]; then kill -USR1 "$child" 2>/dev/null || true; fi
+}
+
 # lethe_run <lethe subcommand> [options]: runs it as the job step; returns only on success (exit 0).
 lethe_run() {
   [ -x "$lethe_bin" ] || lethe_fail "no lethe binary at $lethe_bin: build it (bash launch/build.sh) or set LETHE_BIN"
@@ -56,18 +63,22 @@ lethe_run() {
     "start $((${SLURM_RESTART_COUNT:-0} + 1)) (SLURM_RESTART_COUNT=${SLURM_RESTART_COUNT:-unset})," \
     "${SLURM_NTASKS:-1} task(s) on ${SLURM_JOB_NODELIST:-this node}"
   lethe_log "running: ${launch[*]} $lethe_bin $*"
+  # Traps first, so that no signal finds the default action (which would end the batch shell). Forwarded as
+  # USR1 in both cases: mpirun and srun pass it to every rank (SIGTERM to mpirun makes it kill them).
+  child=""
+  trap 'got=USR1; lethe_log "got SIGUSR1: asking lethe to checkpoint and stop"; lethe_forward' USR1
+  trap '[ -n "$got" ] || got=TERM; lethe_log "got SIGTERM: asking lethe to checkpoint and stop"; lethe_forward' TERM
   "${launch[@]}" "$lethe_bin" "$@" &
   child=$!
-  # USR1 in both cases: mpirun and srun forward it to every rank (SIGTERM to mpirun would kill them).
-  trap 'got=USR1; lethe_log "got SIGUSR1: asking lethe to checkpoint and stop"; kill -USR1 "$child" 2>/dev/null || true' USR1
-  trap '[ -n "$got" ] || got=TERM; lethe_log "got SIGTERM: asking lethe to checkpoint and stop"; kill -USR1 "$child" 2>/dev/null || true' TERM
-  # `wait` returns early whenever a trapped signal arrives; the last wait collects the real exit code.
+  if [ -n "$got" ]; then lethe_forward; fi # a signal that came before the launch
+  # `wait` returns early whenever a trapped signal arrives; the last wait collects the real exit code (bash
+  # keeps the status of a reaped background child for a later `wait` on its pid).
   while kill -0 "$child" 2>/dev/null; do wait "$child" || true; done
   set +e
   wait "$child"
   rc=$?
   set -e
-  trap - USR1 TERM
+  trap '' USR1 TERM # from here on, signals must not end the shell before it has requeued the job
   case $rc in
     0) lethe_log "lethe finished" ;;
     143)
@@ -80,7 +91,13 @@ lethe_run() {
       exit 143
       ;;
     *)
-      lethe_log "lethe failed with exit code $rc (see its message above): not requeued"
+      if [ "$got" = TERM ]; then
+        # Slurm signals every process of the job: the ranks checkpoint on their own SIGTERM, but mpirun,
+        # signalled too, reports 1 however they ended.
+        lethe_log "stopped after SIGTERM (exit $rc): Slurm decides whether the job runs again"
+      else
+        lethe_log "lethe failed with exit code $rc (see its message above): not requeued"
+      fi
       exit "$rc"
       ;;
   esac

@@ -5,11 +5,13 @@
 #include "cli/common.h"
 #include "cli/distributed.h"
 #include "core/error.h"
+#include "core/signals.h"
 #include "train/trainer.h"
 
 namespace lethe::cli {
 
 int run_train(int argc, char** argv) {
+  install_stop_handlers();  // first: a stop signal during start-up is acted on at the first step boundary
   ConfigOptions co;
   std::string resume;
   po::options_description desc;

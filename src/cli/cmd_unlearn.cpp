@@ -9,6 +9,7 @@
 #include "cli/common.h"
 #include "cli/distributed.h"
 #include "core/error.h"
+#include "core/signals.h"
 #include "eval/bertscore.h"
 #include "text/bpe.h"
 #include "train/unlearner.h"
@@ -16,6 +17,7 @@
 namespace lethe::cli {
 
 int run_unlearn(int argc, char** argv) {
+  install_stop_handlers();  // first: a stop signal during start-up is acted on at the first step boundary
   ConfigOptions co;
   std::string resume;
   // The reference's flags (train_neo_meanwhile_update.py), each an alias of one unlearn.* key.

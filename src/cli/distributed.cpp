@@ -1,5 +1,7 @@
 #include "cli/distributed.h"
 
+#include <sched.h>
+
 #include <cstdlib>
 #include <thread>
 
@@ -8,21 +10,28 @@
 
 #include "cli/common.h"
 #include "core/error.h"
-#include "core/signals.h"
 
 namespace lethe::cli {
 
 int run_on_world(Config& cfg, const std::function<int(comm::Communicator&)>& body) {
-  // Several ranks on one machine share its cores: by default each takes an equal part.
+  // Several ranks on one machine share its cores. Slurm says how many CPUs a task has; otherwise the CPUs
+  // this process may run on (its affinity mask: a cgroup or a binding narrows it) are split among the ranks
+  // of the node (mpirun's local size, or srun's tasks per node, "2" or "2(x3)").
   if (cfg.runtime.threads == 0 && comm::launched_by_mpi()) {
-    // mpirun says how many ranks share this node; srun gives its tasks-per-node list ("2" or "2(x3)").
-    const char* local = std::getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
-    if (!local) local = std::getenv("SLURM_STEP_TASKS_PER_NODE");
-    const int n = local ? std::max(1, std::atoi(local)) : 1;
-    cfg.runtime.threads = std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / n);
+    int n = 1;
+    for (const char* var : {"OMPI_COMM_WORLD_LOCAL_SIZE", "SLURM_STEP_TASKS_PER_NODE"})
+      if (const char* v = std::getenv(var)) {
+        n = std::max(1, std::atoi(v));
+        break;
+      }
+    cpu_set_t set;
+    const int cpus = sched_getaffinity(0, sizeof(set), &set) == 0
+                         ? CPU_COUNT(&set)
+                         : static_cast<int>(std::thread::hardware_concurrency());
+    const char* per_task = std::getenv("SLURM_CPUS_PER_TASK");
+    cfg.runtime.threads = per_task && std::atoi(per_task) > 0 ? std::atoi(per_task) : std::max(1, cpus / n);
   }
   apply_runtime(cfg.runtime);
-  install_stop_handlers();
 
   std::unique_ptr<comm::Communicator> world = comm::make_world();
   if (world->rank() != 0) spdlog::set_level(spdlog::level::warn);

@@ -1,5 +1,5 @@
 // Running a subcommand's body on the job's world (one process, or N ranks under mpirun/srun): per-rank
-// thread count, stop-signal handlers, and failure handling — an error on any rank ends the whole job with
+// thread count and failure handling — an error on any rank ends the whole job with
 // that rank's message (exit 2 for bad input, 1 otherwise).
 #pragma once
 
@@ -10,8 +10,9 @@
 
 namespace lethe::cli {
 
-// Applies cfg.runtime (threads default to cores / local ranks), installs the stop handlers, builds the
-// world and runs body; returns its exit code.
+// Applies cfg.runtime (threads default to the CPUs this rank may use, below), builds the world and runs body;
+// returns its exit code. Commands that checkpoint on a stop signal (train, unlearn) install the handlers
+// themselves, first thing, so that a signal during start-up is not lost; the others keep the default action.
 int run_on_world(Config& cfg, const std::function<int(comm::Communicator&)>& body);
 
 }  // namespace lethe::cli

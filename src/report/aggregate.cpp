@@ -1,6 +1,7 @@
 #include "report/aggregate.h"
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <map>
 
@@ -41,6 +42,19 @@ std::string num(double v) {
   return std::isfinite(v) ? fmt::format("{:.6g}", v) : "";
 }
 
+// A CSV field (RFC 4180: quoted when it holds a comma, quote or line break) and a markdown table cell.
+std::string csv_field(const std::string& s) {
+  if (s.find_first_of(",\"\r\n") == std::string::npos) return s;
+  std::string out = "\"";
+  for (char c : s) out += c == '"' ? std::string("\"\"") : std::string(1, c);
+  return out + "\"";
+}
+std::string md_cell(const std::string& s) {
+  std::string out;
+  for (char c : s) out += c == '|' ? std::string("\\|") : std::string(1, c == '\n' ? ' ' : c);
+  return out;
+}
+
 std::string file_key(std::string label) {
   std::transform(label.begin(), label.end(), label.begin(),
                  [](unsigned char c) { return std::isalnum(c) ? static_cast<char>(std::tolower(c)) : '-'; });
@@ -78,7 +92,14 @@ Report aggregate(const std::vector<RunData>& runs) {
     // Utility summaries per suite run, keyed by epoch: the first is "before", the last "after".
     const nlohmann::json u = run.summary->value("utility", nlohmann::json::object());
     std::vector<std::pair<int64_t, const nlohmann::json*>> by_epoch;
-    for (const auto& [k, v] : u.items()) by_epoch.emplace_back(std::stoll(k), &v);
+    for (const auto& [k, v] : u.items()) {
+      int64_t epoch = -1;
+      const auto [end, ec] = std::from_chars(k.data(), k.data() + k.size(), epoch);
+      LETHE_CHECK_INPUT(ec == std::errc() && end == k.data() + k.size() && v.is_object(),
+                        "{}: unlearn.json utility entry '{}' is not an epoch number with a summary object",
+                        run.dir.string(), k);
+      by_epoch.emplace_back(epoch, &v);
+    }
     std::sort(by_epoch.begin(), by_epoch.end());
     for (size_t s = 0; s < by_epoch.size(); ++s)
       for (const auto& [label, v] : by_epoch[s].second->items()) {
@@ -86,8 +107,10 @@ Report aggregate(const std::vector<RunData>& runs) {
         c.label = label;
         c.before.resize(i + 1, std::nan(""));
         c.after.resize(i + 1, std::nan(""));
-        if (s == 0) c.before[i] = v.get<double>();
-        if (s + 1 == by_epoch.size()) c.after[i] = v.get<double>();
+        // A non-finite value (a diverged model's perplexity) is stored as null: not measured.
+        const double x = v.is_number() ? v.get<double>() : std::nan("");
+        if (s == 0) c.before[i] = x;
+        if (s + 1 == by_epoch.size()) c.after[i] = x;
       }
   }
   for (auto& [label, c] : utility) {
@@ -134,28 +157,29 @@ std::vector<fs::path> write_report(const Report& r, const fs::path& out, const s
   // The paper-style table: one row per model state, one column per metric.
   std::string md = fmt::format("# {}\n\n{} run(s): ", title, n);
   for (size_t i = 0; i < n; ++i)
-    md += fmt::format("{}`{}` ({})", i ? ", " : "", r.runs[i], r.stop_reasons[i]);
+    md += fmt::format("{}`{}` ({})", i ? ", " : "", md_cell(r.runs[i]), md_cell(r.stop_reasons[i]));
   md +=
       ".\n\nMean ± sample std (n - 1) over the runs; before = epoch-0 validation and the first utility run, "
       "after = the last ones.\n\n| |";
   std::string rule = "|---|", before = "| before |", after = "| after |";
   for (const Column& c : r.columns) {
-    md += fmt::format(" {} |", c.label);
+    md += fmt::format(" {} |", md_cell(c.label));
     rule += "---|";
     before += fmt::format(" {} |", cell(stat(c.before)));
     after += fmt::format(" {} |", cell(stat(c.after)));
   }
   md += fmt::format("\n{}\n{}\n{}\n\n## Per run (after)\n\n| run | stop |", rule, before, after);
-  for (const Column& c : r.columns) md += fmt::format(" {} |", c.label);
+  for (const Column& c : r.columns) md += fmt::format(" {} |", md_cell(c.label));
   md += "\n|---|---|";
   for (size_t k = 0; k < r.columns.size(); ++k) md += "---|";
   md += "\n";
   std::string csv = "metric,stage,mean,std,n\n", runs_csv = "run,stop_reason";
-  for (const Column& c : r.columns) runs_csv += fmt::format(",{0} before,{0} after", c.label);
+  for (const Column& c : r.columns)
+    runs_csv += fmt::format(",{},{}", csv_field(c.label + " before"), csv_field(c.label + " after"));
   runs_csv += "\n";
   for (size_t i = 0; i < n; ++i) {
-    md += fmt::format("| {} | {} |", r.runs[i], r.stop_reasons[i]);
-    runs_csv += fmt::format("{},{}", r.runs[i], r.stop_reasons[i]);
+    md += fmt::format("| {} | {} |", md_cell(r.runs[i]), md_cell(r.stop_reasons[i]));
+    runs_csv += fmt::format("{},{}", csv_field(r.runs[i]), csv_field(r.stop_reasons[i]));
     for (const Column& c : r.columns) {
       md += std::isfinite(c.after[i]) ? fmt::format(" {:.4g} |", c.after[i]) : std::string(" — |");
       runs_csv += fmt::format(",{},{}", num(c.before[i]), num(c.after[i]));
@@ -166,7 +190,7 @@ std::vector<fs::path> write_report(const Report& r, const fs::path& out, const s
   for (const Column& c : r.columns)
     for (const auto& [stage, v] : {std::pair{"before", &c.before}, std::pair{"after", &c.after}}) {
       const Stat s = stat(*v);
-      csv += fmt::format("{},{},{},{},{}\n", c.label, stage, num(s.mean), num(s.std), s.n);
+      csv += fmt::format("{},{},{},{},{}\n", csv_field(c.label), stage, num(s.mean), num(s.std), s.n);
     }
   // Curves: at each epoch, mean ± std over the runs that reached it.
   if (!r.curves.empty()) md += "\n## Per-epoch curves (mean ± std over the runs that reached the epoch)\n\n";

@@ -65,7 +65,9 @@ const std::vector<double>& RunData::column(const std::string& g, const std::stri
   return it == s->end() ? kEmpty : it->second;
 }
 
-RunData load_run(const fs::path& dir) {
+RunData load_run(const fs::path& given) {
+  fs::path dir = given.lexically_normal();  // "results/run-exp0/" names the folder run-exp0
+  if (dir.filename().empty()) dir = dir.parent_path();
   const fs::path cfg = dir / "config.resolved.yaml";
   LETHE_CHECK_INPUT(fs::is_directory(dir), "{}: no such run folder", dir.string());
   LETHE_CHECK_INPUT(fs::exists(cfg),
@@ -91,8 +93,12 @@ RunData load_run(const fs::path& dir) {
   if (fs::exists(dir / "unlearn.json")) {
     nlohmann::json j =
         nlohmann::json::parse(read_text_file(dir / "unlearn.json", "a lethe unlearn.json"), nullptr, false);
-    LETHE_CHECK_INPUT(!j.is_discarded() && j.is_object() && j.contains("epochs") && j.contains("stop_reason"),
-                      "{}: not a lethe unlearn.json (expected an object with epochs and stop_reason)",
+    const bool ok = !j.is_discarded() && j.is_object() && j.contains("epochs") && j["epochs"].is_number() &&
+                    j.contains("stop_reason") && j["stop_reason"].is_string() &&
+                    (!j.contains("utility") || j["utility"].is_object());
+    LETHE_CHECK_INPUT(ok,
+                      "{}: not a lethe unlearn.json (expected an object with a number 'epochs', a string "
+                      "'stop_reason' and optionally a 'utility' object)",
                       (dir / "unlearn.json").string());
     r.summary = std::move(j);
   }

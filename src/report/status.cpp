@@ -96,24 +96,28 @@ json run_status(const RunData& r) {
   s["slurm_job_id"] =
       !jobs.empty() && jobs.back() >= 0 ? json(static_cast<int64_t>(jobs.back())) : json(nullptr);
   json stops = json::array();
-  for (size_t i = 0; i < stop_times.size(); ++i)
-    stops.push_back({{"step", static_cast<int64_t>(r.column("stops", "step")[i])},
-                     {"signal", static_cast<int>(r.column("stops", "signal")[i])}});
+  const std::vector<double>& stop_steps = r.column("stops", "step");
+  const std::vector<double>& stop_signals = r.column("stops", "signal");
+  for (size_t i = 0; i < std::min({stop_times.size(), stop_steps.size(), stop_signals.size()}); ++i)
+    stops.push_back(
+        {{"step", static_cast<int64_t>(stop_steps[i])}, {"signal", static_cast<int>(stop_signals[i])}});
   s["stops"] = stops;
-  if (state != "finished" && !stop_times.empty() && (starts.empty() || stop_times.back() > starts.back())) {
+  if (state != "finished" && !stops.empty() &&
+      (starts.empty() || stop_times[stops.size() - 1] > starts.back())) {
     state = "stopped";
     detail = fmt::format("by signal {} at step {} (checkpoint saved); resume with --resume auto",
                          stops.back()["signal"].get<int>(), stops.back()["step"].get<int64_t>());
   } else if (state == "running" && r.metrics_age_seconds >= 0) {
-    // Rows reach the file at least every flush_seconds, and at every validation: a much older file means
-    // the job is gone (killed, or queued between launches).
+    // Rows reach the file at least every flush_seconds and at every validation; a utility suite or a large
+    // checkpoint writes nothing for a while. A file much older than all of that: the job is gone.
     const double epoch_s = recent_mean(r.column("epoch", "seconds"), 5);
     const double quiet =
-        60 + 3 * std::max({r.config.metrics.flush_seconds, std::isfinite(step_s) ? step_s : 0.0,
-                           std::isfinite(epoch_s) ? epoch_s : 0.0});
+        300 + 3 * std::max({r.config.metrics.flush_seconds, std::isfinite(step_s) ? step_s : 0.0,
+                            std::isfinite(epoch_s) ? epoch_s : 0.0});
     if (r.metrics_age_seconds > quiet) state = "inactive";
-    detail = fmt::format("metrics.h5 written {:.0f} s ago{}", r.metrics_age_seconds,
-                         state == "inactive" ? ": the job was killed, or waits in a queue" : "");
+    detail = fmt::format(
+        "metrics.h5 written {:.0f} s ago{}", r.metrics_age_seconds,
+        state == "inactive" ? ": killed, waiting in a queue, or in a long phase that logs nothing" : "");
   }
   s["state"] = state;
   s["detail"] = detail;

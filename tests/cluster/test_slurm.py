@@ -162,6 +162,10 @@ class RealSlurm(unittest.TestCase):
         #    the script requeues the job.
         c.wait(job, {"RUNNING"})
         wait_for(lambda: latest_step(run) > first, "a checkpoint of the second start")
+        # Slurm checks limits about every 30 s: the start must be young enough that the warning (due 10 s
+        # in) arrives before the one-minute limit itself.
+        run_time = c.job(job)["RunTime"]
+        self.assertLess(run_time, "00:00:25", "the second start took too long to checkpoint for this test")
         c.run(["scontrol", "update", f"JobId={job}", "TimeLimit=1"])
         c.wait(job, {"PENDING"}, until=lambda j: j.get("Restarts") == "2", timeout=120)
         c.run(["scontrol", "update", f"JobId={job}", "TimeLimit=10"])  # the third start runs to the end

@@ -139,11 +139,39 @@ TEST(Report, AggregatesFinishedRunsAndRefusesUnfinishedOnes) {
   test::expect_input_error([&] { report::aggregate({report::load_run(tmp.path() / "c")}); },
                            {"has not finished", "unlearn.json"});
   test::expect_input_error([&] { report::load_run(tmp.path() / "report"); }, {"not a lethe run folder"});
+  // "results/run-a/" (a shell glob with a slash) names the folder run-a.
+  EXPECT_EQ(report::aggregate({report::load_run(tmp.path().string() + "/a/")}).runs,
+            (std::vector<std::string>{"a"}));
+}
+
+TEST(Report, NullUtilityValuesAreNotMeasuredAndBadSummariesAreInputErrors) {
+  test::TempDir tmp;
+  make_run(tmp.path() / "a", 1, 0.2, true);
+  std::ofstream(tmp.path() / "a/unlearn.json")
+      << R"({"epochs": 1, "stop_reason": "thresholds", "utility": {"0": {"Wikitext": null}, "1": {"Wikitext": 5}}})";
+  const report::Report r = report::aggregate({report::load_run(tmp.path() / "a")});
+  const auto& w = r.columns[r.columns.size() - 2];
+  ASSERT_EQ(w.label, "Wikitext");
+  EXPECT_TRUE(std::isnan(w.before[0]));
+  EXPECT_EQ(w.after[0], 5.0);
+  std::ofstream(tmp.path() / "a/unlearn.json")
+      << R"({"epochs": 1, "stop_reason": "x", "utility": {"one": {}}})";
+  test::expect_input_error([&] { report::aggregate({report::load_run(tmp.path() / "a")}); },
+                           {"utility entry 'one'"});
+  std::ofstream(tmp.path() / "a/unlearn.json") << R"({"epochs": "1", "stop_reason": "x"})";
+  test::expect_input_error([&] { report::load_run(tmp.path() / "a"); },
+                           {"not a lethe unlearn.json", "epochs"});
 }
 
 TEST(Report, SvgChartHasBandLineAndEscapedText) {
-  const std::string svg = report::render_svg(
-      {"EL <10>", "epoch", "EL", {{"runs", {0, 1, 2}, {0.3, 0.2, 0.1}, {0.2, 0.1, 0.05}, {0.4, 0.3, 0.15}}}});
+  const std::string svg = report::render_svg({"EL <10>",
+                                              "epoch",
+                                              "EL",
+                                              {{"runs",
+                                                {0, 1, 2, 3},
+                                                {0.3, 0.2, 0.1, std::nan("")},
+                                                {0.2, 0.1, 0.05, 0.0},
+                                                {0.4, 0.3, 0.15, 0.0}}}});
   EXPECT_EQ(svg.rfind("<svg", 0), 0u);
   EXPECT_NE(svg.find("</svg>"), std::string::npos);
   EXPECT_NE(svg.find("<polygon"), std::string::npos);
