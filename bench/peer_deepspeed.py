@@ -81,8 +81,8 @@ def ds_config(a, world):
     }
 
 
-def main():
-    a = parse_args()
+def setup(a):
+    """DeepSpeed engine over gloo on the GPT-Neo shape of `a`; returns (engine, rank, world, train_step)."""
     torch.set_num_threads(a.threads)
     logging.getLogger("DeepSpeed").setLevel(logging.WARNING)
     deepspeed.utils.logger.setLevel(logging.WARNING)
@@ -126,6 +126,13 @@ def main():
             total += loss.item()
         return total / gas
 
+    return engine, rank, world, train_step
+
+
+def main():
+    a = parse_args()
+    engine, rank, world, train_step = setup(a)
+    gas = engine.gradient_accumulation_steps()
     for _ in range(a.warmup):
         train_step()
     dist.barrier()

@@ -3,7 +3,8 @@
 # Usage: bash bench/peer_deepspeed.sh [peer_deepspeed.py flags...]
 #   e.g. bash bench/peer_deepspeed.sh --seq 128 --micro-batch 2 --global-batch 8 --steps 2 --warmup 1 --threads 1
 # Env: LETHE_VENV (default ~/.cache/lethe/venv, needs `pip install deepspeed`), NPROC (ranks, default 2),
-#      MASTER_PORT (default 29533). Threads per rank come from --threads (default 1); OMP_NUM_THREADS follows it.
+#      MASTER_PORT (default 29533), PEER (the script to run, default bench/peer_deepspeed.py).
+#      Threads per rank come from --threads (default 1); OMP_NUM_THREADS follows it.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 venv=${LETHE_VENV:-$HOME/.cache/lethe/venv}
@@ -26,4 +27,4 @@ export CUDA_VISIBLE_DEVICES=""     # the torch wheel is a CUDA build; keep it of
 
 exec "$venv/bin/torchrun" --nnodes 1 --nproc_per_node "$nproc" \
   --master_addr 127.0.0.1 --master_port "${MASTER_PORT:-29533}" \
-  "$root/bench/peer_deepspeed.py" "$@"
+  "${PEER:-$root/bench/peer_deepspeed.py}" "$@"

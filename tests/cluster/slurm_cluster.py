@@ -6,6 +6,7 @@ localhost), stopped by PID. The recipe is ../shared/spec/environment-notes.md's.
         job = c.sbatch(["--ntasks=2", "script.sbatch"])
         c.wait(job, {"COMPLETED"})
 """
+import ctypes
 import getpass
 import os
 import pathlib
@@ -17,6 +18,13 @@ import subprocess
 import time
 
 DAEMONS = ["/usr/sbin/munged", "/usr/sbin/slurmctld", "/usr/sbin/slurmd"]
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent():
+    """In the child before exec: SIGTERM when the test process dies, even by SIGKILL (a CTest timeout), so
+    no daemon outlives it. The daemons run in the foreground (-F / -D), so the setting stays theirs."""
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def missing_daemons():
@@ -129,7 +137,8 @@ class SlurmCluster:
     # --- internals -----------------------------------------------------------------------------------------
     def _spawn(self, cmd, name):
         with open(self.dir / "log" / f"{name}.stdout", "w") as log:
-            self.procs.append((subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=self.env), name))
+            self.procs.append((subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=self.env,
+                                                preexec_fn=die_with_parent), name))
 
     def _ok(self, cmd):
         return subprocess.run(cmd, capture_output=True, env=self.env).returncode == 0
