@@ -19,8 +19,7 @@ double unix_time() {
 constexpr int64_t kKeepAll = std::numeric_limits<int64_t>::max();
 const std::vector<std::string> kStopSeries = {"signal", "unix_time"};
 
-}  // namespace
-
+// The variable as an integer, -1 when unset or not a number (outside Slurm).
 int64_t env_int(const char* name) {
   const char* v = std::getenv(name);
   if (!v || !*v) return -1;
@@ -28,6 +27,8 @@ int64_t env_int(const char* name) {
   const long long x = std::strtoll(v, &end, 10);
   return *end == '\0' ? static_cast<int64_t>(x) : -1;
 }
+
+}  // namespace
 
 void record_launch(const std::filesystem::path& metrics_file, std::optional<int64_t> resumed_from_step,
                    int world_size) {

@@ -15,9 +15,6 @@
 
 namespace lethe::io {
 
-// The variable as an integer, -1 when unset or not a number.
-int64_t env_int(const char* name);
-
 // Appends this start to /launches. resumed_from_step: nullopt for a fresh start.
 void record_launch(const std::filesystem::path& metrics_file, std::optional<int64_t> resumed_from_step,
                    int world_size);

@@ -150,11 +150,36 @@ nlohmann::json report_json(const Report& r) {
   return {{"runs", r.runs}, {"stop_reasons", r.stop_reasons}, {"columns", cols}};
 }
 
-std::vector<fs::path> write_report(const Report& r, const fs::path& out, const std::string& title) {
-  fs::create_directories(out);
-  std::vector<fs::path> written;
+namespace {
+
+// metric,stage,mean,std,n — one row per metric and stage.
+std::string summary_csv(const Report& r) {
+  std::string csv = "metric,stage,mean,std,n\n";
+  for (const Column& c : r.columns)
+    for (const auto& [stage, v] : {std::pair{"before", &c.before}, std::pair{"after", &c.after}}) {
+      const Stat s = stat(*v);
+      csv += fmt::format("{},{},{},{},{}\n", csv_field(c.label), stage, num(s.mean), num(s.std), s.n);
+    }
+  return csv;
+}
+
+// One row per run: its stop reason and every metric before and after.
+std::string runs_csv(const Report& r) {
+  std::string csv = "run,stop_reason";
+  for (const Column& c : r.columns)
+    csv += fmt::format(",{},{}", csv_field(c.label + " before"), csv_field(c.label + " after"));
+  csv += "\n";
+  for (size_t i = 0; i < r.runs.size(); ++i) {
+    csv += fmt::format("{},{}", csv_field(r.runs[i]), csv_field(r.stop_reasons[i]));
+    for (const Column& c : r.columns) csv += fmt::format(",{},{}", num(c.before[i]), num(c.after[i]));
+    csv += "\n";
+  }
+  return csv;
+}
+
+// The paper-style table (one row per model state, one column per metric), then one row per run.
+std::string markdown(const Report& r, const std::string& title) {
   const size_t n = r.runs.size();
-  // The paper-style table: one row per model state, one column per metric.
   std::string md = fmt::format("# {}\n\n{} run(s): ", title, n);
   for (size_t i = 0; i < n; ++i)
     md += fmt::format("{}`{}` ({})", i ? ", " : "", md_cell(r.runs[i]), md_cell(r.stop_reasons[i]));
@@ -173,45 +198,45 @@ std::vector<fs::path> write_report(const Report& r, const fs::path& out, const s
   md += "\n|---|---|";
   for (size_t k = 0; k < r.columns.size(); ++k) md += "---|";
   md += "\n";
-  std::string csv = "metric,stage,mean,std,n\n", runs_csv = "run,stop_reason";
-  for (const Column& c : r.columns)
-    runs_csv += fmt::format(",{},{}", csv_field(c.label + " before"), csv_field(c.label + " after"));
-  runs_csv += "\n";
   for (size_t i = 0; i < n; ++i) {
     md += fmt::format("| {} | {} |", md_cell(r.runs[i]), md_cell(r.stop_reasons[i]));
-    runs_csv += fmt::format("{},{}", csv_field(r.runs[i]), csv_field(r.stop_reasons[i]));
-    for (const Column& c : r.columns) {
+    for (const Column& c : r.columns)
       md += std::isfinite(c.after[i]) ? fmt::format(" {:.4g} |", c.after[i]) : std::string(" — |");
-      runs_csv += fmt::format(",{},{}", num(c.before[i]), num(c.after[i]));
-    }
     md += "\n";
-    runs_csv += "\n";
   }
-  for (const Column& c : r.columns)
-    for (const auto& [stage, v] : {std::pair{"before", &c.before}, std::pair{"after", &c.after}}) {
-      const Stat s = stat(*v);
-      csv += fmt::format("{},{},{},{},{}\n", csv_field(c.label), stage, num(s.mean), num(s.std), s.n);
-    }
-  // Curves: at each epoch, mean ± std over the runs that reached it.
+  return md;
+}
+
+// One curve: at each epoch, mean ± std over the runs that reached it.
+Band epoch_band(const std::vector<std::vector<std::pair<double, double>>>& per_run) {
+  std::map<double, std::vector<double>> at;
+  for (const auto& series : per_run)
+    for (const auto& [x, y] : series) at[x].push_back(y);
+  Band b{fmt::format("mean ± std, {} run(s)", per_run.size()), {}, {}, {}, {}};
+  for (const auto& [x, ys] : at) {
+    const Stat s = stat(ys);
+    const double sd = std::isfinite(s.std) ? s.std : 0.0;
+    b.x.push_back(x), b.mean.push_back(s.mean), b.lo.push_back(s.mean - sd), b.hi.push_back(s.mean + sd);
+  }
+  return b;
+}
+
+}  // namespace
+
+std::vector<fs::path> write_report(const Report& r, const fs::path& out, const std::string& title) {
+  fs::create_directories(out);
+  std::vector<fs::path> written;
+  std::string md = markdown(r, title);
   if (!r.curves.empty()) md += "\n## Per-epoch curves (mean ± std over the runs that reached the epoch)\n\n";
   for (const auto& [label, per_run] : r.curves) {
-    std::map<double, std::vector<double>> at;
-    for (const auto& series : per_run)
-      for (const auto& [x, y] : series) at[x].push_back(y);
-    Band b{fmt::format("mean ± std, {} run(s)", n), {}, {}, {}, {}};
-    for (const auto& [x, ys] : at) {
-      const Stat s = stat(ys);
-      const double sd = std::isfinite(s.std) ? s.std : 0.0;
-      b.x.push_back(x), b.mean.push_back(s.mean), b.lo.push_back(s.mean - sd), b.hi.push_back(s.mean + sd);
-    }
     const fs::path svg = out / fmt::format("curves-{}.svg", file_key(label));
-    save(svg, render_svg({label + " per epoch", "epoch", label, {b}}));
+    save(svg, render_svg({label + " per epoch", "epoch", label, {epoch_band(per_run)}}));
     written.push_back(svg);
     md += fmt::format("![{}]({})\n", label, svg.filename().string());
   }
-  for (const auto& [name, text] :
-       {std::pair{"report.md", &md}, std::pair{"summary.csv", &csv}, std::pair{"runs.csv", &runs_csv}}) {
-    save(out / name, *text);
+  for (const auto& [name, text] : {std::pair{"report.md", md}, std::pair{"summary.csv", summary_csv(r)},
+                                   std::pair{"runs.csv", runs_csv(r)}}) {
+    save(out / name, text);
     written.push_back(out / name);
   }
   return written;
