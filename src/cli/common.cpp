@@ -64,9 +64,6 @@ void apply_runtime(const RuntimeSection& runtime) {
   const int threads =
       runtime.threads > 0 ? runtime.threads : static_cast<int>(std::thread::hardware_concurrency());
   at::set_num_threads(std::max(threads, 1));
-  LETHE_CHECK_INPUT(
-      runtime.device == Device::kCpu,
-      "runtime.device: 'cuda' is not supported by this command yet; use --set runtime.device=cpu");
 }
 
 model::GptNeo load_model(const fs::path& dir, const Config& cfg) {

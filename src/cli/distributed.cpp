@@ -3,6 +3,7 @@
 #include <sched.h>
 
 #include <cstdlib>
+#include <string>
 #include <thread>
 
 #include <c10/util/Exception.h>
@@ -12,8 +13,17 @@
 #include "core/error.h"
 
 namespace lethe::cli {
+namespace {
 
-int run_on_world(Config& cfg, const std::function<int(comm::Communicator&)>& body) {
+comm::DeviceRequest device_request(Device d) {
+  return d == Device::kCpu    ? comm::DeviceRequest::kCpu
+         : d == Device::kCuda ? comm::DeviceRequest::kCuda
+                              : comm::DeviceRequest::kAuto;
+}
+
+}  // namespace
+
+int run_on_world(Config& cfg, const std::function<int(const comm::World&)>& body) {
   // Several ranks on one machine share its cores. Slurm says how many CPUs a task has; otherwise the CPUs
   // this process may run on (its affinity mask: a cgroup or a binding narrows it) are split among the ranks
   // of the node (mpirun's local size, or srun's tasks per node, "2" or "2(x3)").
@@ -28,12 +38,21 @@ int run_on_world(Config& cfg, const std::function<int(comm::Communicator&)>& bod
     const int cpus = sched_getaffinity(0, sizeof(set), &set) == 0
                          ? CPU_COUNT(&set)
                          : static_cast<int>(std::thread::hardware_concurrency());
+    // lethe-run with GPUs binds each rank to its own cores (--map-by ppr:R:node:PE=C) and says so with
+    // LETHE_BIND_GPU=1: that mask is this rank's alone, not to be divided again.
+    const char* bind = std::getenv("LETHE_BIND_GPU");
+    const bool bound = bind && std::string(bind) == "1";
     const char* per_task = std::getenv("SLURM_CPUS_PER_TASK");
-    cfg.runtime.threads = per_task && std::atoi(per_task) > 0 ? std::atoi(per_task) : std::max(1, cpus / n);
+    cfg.runtime.threads = per_task && std::atoi(per_task) > 0 ? std::atoi(per_task)
+                          : bound                             ? cpus
+                                                              : std::max(1, cpus / n);
   }
   apply_runtime(cfg.runtime);
 
-  std::unique_ptr<comm::Communicator> world = comm::make_world();
+  // The host world first: a failure while choosing the device must still end every rank with its message.
+  comm::World job;
+  job.host = comm::make_host_world();
+  comm::Communicator* world = job.host.get();
   if (world->rank() != 0) spdlog::set_level(spdlog::level::warn);
   auto fail = [&](const std::string& what, int code) -> int {
     if (world->size() == 1) {
@@ -44,7 +63,13 @@ int run_on_world(Config& cfg, const std::function<int(comm::Communicator&)>& bod
     std::abort();  // not reached: abort() ends every rank
   };
   try {
-    return body(*world);
+    comm::attach_device(job, device_request(cfg.runtime.device));
+    if (world->rank() == 0) {
+      spdlog::info("device {} ({} rank(s)); device communicator: {}", job.device.str(), world->size(),
+                   job.device_comm().backend());
+      for (const std::string& line : job.placement) spdlog::debug("{}", line);
+    }
+    return body(job);
   } catch (const InputError& e) {
     return fail(e.what(), kExitBadInput);
   } catch (const c10::Error& e) {

@@ -5,14 +5,15 @@
 
 #include <functional>
 
-#include "comm/communicator.h"
+#include "comm/world.h"
 #include "core/config.h"
 
 namespace lethe::cli {
 
-// Applies cfg.runtime (threads default to the CPUs this rank may use, below), builds the world and runs body;
+// Applies cfg.runtime (threads default to the CPUs this rank may use, below), builds the world (host
+// communicator, this rank's device per runtime.device, NCCL on GPUs: comm/world.h) and runs body;
 // returns its exit code. Commands that checkpoint on a stop signal (train, unlearn) install the handlers
 // themselves, first thing, so that a signal during start-up is not lost; the others keep the default action.
-int run_on_world(Config& cfg, const std::function<int(comm::Communicator&)>& body);
+int run_on_world(Config& cfg, const std::function<int(const comm::World&)>& body);
 
 }  // namespace lethe::cli

@@ -48,6 +48,10 @@ class Communicator {
   virtual ~Communicator() = default;
   virtual int rank() const = 0;
   virtual int size() const = 0;
+  // This rank's place among the ranks that share its machine (MPI_Comm_split_type(SHARED) for MPI): what
+  // picks its GPU. An in-process group is one machine.
+  virtual int node_rank() const { return rank(); }
+  virtual int node_size() const { return size(); }
   virtual std::string backend() const = 0;
 
   virtual void barrier() = 0;
@@ -91,9 +95,10 @@ class Communicator {
 // Equal pieces: counts for splitting n elements into size() parts (n must divide evenly).
 std::vector<int64_t> equal_counts(int64_t n, int size);
 
-// The world this process belongs to: MPI when started by mpirun/srun (the launcher's environment says so),
-// otherwise a group of one. Initialises MPI when needed; safe to call once per process.
-std::unique_ptr<Communicator> make_world();
+// The host world this process belongs to: MPI when started by mpirun/srun (the launcher's environment says
+// so), otherwise a group of one. Initialises MPI when needed; safe to call once per process. comm/world.h
+// adds the device communicator beside it.
+std::unique_ptr<Communicator> make_host_world();
 
 // True when this process was started by an MPI launcher (mpirun, srun with PMI/PMIx).
 bool launched_by_mpi();

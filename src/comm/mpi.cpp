@@ -135,6 +135,13 @@ MpiCommunicator::MpiCommunicator() {
   LETHE_MPI_CHECK(MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN));
   LETHE_MPI_CHECK(MPI_Comm_rank(MPI_COMM_WORLD, &rank_));
   LETHE_MPI_CHECK(MPI_Comm_size(MPI_COMM_WORLD, &size_));
+  // The ranks sharing this machine, from MPI itself: launcher variables (SLURM_LOCALID, LOCAL_RANK) may be
+  // set for the whole job by a batch script and then name the wrong GPU.
+  MPI_Comm node = MPI_COMM_NULL;
+  LETHE_MPI_CHECK(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &node));
+  LETHE_MPI_CHECK(MPI_Comm_rank(node, &node_rank_));
+  LETHE_MPI_CHECK(MPI_Comm_size(node, &node_size_));
+  LETHE_MPI_CHECK(MPI_Comm_free(&node));
 }
 
 MpiCommunicator::~MpiCommunicator() {

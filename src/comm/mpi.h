@@ -17,6 +17,8 @@ class MpiCommunicator : public Communicator {
   ~MpiCommunicator() override;
   int rank() const override { return rank_; }
   int size() const override { return size_; }
+  int node_rank() const override { return node_rank_; }
+  int node_size() const override { return node_size_; }
   std::string backend() const override { return "mpi"; }
   void barrier() override;
   std::unique_ptr<Work> all_reduce_async(torch::Tensor t, ReduceOp op) override;
@@ -28,7 +30,7 @@ class MpiCommunicator : public Communicator {
   [[noreturn]] void abort(const std::string& message, int code) override;
 
  private:
-  int rank_ = 0, size_ = 1;
+  int rank_ = 0, size_ = 1, node_rank_ = 0, node_size_ = 1;
   bool initialised_here_ = false;
 };
 

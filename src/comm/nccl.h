@@ -1,9 +1,16 @@
-// NCCL backend for CUDA tensors, bootstrapped over MPI: rank 0 creates the NCCL unique id, the bootstrap
-// communicator broadcasts its 128 bytes, every rank joins with ncclCommInitRank. Collectives run on a
-// dedicated stream that first waits for the caller's current stream. wait() blocks the host until the
-// collective is done, polling ncclCommGetAsyncError, and gives up after LETHE_NCCL_TIMEOUT seconds (default
-// 600): the communicator is aborted and an error thrown, so a failed or hung peer never hangs the job.
-// Compiled and linked in CI; not yet run on a GPU.
+// NCCL backend for CUDA tensors, bootstrapped over a host communicator (MPI): rank 0 creates the NCCL unique
+// id, the bootstrap broadcasts its 128 bytes, every rank joins with a non-blocking ncclCommInitRankConfig
+// that is polled with a deadline, then one warm-up all-reduce proves the fabric before any model is loaded.
+//
+// Streams: a collective runs on a dedicated stream that first waits (device-side) for the caller's current
+// stream. wait() does not block the host: it makes the caller's current stream wait for the collective's
+// event and marks the tensors involved as used on the NCCL stream (recordStream), so stage-2 buckets reduce
+// while backward keeps queuing kernels. A watchdog thread polls every queued event and
+// ncclCommGetAsyncError; a collective not done within LETHE_NCCL_TIMEOUT seconds (default 600), or an async
+// error, aborts the communicator and ends the job with the rank's message: a dead peer never hangs it.
+// Equal per-rank counts use ncclReduceScatter / ncclAllGather; uneven ones one ncclReduce / ncclBroadcast
+// per owner inside a group.
+// Compiled and linked in CI; run on a GPU only by bench/device_check.sh (BENCHMARKS.md says when).
 // Built only when libtorch is a CUDA build and NCCL is found (LETHE_HAVE_NCCL); it links the wheel's NCCL,
 // the same library libtorch uses.
 #pragma once
@@ -34,14 +41,11 @@ class NcclCommunicator : public Communicator {
   [[noreturn]] void abort(const std::string& message, int code) override;
 
  private:
+  void watch();  // the watchdog thread's loop
   Communicator& bootstrap_;
   std::unique_ptr<NcclState> state_;
   int rank_, size_;
 };
-
-// This rank's GPU among `device_count` visible ones: the launcher's local rank (Open MPI, Slurm) modulo the
-// count, as NCCL's one-device-per-process pattern expects.
-int local_device(int device_count);
 
 // NCCL's version as an integer (e.g. 23007), for `lethe info`.
 int nccl_version();

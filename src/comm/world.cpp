@@ -1,8 +1,14 @@
+#include "comm/world.h"
+
 #include <cstdlib>
 
-#include "comm/communicator.h"
 #include "comm/local.h"
 #include "comm/mpi.h"
+#include "core/error.h"
+
+#if LETHE_HAVE_NCCL
+#include "comm/nccl.h"
+#endif
 
 namespace lethe::comm {
 
@@ -12,26 +18,27 @@ bool launched_by_mpi() {
   return false;
 }
 
-std::unique_ptr<Communicator> make_world() {
+std::unique_ptr<Communicator> make_host_world() {
   if (launched_by_mpi()) return std::make_unique<MpiCommunicator>();
   return make_self();
 }
 
-std::vector<int64_t> equal_counts(int64_t n, int size) {
-  TORCH_CHECK(n % size == 0, "equal_counts: ", n, " elements do not split into ", size, " equal parts");
-  return std::vector<int64_t>(size, n / size);
-}
-
-int64_t Communicator::all_reduce_int(int64_t v, ReduceOp op) {
-  torch::Tensor t = torch::full({1}, v, torch::kLong);
-  all_reduce(t, op);
-  return t.item<int64_t>();
-}
-
-double Communicator::all_reduce_double(double v, ReduceOp op) {
-  torch::Tensor t = torch::full({1}, v, torch::kDouble);
-  all_reduce(t, op);
-  return t.item<double>();
+void attach_device(World& w, DeviceRequest want) {
+  w.device = choose_device(want, w.host->node_rank());
+  w.placement = check_placement(*w.host, w.device);
+  if (!w.device.is_cuda()) return;
+  if (w.host->size() == 1) {
+    w.device_owned = make_self();  // a group of one moves any tensor; kept apart from host all the same
+    return;
+  }
+#if LETHE_HAVE_NCCL
+  w.device_owned = std::make_unique<NcclCommunicator>(*w.host, w.device.index());
+#else
+  throw_input(
+      "{} ranks on GPUs need NCCL, and this lethe was built without it (-DLETHE_WITH_NCCL=OFF or no "
+      "nccl.h); rebuild with NCCL, or use --set runtime.device=cpu",
+      w.host->size());
+#endif
 }
 
 }  // namespace lethe::comm

@@ -27,7 +27,7 @@ namespace lethe {
 
 enum class Dtype { kFloat32, kBFloat16 };
 enum class LogLevel { kTrace, kDebug, kInfo, kWarn, kError };
-enum class Device { kCpu, kCuda };
+enum class Device { kAuto, kCpu, kCuda };
 enum class LrSchedule { kConstant, kLinear, kCosine };
 enum class Embedder { kTfidf, kLm, kBert };
 enum class ElVariant { kIcu, kKu };
@@ -50,8 +50,8 @@ struct EnumNames<LogLevel> {
 };
 template <>
 struct EnumNames<Device> {
-  static constexpr std::pair<Device, std::string_view> values[] = {{Device::kCpu, "cpu"},
-                                                                   {Device::kCuda, "cuda"}};
+  static constexpr std::pair<Device, std::string_view> values[] = {
+      {Device::kAuto, "auto"}, {Device::kCpu, "cpu"}, {Device::kCuda, "cuda"}};
 };
 template <>
 struct EnumNames<LrSchedule> {
@@ -166,14 +166,14 @@ struct RuntimeSection {
   int threads = 0;
   uint64_t seed = 1234;
   LogLevel log_level = LogLevel::kInfo;
-  Device device = Device::kCpu;
+  Device device = Device::kAuto;
 
   template <class V>
   void visit(V& v) {
     v("threads", threads, AtLeast{0}, "CPU threads; 0 = all cores");
     v("seed", seed, "random seed for init, sampling and data order");
     v("log_level", log_level, "trace | debug | info | warn | error");
-    v("device", device, "cpu | cuda");
+    v("device", device, "auto (cuda when a GPU is visible) | cpu | cuda: one GPU per rank");
   }
   bool operator==(const RuntimeSection&) const = default;
 };

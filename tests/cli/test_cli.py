@@ -41,12 +41,26 @@ class Basics(unittest.TestCase):
         self.assertEqual(r.returncode, 2)
         self.assertIn("usage", r.stderr)
 
+    def test_cuda_without_a_gpu_is_refused_with_the_fix(self):
+        # runtime.device=cuda where no GPU is visible (CI) or the build has no CUDA: exit 2 before any work,
+        # naming the key and the way out.
+        with tempfile.TemporaryDirectory() as d:
+            r = lethe("train", "--set", "model.preset=tiny", "--set", "runtime.device=cuda", "--set",
+                      f"run.output_dir={d}", "--set", "data.train_path=/nonexistent.npy")
+            self.assertEqual(r.returncode, 2, r.stderr)
+            self.assertIn("runtime.device=cuda", r.stderr)
+            self.assertIn("runtime.device=cpu", r.stderr)
+            self.assertEqual(os.listdir(d), [])
+
     def test_info_json(self):
         r = lethe("info", "--json")
         self.assertEqual(r.returncode, 0)
         info = json.loads(r.stdout)
         self.assertTrue(info["libtorch"].startswith("2."))
         self.assertTrue(info["mpi"])
+        # No GPU on the CI machines: none listed, and runtime.device=auto resolves to the CPU.
+        self.assertIsInstance(info["gpus"], list)
+        self.assertEqual(info["device_auto"], "cuda" if info["gpus"] else "cpu")
         if info["cuda_build"]:  # the NCCL libtorch uses is linked and answers ncclGetVersion
             self.assertRegex(info["nccl_library"], r"^\d+\.\d+\.\d+$")
 

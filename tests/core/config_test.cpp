@@ -78,7 +78,7 @@ TEST(ConfigDefaults, NoFileGivesBuiltInDefaults) {
   EXPECT_EQ(cfg.generate.eos_token_id, -1);
   EXPECT_EQ(cfg.runtime.seed, 1234u);
   EXPECT_EQ(cfg.runtime.log_level, LogLevel::kInfo);
-  EXPECT_EQ(cfg.runtime.device, Device::kCpu);
+  EXPECT_EQ(cfg.runtime.device, Device::kAuto);
   EXPECT_EQ(cfg.run.name, "demo");
   EXPECT_EQ(cfg.run.output_dir, "results");
 }
