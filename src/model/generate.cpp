@@ -1,6 +1,7 @@
 #include "model/generate.h"
 
 #include <cmath>
+#include <vector>
 
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>
@@ -9,58 +10,92 @@ namespace lethe::model {
 namespace {
 
 // Decoding state shared by greedy and beam search: the running mask, positions and cache of every row.
+// An unpadded batch (the common case: one prompt, or prompts of equal length) carries no mask at all, so
+// prefill takes the mask-free causal attention path and every step is one token against its cache.
 struct Decoder {
   GptNeo& model;
-  torch::Tensor mask;      // [R, K] grows by one column per step
-  torch::Tensor last_pos;  // [R, 1] position id of each row's last token
+  torch::Tensor mask;      // [R, K] grows by one column per step; undefined when nothing is padded
+  torch::Tensor last_pos;  // [R, 1] position id of each row's last token (padded batches only)
   KvCache cache;
 
   // Prefill: the whole prompt, ids [R, T]. With copies > 1 every row then stands for `copies` identical rows
   // (beams): the prompt is run once and its cache, mask and logits repeated, instead of running every beam's
   // identical prompt. Returns fp32 logits of the last position, [R·copies, V].
   torch::Tensor prefill(const torch::Tensor& ids, int64_t copies = 1) {
-    torch::Tensor pos = position_ids_from_mask(mask);
+    ForwardArgs args{.cache = &cache, .compute_logits = false};
+    if (mask.defined()) {
+      args.attention_mask = mask;
+      args.position_ids = position_ids_from_mask(mask);
+      last_pos = args.position_ids.slice(1, -1);
+    }
     // Only the last position's logits are needed (HF's logits_to_keep=1): the head runs on one row per
     // prompt.
-    ForwardArgs args{.attention_mask = mask, .position_ids = pos, .cache = &cache, .compute_logits = false};
     torch::Tensor last = model->forward(ids, args).last_hidden_state.select(1, -1);  // [R, C]
     torch::Tensor logits = model->lm_head(last).to(torch::kFloat);                   // [R, V]
-    last_pos = pos.slice(1, -1);
     if (copies > 1) {
       cache.reorder(torch::arange(ids.size(0), ids.options().dtype(torch::kLong)).repeat_interleave(copies));
-      mask = mask.repeat_interleave(copies, 0);
-      last_pos = last_pos.repeat_interleave(copies, 0);
+      if (mask.defined()) {
+        mask = mask.repeat_interleave(copies, 0);
+        last_pos = last_pos.repeat_interleave(copies, 0);
+      }
       logits = logits.repeat_interleave(copies, 0);
     }
     return logits;
   }
   // One new token per row: ids [R, 1]. Returns fp32 logits [R, V].
   torch::Tensor step(const torch::Tensor& ids) {
-    mask = torch::cat({mask, torch::ones({mask.size(0), 1}, mask.options())}, 1);
-    last_pos = last_pos + 1;
-    ForwardArgs args{.attention_mask = mask, .position_ids = last_pos, .cache = &cache};
+    ForwardArgs args{.cache = &cache};
+    if (mask.defined()) {
+      mask = torch::cat({mask, torch::ones({mask.size(0), 1}, mask.options())}, 1);
+      last_pos = last_pos + 1;
+      args.attention_mask = mask;
+      args.position_ids = last_pos;
+    }
     return model->forward(ids, args).logits.select(1, -1).to(torch::kFloat);
   }
   void reorder(const torch::Tensor& rows) {
     cache.reorder(rows);
+    if (!mask.defined()) return;
     mask = mask.index_select(0, rows);
     last_pos = last_pos.index_select(0, rows);
   }
 };
 
+// Greedy decoding asks the device whether every row has finished only every kCheckEvery tokens (a host
+// read per token would stall a GPU after each step); the tokens decoded past the point where all rows
+// finished are padding and are cut off again, so the result equals HF's stop-at-once loop.
+constexpr int64_t kCheckEvery = 8;
+
 GenerateResult greedy(Decoder& dec, torch::Tensor ids, const GenerateOptions& o) {
   const int64_t pad = o.pad_token_id >= 0 ? o.pad_token_id : o.eos_token_id;
-  const int64_t max_length = ids.size(1) + o.max_new_tokens;
+  const int64_t t0 = ids.size(1), max_length = t0 + o.max_new_tokens;
   torch::Tensor unfinished = torch::ones({ids.size(0)}, ids.options());
+  std::vector<torch::Tensor> any_open;  // per decoded token: 1 while some row is unfinished after it
   torch::Tensor logits = dec.prefill(ids);
   while (ids.size(1) < max_length) {
     torch::Tensor next = logits.argmax(-1);  // [R]; first index on ties, as torch.argmax
     // Rows that already produced EOS keep emitting padding (HF _sample).
     if (o.eos_token_id >= 0) next = next * unfinished + pad * (1 - unfinished);
     ids = torch::cat({ids, next.unsqueeze(1)}, 1);
-    if (o.eos_token_id >= 0) unfinished = unfinished * (next != o.eos_token_id).to(torch::kLong);
-    if (ids.size(1) >= max_length || unfinished.max().item<int64_t>() == 0) break;
+    if (ids.size(1) >= max_length) break;
+    if (o.eos_token_id >= 0) {
+      unfinished = unfinished * (next != o.eos_token_id).to(torch::kLong);
+      any_open.push_back(unfinished.max());
+      if (static_cast<int64_t>(any_open.size()) % kCheckEvery == 0) {
+        // First token after which every row was finished, if any: HF stops right there.
+        torch::Tensor open = torch::stack(any_open).cpu();
+        const int64_t* v = open.data_ptr<int64_t>();
+        for (int64_t i = 0; i < open.numel(); ++i)
+          if (v[i] == 0) return {ids.slice(1, 0, t0 + i + 1).contiguous(), {}};
+      }
+    }
     logits = dec.step(next.unsqueeze(1));
+  }
+  if (!any_open.empty()) {
+    torch::Tensor open = torch::stack(any_open).cpu();
+    const int64_t* v = open.data_ptr<int64_t>();
+    for (int64_t i = 0; i < open.numel(); ++i)
+      if (v[i] == 0) return {ids.slice(1, 0, t0 + i + 1).contiguous(), {}};
   }
   return {ids, {}};
 }
@@ -102,8 +137,7 @@ GenerateResult beam_search(Decoder& dec, const torch::Tensor& prompt, const Gene
   torch::Tensor heuristic_unsatisfied = torch::ones({b, 1}, flag);
   torch::Tensor running_beam_idx = torch::full({b, nb, max_length - t0}, -1, i64);
   torch::Tensor beam_idx = running_beam_idx.clone();
-  torch::Tensor top_nb_mask =
-      torch::cat({torch::ones({nb}, torch::kBool), torch::zeros({keep - nb}, torch::kBool)});
+  torch::Tensor top_nb_mask = torch::cat({torch::ones({nb}, flag), torch::zeros({keep - nb}, flag)});
   torch::Tensor batch_offset = torch::arange(b, i64).view({b, 1}) * nb;
 
   torch::Tensor logits = dec.prefill(prompt, nb);  // [B·nb, V]
@@ -155,9 +189,12 @@ GenerateResult beam_search(Decoder& dec, const torch::Tensor& prompt, const Gene
         torch::where(finished, std::get<0>(beam_scores.min(1, true)), torch::full({}, -1e9, f32));
     heuristic_unsatisfied = heuristic_unsatisfied & (best_running > worst_finished).any(-1, true);
 
-    const bool improvement_possible = heuristic_unsatisfied.any().item<bool>();
-    const bool open_beam = !(finished.all().item<bool>() && o.early_stopping == EarlyStopping::kTrue);
-    const bool can_continue = !hits.all().item<bool>();
+    // One host read per step for the three stopping conditions (beam search's stop is data-dependent).
+    torch::Tensor flags = torch::stack({heuristic_unsatisfied.any(), finished.all(), hits.all()}).cpu();
+    const bool* f = flags.data_ptr<bool>();
+    const bool improvement_possible = f[0];
+    const bool open_beam = !(f[1] && o.early_stopping == EarlyStopping::kTrue);
+    const bool can_continue = !f[2];
     if (!(improvement_possible && open_beam && can_continue)) break;
   }
   // Best hypothesis per item, trimmed to the longest generated length among the returned ones.
@@ -185,7 +222,10 @@ GenerateResult generate(GptNeo& model, const torch::Tensor& input_ids, const tor
     // every decoding step.
     c10::InferenceMode inference;
     torch::Tensor ids = input_ids.to(torch::kLong);
-    torch::Tensor mask = attention_mask.defined() ? attention_mask.to(torch::kLong) : torch::ones_like(ids);
+    // Padding is looked for once per call (a host read), never per step.
+    torch::Tensor mask;
+    if (attention_mask.defined() && (attention_mask == 0).any().item<bool>())
+      mask = attention_mask.to(ids.device(), torch::kLong);
     Decoder dec{model, mask, {}, {}};
     if (options.max_new_tokens == 0)
       result.sequences = ids;

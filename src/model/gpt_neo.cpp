@@ -60,7 +60,7 @@ SelfAttentionImpl::SelfAttentionImpl(const GptNeoConfig& cfg, AttentionKind kind
   out_proj_ = register_module("out_proj", torch::nn::Linear(torch::nn::LinearOptions(c, c).bias(true)));
 }
 
-torch::Tensor SelfAttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& mask, KvCache* cache,
+torch::Tensor SelfAttentionImpl::forward(const torch::Tensor& x, const AttentionMask& mask, KvCache* cache,
                                          int64_t layer) {
   const int64_t b = x.size(0), t = x.size(1);
   // [B, T, C] → [B, H, T, D]
@@ -71,10 +71,10 @@ torch::Tensor SelfAttentionImpl::forward(const torch::Tensor& x, const torch::Te
   // GPT-Neo does not scale scores by 1/sqrt(D): scale = 1. HF computes q·k in fp32; for fp32 models SDPA does
   // the same, for bf16 the kernel accumulates in fp32 (bf16 → fp32 is exact), so only the rounding of the
   // probabilities before the value product differs.
-  const std::optional<torch::Tensor> attn_mask = mask.defined() ? std::optional(mask) : std::nullopt;
-  torch::Tensor y =
-      at::scaled_dot_product_attention(q, k, v, attn_mask, /*dropout_p=*/0.0, /*is_causal=*/false,
-                                       /*scale=*/1.0);
+  const std::optional<torch::Tensor> attn_mask =
+      mask.additive.defined() ? std::optional(mask.additive) : std::nullopt;
+  torch::Tensor y = at::scaled_dot_product_attention(q, k, v, attn_mask, /*dropout_p=*/0.0,
+                                                     /*is_causal=*/mask.causal, /*scale=*/1.0);
   // [B, H, T, D] → [B, T, C]
   return project(y.transpose(1, 2).reshape({b, t, num_heads_ * head_dim_}), out_proj_);
 }
@@ -100,29 +100,33 @@ BlockImpl::BlockImpl(const GptNeoConfig& cfg, int64_t layer) : layer_(layer) {
   c_proj_ = mlp->register_module("c_proj", torch::nn::Linear(cfg.inner_dim(), c));
 }
 
-torch::Tensor BlockImpl::forward(const torch::Tensor& x, const torch::Tensor& mask, KvCache* cache) {
+torch::Tensor BlockImpl::forward(const torch::Tensor& x, const AttentionMask& mask, KvCache* cache) {
   torch::Tensor h = x + attention_->forward(ln_1_(x), mask, cache, layer_);
   // gelu_new is GELU with the tanh approximation.
   return h + project(F::gelu(project(ln_2_(h), c_fc_), F::GELUFuncOptions().approximate("tanh")), c_proj_);
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-GptNeoImpl::GptNeoImpl(const GptNeoConfig& cfg) : cfg_(cfg) {
+GptNeoImpl::GptNeoImpl(const GptNeoConfig& cfg, torch::Device device, torch::ScalarType dtype) : cfg_(cfg) {
   if (cfg_.attention_layers.empty()) cfg_.attention_layers = alternating_attention(cfg_.num_layers);
   TORCH_CHECK(static_cast<int64_t>(cfg_.attention_layers.size()) == cfg_.num_layers, "attention_layers has ",
               cfg_.attention_layers.size(), " entries for ", cfg_.num_layers, " layers");
   auto transformer = register_module("transformer", std::make_shared<Holder>());
   wte_ = transformer->register_module("wte", torch::nn::Embedding(cfg_.vocab_size, cfg_.hidden_size));
+  wte_->to(device, dtype);
   wpe_ = transformer->register_module("wpe",
                                       torch::nn::Embedding(cfg_.max_position_embeddings, cfg_.hidden_size));
+  wpe_->to(device, dtype);
   h_ = transformer->register_module("h", torch::nn::ModuleList());
   for (int64_t i = 0; i < cfg_.num_layers; ++i) {
     blocks_.emplace_back(cfg_, i);
+    blocks_.back()->to(device, dtype);
     h_->push_back(blocks_.back());
   }
   ln_f_ = transformer->register_module(
       "ln_f",
       torch::nn::LayerNorm(torch::nn::LayerNormOptions({cfg_.hidden_size}).eps(cfg_.layer_norm_epsilon)));
+  ln_f_->to(device, dtype);
 }
 
 void GptNeoImpl::reset_parameters(uint64_t seed) {
@@ -143,15 +147,19 @@ void GptNeoImpl::reset_parameters(uint64_t seed) {
   }
 }
 
-torch::Tensor GptNeoImpl::build_mask(AttentionKind kind, int64_t past, int64_t t,
+AttentionMask GptNeoImpl::build_mask(AttentionKind kind, int64_t past, int64_t t,
                                      const torch::Tensor& attention_mask, torch::ScalarType dtype,
                                      torch::Device device) const {
   const int64_t k = past + t;
+  const bool in_window = kind == AttentionKind::kGlobal || k <= cfg_.window_size;
   // A single query with no padding sees every key (global), or every key in its window (local): no mask at
   // all, which spares the mask ops and SDPA's mask read on every decoding step. Numerically the same as
   // adding 0.
-  if (t == 1 && !attention_mask.defined() && (kind == AttentionKind::kGlobal || k <= cfg_.window_size))
-    return {};
+  if (t == 1 && !attention_mask.defined() && in_window) return {.built = true};
+  // No padding, no cache, and every causal key inside the window: plain causal attention. SDPA may then pick
+  // its flash kernel (an explicit mask rules that out). The same numbers: HF's masked scores are the dtype's
+  // minimum, which the softmax turns into exact zeros, as the causal kernel's −inf.
+  if (past == 0 && !attention_mask.defined() && in_window) return {.causal = true, .built = true};
   auto opts = torch::TensorOptions().dtype(torch::kLong).device(device);
   torch::Tensor qi = torch::arange(past, k, opts).unsqueeze(1);  // [T, 1] absolute slot of each query
   torch::Tensor kj = torch::arange(0, k, opts).unsqueeze(0);     // [1, K]
@@ -172,7 +180,7 @@ torch::Tensor GptNeoImpl::build_mask(AttentionKind kind, int64_t past, int64_t t
   torch::Tensor model_term = torch::where(visible, torch::zeros({}, f32), torch::full({}, min, f32));
   // [B or 1, 1, T, K]; in the model's dtype for SDPA (bf16 rounds the fp32 minimum to -inf, which SDPA
   // handles: every row keeps at least its own diagonal at a finite value).
-  return (window_term + model_term).unsqueeze(1).to(dtype);
+  return {.additive = (window_term + model_term).unsqueeze(1).to(dtype), .built = true};
 }
 
 ForwardOutput GptNeoImpl::forward(const torch::Tensor& input_ids, const ForwardArgs& args) {
@@ -189,27 +197,22 @@ ForwardOutput GptNeoImpl::forward(const torch::Tensor& input_ids, const ForwardA
                 " tokens exceeds max_position_embeddings ", cfg_.max_position_embeddings);
     pos = torch::arange(past, past + t, input_ids.options().dtype(torch::kLong)).unsqueeze(0);
   } else {
-    // Explicit positions (padded batches): the key length may exceed the table, the positions may not.
-    // Checked on CPU only: on a GPU the check would sync every step, and the embedding lookup asserts there
-    // anyway.
-    if (pos.is_cpu() && pos.numel() > 0) {
-      const int64_t top = pos.max().item<int64_t>();
-      TORCH_CHECK(top < cfg_.max_position_embeddings, "position id ", top,
-                  " exceeds max_position_embeddings ", cfg_.max_position_embeddings);
-    }
+    // Explicit positions (padded batches): the key length may exceed the table, the positions may not. Not
+    // read back here (a host read every forward would stall a GPU): the embedding lookup rejects an id past
+    // the table, and callers bound prompt + new tokens on the host.
   }
   torch::Tensor x = wte_(input_ids) + wpe_(pos);  // [B, T, C]
 
   const auto dtype = x.scalar_type();
-  // A mask of all ones is no padding at all: drop it (checked once here, not per layer).
-  torch::Tensor padding = args.attention_mask;
-  if (padding.defined() && padding.min().item<int64_t>() != 0) padding = torch::Tensor();
-  const torch::Tensor global_mask = build_mask(AttentionKind::kGlobal, past, t, padding, dtype, x.device());
-  torch::Tensor local_mask;  // built once, only if some layer is local
+  // The caller says whether there is padding (a mask given); it is not inspected here, since reading it back
+  // would cost a host sync every forward.
+  const torch::Tensor& padding = args.attention_mask;
+  const AttentionMask global_mask = build_mask(AttentionKind::kGlobal, past, t, padding, dtype, x.device());
+  AttentionMask local_mask;  // built once, only if some layer is local
   ForwardOutput out;
   for (auto& block : blocks_) {
     if (args.output_hidden_states) out.hidden_states.push_back(x);
-    if (block->kind() == AttentionKind::kLocal && !local_mask.defined())
+    if (block->kind() == AttentionKind::kLocal && !local_mask.built)
       local_mask = build_mask(AttentionKind::kLocal, past, t, padding, dtype, x.device());
     x = block->forward(x, block->kind() == AttentionKind::kLocal ? local_mask : global_mask, cache);
   }

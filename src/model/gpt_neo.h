@@ -37,6 +37,8 @@ struct KvCache {
 
 struct ForwardArgs {
   // [B, K] 1 = token, 0 = padding, covering cached and new tokens (HF semantics). Undefined = no padding.
+  // A defined mask is used as given, never inspected (a host read per forward): leave it undefined when no
+  // row is padded, so attention can run unmasked (causal kernels).
   torch::Tensor attention_mask = {};
   // [B, T] absolute positions of the new tokens. Undefined = P, P+1, ... (HF forward's default).
   torch::Tensor position_ids = {};
@@ -51,11 +53,20 @@ struct ForwardOutput {
   std::vector<torch::Tensor> hidden_states;  // input of each block, then the output after ln_f
 };
 
+// What one attention kind needs for a forward: an additive float mask [B or 1, 1, T, K] (0 = visible, the
+// dtype's minimum = hidden), or plain causal attention (no tensor: SDPA's is_causal, flash-eligible), or
+// nothing at all (one query seeing every key).
+struct AttentionMask {
+  torch::Tensor additive = {};
+  bool causal = false;
+  bool built = false;  // computed for this forward (the local one is built lazily)
+};
+
 class SelfAttentionImpl : public torch::nn::Module {
  public:
   SelfAttentionImpl(const GptNeoConfig& cfg, AttentionKind kind);
-  // x: [B, T, C]; mask: additive float [B or 1, 1, T, K]. Returns [B, T, C].
-  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& mask, KvCache* cache, int64_t layer);
+  // x: [B, T, C]. Returns [B, T, C].
+  torch::Tensor forward(const torch::Tensor& x, const AttentionMask& mask, KvCache* cache, int64_t layer);
 
   AttentionKind kind() const { return kind_; }
 
@@ -69,7 +80,7 @@ TORCH_MODULE(SelfAttention);
 class BlockImpl : public torch::nn::Module {
  public:
   BlockImpl(const GptNeoConfig& cfg, int64_t layer);
-  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& mask, KvCache* cache);
+  torch::Tensor forward(const torch::Tensor& x, const AttentionMask& mask, KvCache* cache);
 
   AttentionKind kind() const { return attention_->kind(); }
 
@@ -83,7 +94,10 @@ TORCH_MODULE(Block);
 
 class GptNeoImpl : public torch::nn::Module {
  public:
-  explicit GptNeoImpl(const GptNeoConfig& cfg);
+  // Built piece by piece on `device` in `dtype`: each embedding and block moves there as soon as it exists,
+  // so the host never holds the whole model in fp32 (2.7B: 10.8 GB per rank otherwise).
+  explicit GptNeoImpl(const GptNeoConfig& cfg, torch::Device device = torch::kCPU,
+                      torch::ScalarType dtype = torch::kFloat);
 
   // input_ids: [B, T] int64. See ForwardArgs for the rest.
   ForwardOutput forward(const torch::Tensor& input_ids, const ForwardArgs& args = {});
@@ -91,6 +105,9 @@ class GptNeoImpl : public torch::nn::Module {
   // The tied LM head alone: hidden [..., C] → logits [..., V] in the model's dtype. Lets callers that need
   // only some positions (the last one when generating, one row at a time when scoring) skip the rest.
   torch::Tensor lm_head(const torch::Tensor& hidden) const;
+  // The head's weight [V, C] (= transformer.wte.weight), for losses that apply the head in chunks
+  // (model/lm_loss.h).
+  const torch::Tensor& head_weight() const { return wte_->weight; }
 
   // HF's _init_weights: N(0, initializer_range) for Linear/Embedding weights, zero biases, LayerNorm = (1,
   // 0).
@@ -99,10 +116,10 @@ class GptNeoImpl : public torch::nn::Module {
   const GptNeoConfig& config() const { return cfg_; }
 
  private:
-  // Additive float mask [B or 1, 1, T, K] for one attention kind: 0 where a query may see a key, the dtype's
-  // minimum elsewhere (the minimum twice where the key is also outside the causal window: HF's exact values).
-  // Undefined when nothing needs masking (one query, no padding, every key in the window).
-  torch::Tensor build_mask(AttentionKind kind, int64_t past, int64_t t, const torch::Tensor& attention_mask,
+  // The mask for one attention kind: 0 where a query may see a key, the dtype's minimum elsewhere (the
+  // minimum twice where the key is also outside the causal window: HF's exact values); plain causal when
+  // there is no padding, no cache and every causal key is in the window; nothing for one query seeing all.
+  AttentionMask build_mask(AttentionKind kind, int64_t past, int64_t t, const torch::Tensor& attention_mask,
                            torch::ScalarType dtype, torch::Device device) const;
 
   GptNeoConfig cfg_;

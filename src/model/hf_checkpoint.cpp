@@ -47,9 +47,9 @@ GptNeo load_hf_model(const fs::path& dir, torch::ScalarType dtype, torch::Device
   GptNeoConfig cfg = read_hf_config(config_file);
   SafetensorsCheckpoint ckpt = SafetensorsCheckpoint::open_dir(dir);
 
-  GptNeo model(cfg);
-  // Convert first, then copy each tensor in (copy_ converts): never two full-size copies of the weights.
-  model->to(device, dtype);
+  // Built in place on the device and dtype, then each tensor copied in (copy_ converts): never two
+  // full-size copies of the weights.
+  GptNeo model(cfg, device, dtype);
   torch::NoGradGuard no_grad;
   std::set<std::string> wanted;
   for (auto& p : model->named_parameters()) {
