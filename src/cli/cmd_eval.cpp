@@ -73,7 +73,7 @@ std::pair<int64_t, int64_t> parse_range(const std::string& text) {
 
 // The model to evaluate: an HF folder, or a lethe checkpoint (a step folder, a checkpoints root or a run
 // folder: the newest complete one). A checkpoint without a configured tokenizer uses the one its run used.
-model::GptNeo load_eval_model(Config& cfg) {
+model::GptNeo load_eval_model(Config& cfg, torch::Device device) {
   if (const auto ckpt = io::checkpoint_folder(cfg.model.path)) {
     if (cfg.tokenizer.path.empty()) {
       const YAML::Node saved = YAML::Load(io::checkpoint_config_yaml(*ckpt));
@@ -81,10 +81,12 @@ model::GptNeo load_eval_model(Config& cfg) {
       if (cfg.tokenizer.path.empty()) cfg.tokenizer.path = saved["model"]["path"].as<std::string>("");
     }
     spdlog::info("eval: checkpoint {}", ckpt->string());
-    return io::load_checkpoint_model(*ckpt,
-                                     cfg.model.dtype == Dtype::kBFloat16 ? torch::kBFloat16 : torch::kFloat);
+    model::GptNeo m = io::load_checkpoint_model(
+        *ckpt, cfg.model.dtype == Dtype::kBFloat16 ? torch::kBFloat16 : torch::kFloat);
+    m->to(device);
+    return m;
   }
-  return train::make_model(cfg);
+  return train::make_model(cfg, device);
 }
 
 nlohmann::json forget_eval(const Config& cfg, model::GptNeo& model, const text::Gpt2Tokenizer& tok,
@@ -198,8 +200,9 @@ int run_eval(int argc, char** argv) {
   if (keep_going) cfg.utility.keep_going = true;
   LETHE_CHECK_INPUT(!cfg.model.path.empty(), "no model: pass --model DIR or set model.path");
   LETHE_CHECK_INPUT(std::filesystem::exists(cfg.model.path), "--model {}: no such folder", cfg.model.path);
-  return run_on_world(cfg, [&](comm::Communicator& world) {
-    model::GptNeo model = load_eval_model(cfg);
+  return run_on_world(cfg, [&](const comm::World& job) {
+    comm::Communicator& world = *job.host;
+    model::GptNeo model = load_eval_model(cfg, job.device);
     const text::Gpt2Tokenizer tok = load_tokenizer("", cfg.model.path, cfg);
     nlohmann::json result = {{"model", cfg.model.path}};
     if (!utility || forget) result.update(forget_eval(cfg, model, tok, retain_rows, heldout, world));

@@ -28,8 +28,8 @@ int run_train(int argc, char** argv) {
     return 0;
   Config cfg = co.load();
   if (!resume.empty()) cfg.checkpoint.resume = resume;
-  return run_on_world(cfg, [&](comm::Communicator& world) {
-    const train::TrainOutcome out = train::run_training(cfg, world);
+  return run_on_world(cfg, [&](const comm::World& world) {
+    const train::TrainOutcome out = train::run_training(cfg, world.comms());
     return out.stopped ? kExitStopped : kExitOk;
   });
 }

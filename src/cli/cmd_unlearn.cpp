@@ -60,16 +60,16 @@ int run_unlearn(int argc, char** argv) {
   if (batch) co.sets.push_back(fmt::format("unlearn.batch_size={}", *batch));
   Config cfg = co.load();
   if (!resume.empty()) cfg.checkpoint.resume = resume;
-  return run_on_world(cfg, [&](comm::Communicator& world) {
+  return run_on_world(cfg, [&](const comm::World& world) {
     const text::Gpt2Tokenizer tok = load_tokenizer("", cfg.model.path, cfg);
     std::optional<eval::BertScorer> scorer;
     if (!cfg.unlearn.bert_path.empty()) scorer.emplace(cfg.unlearn.bert_path, cfg.unlearn.bert_layer);
     eval::TextScorer bert;
     if (scorer)
       bert = [&](const auto& c, const auto& r) { return scorer->score(c, r, cfg.unlearn.val_batch_size); };
-    const train::UnlearnOutcome out = train::run_unlearning(cfg, world, tok, bert);
+    const train::UnlearnOutcome out = train::run_unlearning(cfg, world.comms(), tok, bert);
     if (out.stopped_by_signal) return kExitStopped;
-    if (world.rank() == 0 && !std::isnan(out.el))
+    if (world.host->rank() == 0 && !std::isnan(out.el))
       spdlog::info("unlearn finished after {} epoch(s): {} (EL {:.4f}, MA {:.4f})", out.epochs,
                    out.stop_reason, out.el, out.ma);
     return kExitOk;

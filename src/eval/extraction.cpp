@@ -22,12 +22,17 @@ std::vector<double> memorization_accuracy(model::GptNeo& model, const torch::Ten
   LETHE_CHECK_INPUT(first >= 1 && first < t, "MA from position {}: rows have {} tokens", first, t);
   std::vector<double> out;
   out.reserve(static_cast<size_t>(b));
+  const torch::Tensor on_device = rows.to(model->head_weight().device());
+  std::vector<torch::Tensor> accs;  // per batch [b'], read back once at the end
   for (int64_t s = 0; s < b; s += batch) {
-    torch::Tensor x = rows.narrow(0, s, std::min(batch, b - s));
+    torch::Tensor x = on_device.narrow(0, s, std::min(batch, b - s));
     // Greedy prediction at positions first-1..T-2, [b', T-first], compared with the next token.
     torch::Tensor pred = model->forward(x).logits.narrow(1, first - 1, t - first).argmax(-1);
-    torch::Tensor acc = (pred == x.narrow(1, first, t - first)).to(torch::kDouble).mean(1);
-    for (int64_t r = 0; r < acc.size(0); ++r) out.push_back(acc[r].item<double>());
+    accs.push_back((pred == x.narrow(1, first, t - first)).to(torch::kDouble).mean(1));
+  }
+  if (!accs.empty()) {
+    const torch::Tensor acc = torch::cat(accs).cpu();
+    out.assign(acc.data_ptr<double>(), acc.data_ptr<double>() + acc.numel());
   }
   model->train(was_training);
   return out;
@@ -63,7 +68,8 @@ std::vector<double> extraction_likelihood(model::GptNeo& model, const torch::Ten
   const int64_t max_pos = model->config().max_position_embeddings;
   torch::Tensor cpu_rows = rows.to(torch::kCPU).contiguous();
   const int64_t* data = cpu_rows.data_ptr<int64_t>();
-  const auto opts = rows.options().dtype(torch::kLong);
+  const torch::Tensor dev_rows = rows.to(model->head_weight().device());
+  const auto opts = dev_rows.options().dtype(torch::kLong);
   std::vector<double> sum(static_cast<size_t>(b), 0.0);
   for (int64_t r0 = 0; r0 < b; r0 += rows_per_block) {
     const int64_t rb = std::min(rows_per_block, b - r0);
@@ -71,7 +77,7 @@ std::vector<double> extraction_likelihood(model::GptNeo& model, const torch::Ten
     model::ForwardArgs fa;
     fa.cache = &full;
     fa.compute_logits = false;
-    torch::Tensor hidden = model->forward(rows.narrow(0, r0, rb), fa).last_hidden_state;  // [rb, T, C]
+    torch::Tensor hidden = model->forward(dev_rows.narrow(0, r0, rb), fa).last_hidden_state;  // [rb, T, C]
     // The first continuation token of every start: argmax at i-1, [rb, starts].
     torch::Tensor first_tok = model->lm_head(hidden.narrow(1, o.first - 1, starts)).argmax(-1);
     std::vector<std::pair<int64_t, int64_t>> jobs;  // (row in block, start)

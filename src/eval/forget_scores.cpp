@@ -18,6 +18,10 @@ std::string decode_row(const text::Gpt2Tokenizer& tok, const torch::Tensor& ids)
   return tok.decode(std::span<const int32_t>(c.data_ptr<int32_t>(), static_cast<size_t>(c.numel())));
 }
 
+torch::TensorOptions on_device_options(model::GptNeo& model) {
+  return torch::TensorOptions().dtype(torch::kLong).device(model->head_weight().device());
+}
+
 }  // namespace
 
 double text_bleu(const std::string& candidate, const std::string& reference) {
@@ -41,10 +45,12 @@ ForgetScores score_forget_rows(model::GptNeo& model, const torch::Tensor& rows, 
   g.eos_token_id = o.eos_token_id;
   g.pad_token_id = o.eos_token_id;
   const int64_t plen = o.suffix_begin - o.prefix_begin;
-  s.candidates = torch::full({n, o.new_tokens}, o.eos_token_id, torch::kLong);
+  s.candidates = torch::full({n, o.new_tokens}, o.eos_token_id, on_device_options(model));
+  const torch::Tensor on_device = rows.to(model->head_weight().device());
+  std::vector<torch::Tensor> ce_parts, token_parts;  // per batch, read back once
   for (int64_t b = 0; b < n; b += o.batch) {
     const int64_t m = std::min(o.batch, n - b);
-    torch::Tensor x = rows.narrow(0, b, m);
+    torch::Tensor x = on_device.narrow(0, b, m);
     // The prompt is the prefix alone, with no attention mask (ICU passes none: pad = EOS is attended).
     torch::Tensor seq = model::generate(model, x.narrow(1, o.prefix_begin, plen), {}, g).sequences;
     const int64_t got = std::min(o.new_tokens, seq.size(1) - plen);
@@ -57,13 +63,16 @@ ForgetScores score_forget_rows(model::GptNeo& model, const torch::Tensor& rows, 
             logits.transpose(1, 2), labels,
             torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kNone).ignore_index(-100))
             .sum(1);
-    torch::Tensor tokens = (labels != -100).sum(1);
-    for (int64_t r = 0; r < m; ++r) {
-      s.ce_sum.push_back(ce[r].item<double>());
-      s.ce_tokens.push_back(static_cast<double>(tokens[r].item<int64_t>()));
-    }
+    ce_parts.push_back(ce.to(torch::kDouble));
+    token_parts.push_back((labels != -100).sum(1).to(torch::kDouble));
   }
   model->train(was_training);
+  s.candidates = s.candidates.cpu();
+  if (!ce_parts.empty()) {
+    const torch::Tensor ce = torch::cat(ce_parts).cpu(), tokens = torch::cat(token_parts).cpu();
+    s.ce_sum.assign(ce.data_ptr<double>(), ce.data_ptr<double>() + n);
+    s.ce_tokens.assign(tokens.data_ptr<double>(), tokens.data_ptr<double>() + n);
+  }
 
   for (int64_t r = 0; r < n; ++r) {
     torch::Tensor cand = s.candidates[r];

@@ -113,9 +113,8 @@ void write_meta(const fs::path& file, const CheckpointContent& c, const zero::Ze
 }
 
 // This rank's slice of the global optimizer state (for stage 0 a sub-range of the replicated state).
-void write_shard(const fs::path& file, const zero::ZeroEngine& engine) {
+void write_shard(const fs::path& file, const zero::ZeroEngine& engine, int rank) {
   const zero::FlatLayout& layout = engine.layout();
-  const int rank = engine.comm().rank();
   const zero::Span s = layout.slice(rank);
   const zero::Span owned = engine.owned();
   H5File f = H5File::create(file);
@@ -169,8 +168,7 @@ std::string architecture_json(const model::GptNeoConfig& a) {
 }
 
 SaveReport save_checkpoint(const fs::path& root, const CheckpointContent& content,
-                           const zero::ZeroEngine& engine, int64_t keep_last) {
-  comm::Communicator& comm = engine.comm();
+                           const zero::ZeroEngine& engine, int64_t keep_last, comm::Communicator& comm) {
   const auto t0 = Clock::now();
   const std::string name = step_name(content.progress.step);
   const fs::path tmp = root / (".tmp-" + name), final_dir = root / name;
@@ -188,7 +186,7 @@ SaveReport save_checkpoint(const fs::path& root, const CheckpointContent& conten
       fsync_path(tmp / "meta.h5");
       report.bytes += static_cast<int64_t>(fs::file_size(tmp / "meta.h5"));
     }
-    write_shard(tmp / shard_name(comm.rank()), engine);
+    write_shard(tmp / shard_name(comm.rank()), engine, comm.rank());
     fsync_path(tmp / shard_name(comm.rank()));
     report.bytes += static_cast<int64_t>(fs::file_size(tmp / shard_name(comm.rank())));
   });

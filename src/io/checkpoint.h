@@ -58,9 +58,11 @@ struct SaveReport {
   double seconds = 0;
 };
 
-// Collective: every rank calls it. Throws std::runtime_error (on every rank) if any rank failed to write.
+// Collective over `host` (the engine's own communicator may be NCCL, which carries no control flow):
+// every rank calls it. Throws std::runtime_error (on every rank) if any rank failed to write. Device state is
+// copied to the host piece by piece.
 SaveReport save_checkpoint(const std::filesystem::path& root, const CheckpointContent& content,
-                           const zero::ZeroEngine& engine, int64_t keep_last);
+                           const zero::ZeroEngine& engine, int64_t keep_last, comm::Communicator& host);
 
 // The newest complete checkpoint under root, or nullopt.
 std::optional<std::filesystem::path> find_latest_checkpoint(const std::filesystem::path& root);

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "model/loss_chunk.h"
 #include "model/presets.h"
 
 namespace lethe::train {
@@ -40,19 +41,22 @@ Plan memory_plan(const PlanInput& in) {
   // log-sum-exp values (fused SDPA, no T² matrix). Plus the embeddings' output.
   const int64_t per_layer = b * B * T * (10 * C + 2 * I) + 4 * B * H * T;
   t.push_back({"activations", "L·(b·B·T·(10·C + 2·I) + 4·B·H·T) + b·B·T·C", L * per_layer + b * B * T * C});
-  // The LM head's [B, T, V] fp32 tensors alive at the peak of a step: logits, their log-softmax and their
-  // gradients in backward, and the buffers of the head's weight-gradient GEMM; plus a fixed workspace of the
-  // first step (GEMM and autograd buffers). Both fitted on two configs (README "Memory plan").
-  t.push_back({"logits",
-               "9 tensors of 4·B·T·V (logits, log-softmax, their gradients, the head's weight-gradient path)",
-               9 * 4 * B * T * V});
+  // The LM head + loss run in row chunks (model/lm_loss.h): one chunk's fp32 logits, softmax-minus-one-hot
+  // and their model-dtype copies are alive at once, while the gradients the forward pass already formed wait
+  // for backward: the head's [V, C] in fp32 and cast to the parameter dtype, and the hidden rows' [B·T, C].
+  const int64_t rows = std::min(B * T, model::loss_chunk_rows(V));
+  const int64_t head = 4 * 4 * rows * V + (4 + b) * V * C + b * B * T * C;
+  t.push_back({"LM head + loss (chunked)",
+               "4 tensors of 4·rows·V (rows = min(B·T, 2^24/V)) + (4 + b)·V·C head gradient + b·B·T·C",
+               head});
   if (in.reference_model) {
-    // ICU's step runs the forget and the neighbour batch (activations and logits twice) and the KL term adds
-    // the reference logits, p, q, log(q + 1e-12) and their product, each [B, T, V] fp32.
-    t.push_back({"ICU second forward", "activations + logits again (neighbour batch)",
-                 L * per_layer + b * B * T * C + 9 * 4 * B * T * V});
-    t.push_back({"ICU KL term", "5 tensors of 4·B·T·V (reference logits, p, q, log(q+ε), p·log q)",
-                 5 * 4 * B * T * V});
+    // ICU's step runs the forget and the neighbour batch (activations and the chunked head twice); the KL
+    // term needs whole distributions: the current and the reference logits, p, q, log(q + 1e-12) and their
+    // product, each [B, T, V] fp32.
+    t.push_back({"ICU second forward", "activations + chunked head again (neighbour batch)",
+                 L * per_layer + b * B * T * C + head});
+    t.push_back({"ICU KL term", "6 tensors of 4·B·T·V (logits, reference logits, p, q, log(q+ε), p·log q)",
+                 6 * 4 * B * T * V});
   }
   t.push_back(
       {"step workspace", "128 MiB (GEMM and autograd buffers of the first step, measured)", 128ll << 20});

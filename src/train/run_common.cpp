@@ -40,12 +40,11 @@ std::optional<fs::path> agree_on_checkpoint(comm::Communicator& comm, std::optio
   return fs::path(path);
 }
 
-model::GptNeo make_model(const Config& cfg) {
+model::GptNeo make_model(const Config& cfg, torch::Device device) {
   const auto dtype = cfg.model.dtype == Dtype::kBFloat16 ? torch::kBFloat16 : torch::kFloat;
-  if (!cfg.model.path.empty()) return model::load_hf_model(cfg.model.path, dtype);
-  model::GptNeo m(architecture(cfg.model));
+  if (!cfg.model.path.empty()) return model::load_hf_model(cfg.model.path, dtype, device);
+  model::GptNeo m(architecture(cfg.model), device, dtype);
   m->reset_parameters(cfg.runtime.seed);  // the same seed on every rank: identical starting weights
-  m->to(dtype);
   return m;
 }
 

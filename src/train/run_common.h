@@ -20,9 +20,9 @@ double since(Clock::time_point t);
 // "m:ss" or "h:mm:ss".
 std::string hms(double seconds);
 
-// model.path loaded in model.dtype, or (no path) a fresh model initialised with runtime.seed — identical on
-// every rank.
-model::GptNeo make_model(const Config& cfg);
+// model.path loaded in model.dtype on `device`, or (no path) a fresh model initialised with runtime.seed —
+// identical on every rank.
+model::GptNeo make_model(const Config& cfg, torch::Device device);
 
 // Every rank must resume from the same folder: rank 0 resolves it and broadcasts the path; a rank that does
 // not see it (no shared file system) stops the job with that message.

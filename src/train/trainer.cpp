@@ -20,6 +20,7 @@
 #include "io/run_log.h"
 #include "model/gpt_neo.h"
 #include "model/hf_checkpoint.h"
+#include "model/lm_loss.h"
 #include "model/presets.h"
 #include "train/run_common.h"
 #include "zero/engine.h"
@@ -74,7 +75,8 @@ const std::vector<std::string> kSeries = {"loss",
 
 }  // namespace
 
-TrainOutcome run_training(const Config& cfg, comm::Communicator& comm) {
+TrainOutcome run_training(const Config& cfg, const comm::Comms& comms) {
+  comm::Communicator& comm = comms.host;  // control and scalars; the engine alone uses comms.device
   const int rank = comm.rank(), world = comm.size();
   const bool lead = rank == 0;
   const TrainSection& tr = cfg.train;
@@ -86,8 +88,9 @@ TrainOutcome run_training(const Config& cfg, comm::Communicator& comm) {
       tr.global_batch_size, tr.micro_batch_size, world);
   const int64_t accum = per_rank / tr.micro_batch_size;
 
-  model::GptNeo model = make_model(cfg);
+  model::GptNeo model = make_model(cfg, comms.where);
   const model::GptNeoConfig& arch = model->config();
+  // Token rows stay on the host; each micro-batch is copied to the device as it is needed (comm::to_device).
   const torch::Tensor rows = load_rows(cfg.data, arch.vocab_size);
   LETHE_CHECK_INPUT(rows.size(0) >= tr.global_batch_size, "{}: {} rows are fewer than one global batch ({})",
                     cfg.data.train_path, rows.size(0), tr.global_batch_size);
@@ -106,7 +109,7 @@ TrainOutcome run_training(const Config& cfg, comm::Communicator& comm) {
   eo.adam = {
       .lr = tr.lr, .beta1 = tr.beta1, .beta2 = tr.beta2, .eps = tr.eps, .weight_decay = tr.weight_decay};
   eo.max_grad_norm = tr.max_grad_norm;
-  zero::ZeroEngine engine(*model, comm, eo);
+  zero::ZeroEngine engine(*model, comms.device, eo);
   const zero::FlatLayout& layout = engine.layout();
   spdlog::debug("rss with data and the ZeRO engine: {} MiB (peak {} MiB)", current_rss_bytes() >> 20,
                 peak_rss_bytes() >> 20);
@@ -156,7 +159,7 @@ TrainOutcome run_training(const Config& cfg, comm::Communicator& comm) {
   auto save = [&](int64_t step) {
     content.progress = {step, sampler.state(), rows.size(0), tr.global_batch_size};
     if (metrics) metrics->flush();
-    const io::SaveReport r = io::save_checkpoint(ckpt_root, content, engine, cfg.checkpoint.keep_last);
+    const io::SaveReport r = io::save_checkpoint(ckpt_root, content, engine, cfg.checkpoint.keep_last, comm);
     if (lead)
       spdlog::info("checkpoint {} ({:.1f} MB on rank 0, {:.2f} s)", r.dir.string(),
                    static_cast<double>(r.bytes) / 1e6, r.seconds);
@@ -168,27 +171,24 @@ TrainOutcome run_training(const Config& cfg, comm::Communicator& comm) {
   int64_t last_saved = progress.step;
   for (int64_t step = progress.step; step < tr.steps; ++step) {
     const auto t_step = Clock::now();
-    const comm::CommStats c0 = comm.stats();
+    const comm::CommStats c0 = comms.device.stats(), h0 = comm.stats();
     const std::vector<int64_t> mine = data::rank_part(sampler.next(), rank, world);
-    double fwd = 0, bwd = 0, loss_sum = 0;
+    double fwd = 0, bwd = 0;
+    // This rank's summed CE, kept on the device: read once per step, after the optimizer step.
+    torch::Tensor loss_sum =
+        torch::zeros({}, torch::TensorOptions().dtype(torch::kDouble).device(comms.where));
     for (int64_t a = 0; a < accum; ++a) {
       const auto t0 = Clock::now();
       torch::Tensor idx = torch::tensor(std::vector<int64_t>(mine.begin() + a * tr.micro_batch_size,
                                                              mine.begin() + (a + 1) * tr.micro_batch_size));
-      torch::Tensor ids = rows.index_select(0, idx);      // [micro, T]
-      torch::Tensor logits = model->forward(ids).logits;  // [micro, T, V]
-      const int64_t v = logits.size(-1);
-      // Labels are the ids shifted left, the last position ignored: the loss reads logits in place (a
-      // narrowed copy of [micro, T-1, V] would cost two more logits-sized tensors, forward and backward).
-      torch::Tensor labels = torch::cat(
-          {ids.narrow(1, 1, ids.size(1) - 1), torch::full({ids.size(0), 1}, -100, ids.options())}, 1);
-      // Summed CE over this micro-batch's next tokens, divided by the global batch's token count: the sum
-      // of these over ranks and micro-steps is the global mean loss.
-      torch::Tensor ce = torch::nn::functional::cross_entropy(
-          logits.view({-1, v}).to(torch::kFloat), labels.view({-1}),
-          torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum).ignore_index(-100));
+      torch::Tensor ids = comm::to_device(rows.index_select(0, idx), comms.where);  // [micro, T]
+      torch::Tensor hidden =
+          model->forward(ids, {.compute_logits = false}).last_hidden_state;  // [micro, T, C]
+      // Summed CE over this micro-batch's next tokens (the head applied in chunks, model/lm_loss.h), divided
+      // by the global batch's token count: the sum of these over ranks and micro-steps is the global mean.
+      torch::Tensor ce = model::next_token_ce_sum(hidden, model->head_weight(), ids);
       torch::Tensor loss = ce / static_cast<double>(tokens_per_step);
-      loss_sum += ce.item<double>();
+      loss_sum += ce.detach().to(torch::kDouble);
       fwd += since(t0);
       const auto t1 = Clock::now();
       engine.backward(loss);
@@ -196,13 +196,16 @@ TrainOutcome run_training(const Config& cfg, comm::Communicator& comm) {
     }
     const double lr = zero::lr_at(sched, step);
     const auto t2 = Clock::now();
-    const double comm_before_step = comm.stats().seconds;
+    const double comm_before_step = comms.device.stats().seconds;
     const zero::StepResult res = engine.step(lr);
-    const double opt_and_comm = since(t2), comm_in_step = comm.stats().seconds - comm_before_step;
-    const double global_loss = comm.all_reduce_double(loss_sum) / static_cast<double>(tokens_per_step);
+    const double opt_and_comm = since(t2), comm_in_step = comms.device.stats().seconds - comm_before_step;
+    const double global_loss =
+        comm.all_reduce_double(loss_sum.item<double>()) / static_cast<double>(tokens_per_step);
     const int64_t stop = comm.all_reduce_int(stop_signal(), comm::ReduceOp::kMax);
-    const comm::CommStats& c1 = comm.stats();
-    const double step_s = since(t_step), comm_s = c1.seconds - c0.seconds;
+    const comm::CommStats& c1 = comms.device.stats();
+    const double step_s = since(t_step),
+                 comm_s = c1.seconds - c0.seconds +
+                          (&comm != &comms.device ? comm.stats().seconds - h0.seconds : 0.0);
     out.last_loss = global_loss;
     out.steps_done = step + 1;
 

@@ -10,7 +10,7 @@
 
 #include <cstdint>
 
-#include "comm/communicator.h"
+#include "comm/world.h"
 #include "core/config.h"
 
 namespace lethe::train {
@@ -21,7 +21,8 @@ struct TrainOutcome {
   double last_loss = 0;
 };
 
-// Runs cfg's training on `comm`'s world. InputError for bad input (data, resume target, batch geometry).
-TrainOutcome run_training(const Config& cfg, comm::Communicator& comm);
+// Runs cfg's training on the job's communicators (the engine's buckets on comms.device, everything else on
+// comms.host) with the model on comms.where. InputError for bad input (data, resume target, batch geometry).
+TrainOutcome run_training(const Config& cfg, const comm::Comms& comms);
 
 }  // namespace lethe::train

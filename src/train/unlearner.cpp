@@ -57,15 +57,16 @@ std::vector<int64_t> my_block(const std::vector<int64_t>& batch, int rank, int w
 
 }  // namespace
 
-UnlearnOutcome run_unlearning(const Config& cfg, comm::Communicator& comm,
+UnlearnOutcome run_unlearning(const Config& cfg, const comm::Comms& comms,
                               const text::Gpt2Tokenizer& tokenizer, const eval::TextScorer& bert) {
+  comm::Communicator& comm = comms.host;  // control and scalars; the engine alone uses comms.device
   const UnlearnSection& u = cfg.unlearn;
   const int rank = comm.rank(), world = comm.size();
   const bool lead = rank == 0;
   LETHE_CHECK_INPUT(!cfg.model.path.empty(),
                     "model.path is empty: lethe unlearn needs the trained model to unlearn (an HF folder)");
   const prep::Pairs pairs = prep::read_pairs(u.dataset);
-  model::GptNeo model = make_model(cfg);
+  model::GptNeo model = make_model(cfg, comms.where);
   const model::GptNeoConfig& arch = model->config();
   check_forget_rows(u, pairs, arch, tokenizer.vocab_size());
   check_pairs(u, pairs);
@@ -76,7 +77,7 @@ UnlearnOutcome run_unlearning(const Config& cfg, comm::Communicator& comm,
   // probability cache (5 GB for 128 pairs at 125M).
   std::optional<model::GptNeo> reference;
   if (unlearn::needs_reference(u.method)) {
-    reference.emplace(make_model(cfg));
+    reference.emplace(make_model(cfg, comms.where));
     (*reference)->eval();
     for (auto& p : (*reference)->parameters()) p.set_requires_grad(false);
   }
@@ -91,7 +92,7 @@ UnlearnOutcome run_unlearning(const Config& cfg, comm::Communicator& comm,
   eo.bucket_numel = cfg.zero.bucket_numel;
   eo.adam = {.lr = u.lr, .beta1 = u.beta1, .beta2 = u.beta2, .eps = u.eps, .weight_decay = u.weight_decay};
   eo.max_grad_norm = u.max_grad_norm;
-  zero::ZeroEngine engine(*model, comm, eo);
+  zero::ZeroEngine engine(*model, comms.device, eo);
   data::GlobalBatchSampler sampler(n, u.batch_size, cfg.runtime.seed, /*shuffle=*/true);
   const int64_t per_epoch = sampler.batches_per_epoch();
   if (lead && n % u.batch_size != 0)
@@ -157,7 +158,7 @@ UnlearnOutcome run_unlearning(const Config& cfg, comm::Communicator& comm,
                       {"validations", torch::full({1}, validations, torch::kLong)},
                       {"stop_reason", torch::full({1}, reason_code, torch::kLong)}};
     if (step_metrics) step_metrics->flush();
-    const io::SaveReport r = io::save_checkpoint(ckpt_root, content, engine, cfg.checkpoint.keep_last);
+    const io::SaveReport r = io::save_checkpoint(ckpt_root, content, engine, cfg.checkpoint.keep_last, comm);
     if (lead) spdlog::info("checkpoint {} ({:.2f} s)", r.dir.string(), r.seconds);
   };
 
@@ -217,9 +218,12 @@ UnlearnOutcome run_unlearning(const Config& cfg, comm::Communicator& comm,
       for (int64_t i : my_block(sampler.next(), rank, world))
         if (flags[static_cast<size_t>(i)]) mine.push_back(i);
       const torch::Tensor idx = torch::tensor(mine, torch::kLong);
-      const torch::Tensor forget = pairs.forget_tokens.index_select(0, idx);
-      const torch::Tensor neighbour = pairs.neighbour_tokens.index_select(0, idx);
-      const unlearn::Counts local = unlearn::count_labels(forget, neighbour, eos);
+      // Counted on the host copy (host data, no device read), trained on the device copy.
+      const torch::Tensor forget_host = pairs.forget_tokens.index_select(0, idx);
+      const torch::Tensor neighbour_host = pairs.neighbour_tokens.index_select(0, idx);
+      const unlearn::Counts local = unlearn::count_labels(forget_host, neighbour_host, eos);
+      const torch::Tensor forget = comm::to_device(forget_host, comms.where);
+      const torch::Tensor neighbour = comm::to_device(neighbour_host, comms.where);
       torch::Tensor g =
           torch::tensor({local.forget_tokens, local.neighbour_tokens, local.forget_as_neighbour_tokens,
                          local.positions, static_cast<double>(mine.size())},
@@ -233,7 +237,9 @@ UnlearnOutcome run_unlearning(const Config& cfg, comm::Communicator& comm,
       // Every rank runs the same number of backward passes (ZeRO-2 reduces inside each one).
       const int64_t micro_steps =
           comm.all_reduce_int((forget.size(0) + micro - 1) / micro, comm::ReduceOp::kMax);
-      double loss = 0, sums[4] = {0, 0, 0, 0};
+      // This rank's loss and term sums, accumulated on the device and read once per step.
+      torch::Tensor sums =
+          torch::zeros({5}, torch::TensorOptions().dtype(torch::kDouble).device(comms.where));
       zero::StepResult res{};
       const bool skip = active == 0 && u.empty_batch == EmptyBatch::kSkip;
       if (!skip) {
@@ -242,17 +248,13 @@ UnlearnOutcome run_unlearning(const Config& cfg, comm::Communicator& comm,
           const unlearn::Terms terms =
               unlearn::compute_terms(u.method, {u.uw, u.lw, u.kl}, model, reference ? &*reference : nullptr,
                                      forget.narrow(0, b, e - b), neighbour.narrow(0, b, e - b), eos, global);
-          loss += terms.loss.item<double>();
-          sums[0] += terms.forget_sum;
-          sums[1] += terms.neighbour_sum;
-          sums[2] += terms.mismatch_sum;
-          sums[3] += terms.kl_sum;
+          sums += terms.sums();
           engine.backward(terms.loss);
         }
         res = engine.step(u.lr);
       }
       ++step;
-      torch::Tensor s = torch::tensor({loss, sums[0], sums[1], sums[2], sums[3]}, torch::kDouble);
+      torch::Tensor s = sums.cpu();
       comm.all_reduce(s);
       const int64_t stop = comm.all_reduce_int(stop_signal(), comm::ReduceOp::kMax);
       if (lead) {

@@ -10,7 +10,7 @@
 #include <cstdint>
 #include <string>
 
-#include "comm/communicator.h"
+#include "comm/world.h"
 #include "core/config.h"
 #include "eval/forget_scores.h"
 #include "text/bpe.h"
@@ -24,7 +24,9 @@ struct UnlearnOutcome {
   double el = 0, ma = 0;
 };
 
-UnlearnOutcome run_unlearning(const Config& cfg, comm::Communicator& comm,
+// The engine's buckets go over comms.device, every control collective over comms.host; the model (and the
+// frozen reference) live on comms.where.
+UnlearnOutcome run_unlearning(const Config& cfg, const comm::Comms& comms,
                               const text::Gpt2Tokenizer& tokenizer, const eval::TextScorer& bert = {});
 
 }  // namespace lethe::train

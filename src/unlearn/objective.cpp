@@ -1,18 +1,15 @@
 #include "unlearn/objective.h"
 
 #include <ATen/ATen.h>
-#include <torch/nn/functional/loss.h>
+#include "model/lm_loss.h"
 
 namespace lethe::unlearn {
 namespace {
 
-// Summed next-token CE of `labels` under `logits` (fp32, labels shifted by one, −100 ignored). logits
-// [b, T, V], labels [b, T] → scalar.
-torch::Tensor ce_sum(const torch::Tensor& logits, const torch::Tensor& labels) {
-  const int64_t v = logits.size(-1), t = logits.size(1);
-  return torch::nn::functional::cross_entropy(
-      logits.narrow(1, 0, t - 1).reshape({-1, v}).to(torch::kFloat), labels.narrow(1, 1, t - 1).reshape({-1}),
-      torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum).ignore_index(-100));
+// Summed next-token CE of `labels` given the final hidden states (model/lm_loss.h: the head in chunks, fp32,
+// labels shifted by one, −100 ignored). hidden [b, T, C], labels [b, T] → scalar.
+torch::Tensor ce_sum(model::GptNeo& model, const torch::Tensor& hidden, const torch::Tensor& labels) {
+  return model::next_token_ce_sum(hidden, model->head_weight(), labels);
 }
 
 // ICU's KL term before averaging: −Σ_positions Σ_v p_v · log(q_v + 1e-12), with p the frozen original
@@ -48,14 +45,23 @@ Counts count_labels(const torch::Tensor& forget, const torch::Tensor& neighbour,
   return c;
 }
 
+torch::Tensor Terms::sums() const {
+  const auto opts = torch::TensorOptions().dtype(torch::kDouble).device(loss.device());
+  auto term = [&](const torch::Tensor& t) {
+    return t.defined() ? t.detach().to(torch::kDouble).reshape({}) : torch::zeros({}, opts);
+  };
+  return torch::stack({term(loss), term(forget_sum), term(neighbour_sum), term(mismatch_sum), term(kl_sum)});
+}
+
 Terms compute_terms(Method method, const Weights& w, model::GptNeo& model, model::GptNeo* reference,
                     const torch::Tensor& forget, const torch::Tensor& neighbour, int64_t pad_id,
                     const Counts& global) {
   Terms out;
+  const auto f32 = torch::TensorOptions().dtype(torch::kFloat).device(model->head_weight().device());
   if (forget.size(0) == 0) {
     // No active pair here: a zero loss over every parameter, so each one still gets a (zero) gradient and
     // the engine's per-parameter reduction hooks run in step with the other ranks.
-    torch::Tensor zero = torch::zeros({}, torch::kFloat);
+    torch::Tensor zero = torch::zeros({}, f32);
     for (const auto& p : model->parameters()) zero = zero + p.sum().to(torch::kFloat) * 0.0;
     out.loss = zero;
     return out;
@@ -66,26 +72,24 @@ Terms compute_terms(Method method, const Weights& w, model::GptNeo& model, model
   const bool learn_on_neighbour = method == Method::kIcu || method == Method::kPo;
   const bool kl = needs_reference(method);
 
-  torch::Tensor forget_logits = model->forward(forget).logits;  // [b, T, V]
-  torch::Tensor loss = torch::zeros({}, torch::kFloat);
+  torch::Tensor forget_hidden = model->forward(forget, {.compute_logits = false}).last_hidden_state;
+  torch::Tensor loss = torch::zeros({}, f32);
   if (ascent) {
-    torch::Tensor s = ce_sum(forget_logits, pad_masked_labels(forget, pad_id));
-    out.forget_sum = s.item<double>();
-    loss = loss - w.uw * s / global.forget_tokens;
+    out.forget_sum = ce_sum(model, forget_hidden, pad_masked_labels(forget, pad_id));
+    loss = loss - w.uw * out.forget_sum / global.forget_tokens;
   }
   if (mismatched) {
     // LLMU's "random mismatch" and PO's descent: the forget inputs must predict the neighbour text.
-    torch::Tensor s = ce_sum(forget_logits, pad_masked_labels(neighbour, pad_id));
-    out.mismatch_sum = s.item<double>();
+    out.mismatch_sum = ce_sum(model, forget_hidden, pad_masked_labels(neighbour, pad_id));
     const double weight = method == Method::kPo ? w.uw : w.lw;
-    loss = loss + weight * s / global.forget_as_neighbour_tokens;
+    loss = loss + weight * out.mismatch_sum / global.forget_as_neighbour_tokens;
   }
   if (learn_on_neighbour || kl) {
-    torch::Tensor logits = model->forward(neighbour).logits;
+    // The KL term needs the whole distribution at every position; the CE terms go through the chunked head.
+    torch::Tensor hidden = model->forward(neighbour, {.compute_logits = false}).last_hidden_state;
     if (learn_on_neighbour) {
-      torch::Tensor s = ce_sum(logits, pad_masked_labels(neighbour, pad_id));
-      out.neighbour_sum = s.item<double>();
-      loss = loss + w.lw * s / global.neighbour_tokens;
+      out.neighbour_sum = ce_sum(model, hidden, pad_masked_labels(neighbour, pad_id));
+      loss = loss + w.lw * out.neighbour_sum / global.neighbour_tokens;
     }
     if (kl) {
       torch::Tensor ref_logits;
@@ -93,11 +97,12 @@ Terms compute_terms(Method method, const Weights& w, model::GptNeo& model, model
         torch::NoGradGuard frozen;
         ref_logits = (*reference)->forward(neighbour).logits;
       }
-      torch::Tensor s = kl_sum(logits, ref_logits);
-      out.kl_sum = s.item<double>();
-      loss = loss + w.kl * s / global.positions;
+      out.kl_sum = kl_sum(model->lm_head(hidden), ref_logits);
+      loss = loss + w.kl * out.kl_sum / global.positions;
     }
   }
+  for (torch::Tensor* t : {&out.forget_sum, &out.mismatch_sum, &out.neighbour_sum, &out.kl_sum})
+    if (t->defined()) *t = t->detach();
   out.loss = loss;
   return out;
 }

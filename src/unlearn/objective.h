@@ -29,8 +29,13 @@ struct Terms {
   torch::Tensor loss;  // scalar with grad: this rank's share of the global loss
   // This rank's unnormalised sums, for logging the global terms: CE of the forget labels (the ascent term),
   // CE of forget inputs against neighbour labels (LLMU, PO), CE of the neighbours, KL cross-entropy summed
-  // over positions. Zero when the method has no such term.
-  double forget_sum = 0, mismatch_sum = 0, neighbour_sum = 0, kl_sum = 0;
+  // over positions. Detached scalars on the model's device, never read here (a read would stall the GPU
+  // every micro-step); undefined when the method has no such term.
+  torch::Tensor forget_sum, mismatch_sum, neighbour_sum, kl_sum;
+
+  // [loss, forget, neighbour, mismatch, kl] as fp64 on the model's device (0 for absent terms), for the
+  // caller to accumulate over micro-steps and read once per optimizer step.
+  torch::Tensor sums() const;
 };
 
 // forget, neighbour: [b, T] int64 (active pairs only, b may be 0 → a zero loss that still touches every

@@ -79,9 +79,9 @@ TEST_F(IcuOracle, IcuLossTermsAndOneAdamStepMatchReference) {
   const torch::Tensor f = exp("forget_ids"), n = exp("neighbour_ids");
   const unlearn::Counts c = unlearn::count_labels(f, n, 299);
   unlearn::Terms t = terms_on(model_, ref, f, n);
-  EXPECT_NEAR(t.forget_sum / c.forget_tokens, scalar("ce_u"), 1e-5);
-  EXPECT_NEAR(t.neighbour_sum / c.neighbour_tokens, scalar("ce_l"), 1e-5);
-  EXPECT_NEAR(t.kl_sum / c.positions, scalar("kl"), 1e-5);
+  EXPECT_NEAR(t.forget_sum.item<double>() / c.forget_tokens, scalar("ce_u"), 1e-5);
+  EXPECT_NEAR(t.neighbour_sum.item<double>() / c.neighbour_tokens, scalar("ce_l"), 1e-5);
+  EXPECT_NEAR(t.kl_sum.item<double>() / c.positions, scalar("kl"), 1e-5);
   EXPECT_NEAR(t.loss.item<double>(), scalar("total"), 1e-5);
 
   // Inactive pairs leave all three terms: only rows 0 and 2.
@@ -100,9 +100,9 @@ TEST_F(IcuOracle, IcuLossTermsAndOneAdamStepMatchReference) {
   engine.backward(terms_on(model_, ref, f, n).loss);
   engine.step(1e-3);
   unlearn::Terms after = terms_on(model_, ref, f, n);
-  EXPECT_NEAR(after.forget_sum / c.forget_tokens, scalar("ce_u_after"), 2e-4);
-  EXPECT_NEAR(after.neighbour_sum / c.neighbour_tokens, scalar("ce_l_after"), 2e-4);
-  EXPECT_NEAR(after.kl_sum / c.positions, scalar("kl_after"), 2e-4);
+  EXPECT_NEAR(after.forget_sum.item<double>() / c.forget_tokens, scalar("ce_u_after"), 2e-4);
+  EXPECT_NEAR(after.neighbour_sum.item<double>() / c.neighbour_tokens, scalar("ce_l_after"), 2e-4);
+  EXPECT_NEAR(after.kl_sum.item<double>() / c.positions, scalar("kl_after"), 2e-4);
   EXPECT_NEAR(after.loss.item<double>(), scalar("total_after"), 2e-4);
 }
 

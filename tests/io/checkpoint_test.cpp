@@ -48,7 +48,7 @@ void train_and_save(const fs::path& root, Global& g) {
     }
     CheckpointContent content{
         {3, {0, 3}}, "train: {}\n", small(), {{"flags", torch::tensor({1, 0, 1}, torch::kLong)}}};
-    save_checkpoint(root, content, e, /*keep_last=*/1);
+    save_checkpoint(root, content, e, /*keep_last=*/1, e.comm());
     std::lock_guard lock(mu);
     if (!g.master.defined()) {
       const int64_t n = e.layout().padded_numel();
