@@ -228,10 +228,12 @@ StepResult ZeroEngine::step(double lr) {
   // Global norm: squares summed over the owned slices, then over ranks. Stage 0 owns everything. The
   // slice's norm is taken in fp32 as torch's clip_grad_norm_ does (an fp64 copy would cost 8 bytes per
   // owned element of transient memory).
-  const double local_sq = std::pow(grad_own_.norm().item<double>(), 2);
-  const double sq = options_.stage == 0 ? local_sq : comm_.all_reduce_double(local_sq);
+  // The squares are summed over ranks on the device communicator, as a one-element device tensor: the one
+  // host read of the step is the total (clipping and the divergence check need it on the host).
+  torch::Tensor sq = grad_own_.norm().to(torch::kDouble).square().reshape({1});
+  if (options_.stage != 0) comm_.all_reduce(sq);
   StepResult r;
-  r.grad_norm = std::sqrt(sq);
+  r.grad_norm = std::sqrt(sq.item<double>());
   // Every rank holds the same norm, so every rank stops here together: nothing non-finite reaches the
   // masters.
   if (!std::isfinite(r.grad_norm))
