@@ -4,6 +4,13 @@
 #
 #   - launch: `srun --mpi=pmix` when this Slurm has the PMIx plugin, else Open MPI's mpirun inside the
 #     allocation (it reads the node list from Slurm); LETHE_LAUNCHER=srun|mpirun forces one;
+#   - GPUs: only when the job was given some (SLURM_GPUS_ON_NODE or SLURM_JOB_GPUS set), so the same script
+#     runs on CPU partitions. Then every task is bound to its cores (srun --cpu-bind=cores; mpirun
+#     --map-by slot:PE=<cpus per task> --bind-to core) and starts through launch/lethe-rank, which keeps one
+#     GPU per task and logs "rank R on HOST -> GPU g (cores …)". A job that asked --gpus-per-task has its
+#     request repeated on srun with --gpu-bind (SLURM_GPU_BIND, default closest): Slurm hands each task its
+#     GPU. Otherwise (--gpus-per-node) each task sees the node's GPUs and lethe-rank keeps entry (local rank
+#     mod count) of CUDA_VISIBLE_DEVICES;
 #   - the launcher runs in the background and the script waits, so the batch shell can take signals:
 #     USR1 (from --signal=B:USR1@<s>, or `scancel --batch --signal=USR1 <job>`) and TERM (scancel, requeue,
 #     pre-emption, the time limit) are forwarded to the job step as USR1. lethe agrees across ranks at the
@@ -35,18 +42,42 @@ lethe_launcher() {
     mode=mpirun
     if [[ $plugins == *pmix* ]]; then mode=srun; fi
   fi
+  # GPUs on this node of the allocation: Slurm sets these only for a job that asked for GPUs.
+  local gpus=${SLURM_GPUS_ON_NODE:-}
+  if [ -z "$gpus" ] && [ -n "${SLURM_JOB_GPUS:-}" ]; then
+    local ids
+    IFS=, read -r -a ids <<<"$SLURM_JOB_GPUS"
+    gpus=${#ids[@]}
+  fi
   case $mode in
     srun)
       launch=(srun --mpi=pmix --kill-on-bad-exit=1)
       # Slurm 22.05+: srun no longer inherits --cpus-per-task from the batch allocation.
       if [ -n "${SLURM_CPUS_PER_TASK:-}" ]; then launch+=(--cpus-per-task="$SLURM_CPUS_PER_TASK"); fi
+      if ((${gpus:-0} > 0)); then
+        launch+=(--cpu-bind=cores)
+        if [ -n "${SLURM_GPUS_PER_TASK:-}" ]; then
+          launch+=(--gpus-per-task="$SLURM_GPUS_PER_TASK" --gpu-bind="${SLURM_GPU_BIND:-closest}")
+        fi
+      fi
       ;;
     mpirun)
-      launch=(mpirun -np "${SLURM_NTASKS:-1}" --bind-to none)
+      launch=(mpirun -np "${SLURM_NTASKS:-1}")
+      # Without GPUs, unbound: each rank runs runtime.threads threads (see launch/lethe-run).
+      if ((${gpus:-0} > 0)) && [ -n "${SLURM_CPUS_PER_TASK:-}" ]; then
+        launch+=(--map-by "slot:PE=$SLURM_CPUS_PER_TASK" --bind-to core)
+      else
+        launch+=(--bind-to none)
+      fi
       if [ "$(id -u)" = 0 ]; then launch+=(--allow-run-as-root); fi
+      if ((${gpus:-0} > 0)); then launch+=(-x LETHE_BIND_GPU=1 -x "LETHE_GPUS_PER_NODE=$gpus"); fi
       ;;
     *) lethe_fail "LETHE_LAUNCHER must be srun, mpirun or auto, got '$mode'" ;;
   esac
+  if ((${gpus:-0} > 0)); then
+    export LETHE_BIND_GPU=1 LETHE_GPUS_PER_NODE=$gpus # srun passes the environment on
+    launch+=("$lethe_root/launch/lethe-rank")
+  fi
 }
 
 # Sends USR1 to the running job step, if there is one yet.

@@ -35,9 +35,9 @@ from test_unlearn import BIN, MPI_ENV, ROOT, SHARED, SOURCE, TOKENIZER, tiny_gpt
 from slurm_cluster import SlurmCluster, missing_daemons  # noqa: E402
 
 BIN = str(pathlib.Path(BIN).resolve())
-SCRIPTS = ["launch/lethe-run", "cluster/lib/job.sh", "cluster/unlearn.sbatch", "cluster/neo125m.sbatch",
+SCRIPTS = ["launch/lethe-run", "launch/lethe-rank", "cluster/lib/job.sh", "cluster/unlearn.sbatch", "cluster/neo125m.sbatch",
            "cluster/neo1.3b.sbatch", "cluster/neo2.7b.sbatch", "cluster/icu-experiments.sbatch",
-           "cluster/icu-report.sbatch", "cluster/submit-icu-experiments.sh"]
+           "cluster/icu-report.sbatch", "cluster/submit-icu-experiments.sh", "bench/device_check.sh"]
 
 
 def subset_csv(src, dst, n):
@@ -75,10 +75,31 @@ class Scripts(unittest.TestCase):
         r = subprocess.run(["shellcheck", "-x", *SCRIPTS], cwd=ROOT, capture_output=True, text=True)
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
 
+    def test_lethe_run_binds_one_gpu_per_rank(self):
+        # A node with 8 GPUs, told by --gpus-per-node (this machine has none): one GPU and a core range per rank,
+        # and the rank -> host:GPU map printed.
+        env = dict(MPI_ENV, LETHE_BIN=BIN)
+        r = subprocess.run([ROOT / "launch/lethe-run", "-n", "8", "--gpus-per-node", "8", "--dry-run", "info"],
+                           capture_output=True, text=True, env=env)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("-x LETHE_BIND_GPU=1 -x LETHE_GPUS_PER_NODE=8", r.stderr)
+        self.assertIn("--map-by ppr:8:node:PE=", r.stderr)
+        self.assertIn("launch/lethe-rank", r.stderr)
+        self.assertRegex(r.stderr, r"0->[^ ]+:0 .*7->[^ ]+:7")
+        tmp = tempfile.TemporaryDirectory()
+        self.addCleanup(tmp.cleanup)
+        hostfile = pathlib.Path(tmp.name) / "hosts"
+        hostfile.write_text("nodeA slots=4\nnodeB slots=4\n")
+        r = subprocess.run([ROOT / "launch/lethe-run", "--hostfile", str(hostfile), "--gpus-per-node", "4",
+                            "--dry-run", "info"], capture_output=True, text=True, env=env)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("mpirun -np 8 ", r.stderr)
+        self.assertRegex(r.stderr, r"4->nodeB:0")
+
     def test_lethe_run_prints_and_runs_the_mpirun_command(self):
         env = dict(MPI_ENV, LETHE_BIN=BIN)
-        r = subprocess.run([ROOT / "launch/lethe-run", "-n", "2", "--dry-run", "info"], capture_output=True,
-                           text=True, env=env)
+        r = subprocess.run([ROOT / "launch/lethe-run", "-n", "2", "--gpus-per-node", "0", "--dry-run", "info"],
+                           capture_output=True, text=True, env=env)
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertIn(f"lethe-run: mpirun -np 2 --bind-to none", r.stderr)
         self.assertIn(f"{BIN} info", r.stderr)
