@@ -1,6 +1,9 @@
 // Training-step benchmark: forward + LM loss + backward + AdamW on a randomly initialised GPT-Neo, fp32.
 // Prints one JSON object; bench/run.sh runs it beside bench/peer_train.py (transformers + torch.optim.AdamW).
 //   bench_train [--preset gpt-neo-125m] [--batch 8] [--seq 200] [--steps 3] [--warmup 1] [--threads 2]
+//               [--loss chunked|plain]
+// chunked (the default, what lethe train runs): model/lm_loss.h, the head and CE in row chunks; plain: full
+// [B·T, V] logits and torch's cross-entropy, as transformers does.
 #include <chrono>
 #include <iostream>
 #include <string>
@@ -9,7 +12,9 @@
 #include <nlohmann/json.hpp>
 
 #include "bench_common.h"
+#include "core/memory.h"
 #include "model/gpt_neo.h"
+#include "model/lm_loss.h"
 #include "zero/adamw.h"
 
 namespace {
@@ -35,7 +40,7 @@ double peak_mm_flops() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string preset = "gpt-neo-125m";
+  std::string preset = "gpt-neo-125m", loss_kind = "chunked";
   int64_t batch = 8, seq = 200, steps = 3, warmup = 1, threads = 2;
   if (!lethe::bench::parse_flags(argc, argv,
                                  {{"--preset", &preset},
@@ -43,7 +48,8 @@ int main(int argc, char** argv) {
                                   {"--seq", &seq},
                                   {"--steps", &steps},
                                   {"--warmup", &warmup},
-                                  {"--threads", &threads}}))
+                                  {"--threads", &threads},
+                                  {"--loss", &loss_kind}}))
     return 2;
   lethe::model::GptNeo model = lethe::bench::random_model(preset, threads);
   const lethe::model::GptNeoConfig& cfg = model->config();
@@ -55,7 +61,12 @@ int main(int argc, char** argv) {
   double mean = 0, fwd = 0, bwd = 0, optim = 0, loss = 0;
   for (int64_t s = 0; s < warmup + steps; ++s) {
     auto t0 = Clock::now();
-    at::Tensor l = lethe::model::causal_lm_loss(model->forward(ids).logits, ids);
+    at::Tensor l = loss_kind == "plain"
+                       ? lethe::model::causal_lm_loss(model->forward(ids).logits, ids)
+                       : lethe::model::next_token_ce_sum(
+                             model->forward(ids, {.compute_logits = false}).last_hidden_state,
+                             model->head_weight(), ids) /
+                             static_cast<double>(batch * (seq - 1));
     loss = l.item<double>();
     const double f = seconds_since(t0);
     auto t1 = Clock::now();
@@ -86,6 +97,8 @@ int main(int argc, char** argv) {
                       {"optimizer_s", optim},
                       {"tokens_per_s", tokens_per_s},
                       {"loss", loss},
+                      {"loss_kind", loss_kind},
+                      {"peak_rss_bytes", lethe::peak_rss_bytes()},
                       {"flops_per_s", flops_per_token * tokens_per_s},
                       {"peak_mm_flops_per_s", peak},
                       {"fraction_of_peak", flops_per_token * tokens_per_s / peak}};

@@ -2,6 +2,7 @@
 Prints one JSON object. Usage: peer_train.py [--batch 8] [--seq 200] [--steps 3] [--warmup 1] [--threads 2]"""
 import argparse
 import json
+import resource
 import time
 
 import torch
@@ -32,7 +33,8 @@ def main():
             times.append(time.perf_counter() - t)
     mean = sum(times) / len(times)
     print(json.dumps({"impl": "transformers", "step_s": mean, "tokens_per_s": a.batch * a.seq / mean,
-                      "loss": loss.item(), "torch": torch.__version__}))
+                      "loss": loss.item(), "torch": torch.__version__,
+                      "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}))
 
 
 if __name__ == "__main__":

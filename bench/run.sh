@@ -32,7 +32,8 @@ rd = lambda f: [json.loads(l) for l in (d / f).read_text().splitlines() if l.str
 tl, tp = rd("train_lethe.json")[0], rd("train_peer.json")[0]
 print(f"\ntraining   lethe {tl['tokens_per_s']:8.1f} tok/s  peer {tp['tokens_per_s']:8.1f} tok/s  "
       f"ratio {tl['tokens_per_s'] / tp['tokens_per_s']:.2f}x  lethe at {100 * tl['fraction_of_peak']:.0f}% of "
-      f"peak mm ({tl['peak_mm_flops_per_s'] / 1e9:.0f} GFLOP/s)")
+      f"peak mm ({tl['peak_mm_flops_per_s'] / 1e9:.0f} GFLOP/s); peak RSS lethe "
+      f"{tl['peak_rss_bytes'] / 2**30:.2f} GiB, peer {tp['peak_rss_bytes'] / 2**30:.2f} GiB")
 for gl, gp in zip(rd("generate_lethe.json"), rd("generate_peer.json")):
     print(f"generate k={gl['num_beams']}  lethe {gl['seconds']:6.2f} s  peer {gp['seconds']:6.2f} s  "
           f"ratio {gp['seconds'] / gl['seconds']:.2f}x  (new tokens {gl['new_tokens']} / {gp['new_tokens']})")
