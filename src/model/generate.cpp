@@ -66,11 +66,23 @@ struct Decoder {
 // finished are padding and are cut off again, so the result equals HF's stop-at-once loop.
 constexpr int64_t kCheckEvery = 8;
 
+// Index of the first decoded token after which every row had finished (any_open[i] == 0), or -1. One host
+// read of the flags gathered so far.
+int64_t first_all_finished(const std::vector<torch::Tensor>& any_open) {
+  if (any_open.empty()) return -1;
+  const torch::Tensor open = torch::stack(any_open).cpu();
+  const int64_t* v = open.data_ptr<int64_t>();
+  for (int64_t i = 0; i < open.numel(); ++i)
+    if (v[i] == 0) return i;
+  return -1;
+}
+
 GenerateResult greedy(Decoder& dec, torch::Tensor ids, const GenerateOptions& o) {
   const int64_t pad = o.pad_token_id >= 0 ? o.pad_token_id : o.eos_token_id;
   const int64_t t0 = ids.size(1), max_length = t0 + o.max_new_tokens;
   torch::Tensor unfinished = torch::ones({ids.size(0)}, ids.options());
   std::vector<torch::Tensor> any_open;  // per decoded token: 1 while some row is unfinished after it
+  auto cut = [&](int64_t i) { return GenerateResult{ids.slice(1, 0, t0 + i + 1).contiguous(), {}}; };
   torch::Tensor logits = dec.prefill(ids);
   while (ids.size(1) < max_length) {
     torch::Tensor next = logits.argmax(-1);  // [R]; first index on ties, as torch.argmax
@@ -81,22 +93,12 @@ GenerateResult greedy(Decoder& dec, torch::Tensor ids, const GenerateOptions& o)
     if (o.eos_token_id >= 0) {
       unfinished = unfinished * (next != o.eos_token_id).to(torch::kLong);
       any_open.push_back(unfinished.max());
-      if (static_cast<int64_t>(any_open.size()) % kCheckEvery == 0) {
-        // First token after which every row was finished, if any: HF stops right there.
-        torch::Tensor open = torch::stack(any_open).cpu();
-        const int64_t* v = open.data_ptr<int64_t>();
-        for (int64_t i = 0; i < open.numel(); ++i)
-          if (v[i] == 0) return {ids.slice(1, 0, t0 + i + 1).contiguous(), {}};
-      }
+      if (static_cast<int64_t>(any_open.size()) % kCheckEvery == 0)
+        if (const int64_t i = first_all_finished(any_open); i >= 0) return cut(i);  // HF stops right there
     }
     logits = dec.step(next.unsqueeze(1));
   }
-  if (!any_open.empty()) {
-    torch::Tensor open = torch::stack(any_open).cpu();
-    const int64_t* v = open.data_ptr<int64_t>();
-    for (int64_t i = 0; i < open.numel(); ++i)
-      if (v[i] == 0) return {ids.slice(1, 0, t0 + i + 1).contiguous(), {}};
-  }
+  if (const int64_t i = first_all_finished(any_open); i >= 0) return cut(i);
   return {ids, {}};
 }
 
