@@ -1,26 +1,30 @@
 // Which communicator carries what. A training run gets two: `host` (MPI: control flow and scalars) and
 // `device` (NCCL on GPUs: the engine's buckets). MPI cannot read CUDA memory and NCCL cannot read host
 // memory, so a collective on the wrong one fails only on a GPU machine. Here both are recording fakes around
-// groups of one, and a whole `lethe train` run — steps, a checkpoint, a resume from it — plus unlearning
-// steps must keep them apart: the device communicator sees only floating-point model memory (parameters,
-// gradients, the gradient norm) on the model's device; the host communicator only host tensors of control
-// values (int64 flags and counts, bytes of paths, fp64 sums) and never the model's parameter or gradient
-// dtype.
+// groups of one, and whole `lethe train` and `lethe unlearn` runs — steps, validation, utility evaluation,
+// checkpoints, a resume from them — must keep them apart: the device communicator sees only floating-point
+// model memory (parameters, gradients, the gradient norm) on the model's device; the host communicator only
+// host tensors of control values (int64 flags and counts, bytes of paths, fp64 sums) and never the model's
+// parameter or gradient dtype.
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include "comm/local.h"
 #include "comm/world.h"
 #include "core/config.h"
+#include "core/io.h"
 #include "data/npy.h"
 #include "model/gpt_neo.h"
+#include "model/hf_checkpoint.h"
+#include "prep/pairs.h"
 #include "test_util.h"
+#include "text/bpe.h"
 #include "train/trainer.h"
-#include "unlearn/objective.h"
-#include "zero/engine.h"
+#include "train/unlearner.h"
 
 namespace lethe {
 namespace {
+namespace fs = std::filesystem;
 
 enum class Role { kHost, kDevice };
 
@@ -108,38 +112,80 @@ TEST(Routing, TrainCheckpointAndResumeKeepHostAndDeviceApart) {
   }
 }
 
-TEST(Routing, UnlearningStepsKeepHostAndDeviceApart) {
-  // The unlearning step as lethe unlearn runs it: counts agreed on the host, terms and the update on the
-  // device communicator, the step's sums read once and reduced on the host.
-  Recording host(Role::kHost, torch::kCPU), device(Role::kDevice, torch::kCPU);
-  model::GptNeo m(test::small_gpt_neo(64, 16, 32)), ref(test::small_gpt_neo(64, 16, 32));
-  m->reset_parameters(1);
-  ref->reset_parameters(1);
-  zero::EngineOptions eo;
-  eo.stage = 2;
-  eo.bucket_numel = 2048;
-  zero::ZeroEngine engine(*m, device, eo);
-  torch::manual_seed(9);
-  const torch::Tensor forget = torch::randint(1, 64, {2, 12}), neighbour = torch::randint(1, 64, {2, 12});
-  for (int step = 0; step < 2; ++step) {
-    const unlearn::Counts local = unlearn::count_labels(forget, neighbour, 0);
-    torch::Tensor g = torch::tensor(
-        {local.forget_tokens, local.neighbour_tokens, local.forget_as_neighbour_tokens, local.positions},
-        torch::kDouble);
-    host.all_reduce(g);
-    const unlearn::Counts global{g[0].item<double>(), g[1].item<double>(), g[2].item<double>(),
-                                 g[3].item<double>()};
-    const unlearn::Terms t =
-        unlearn::compute_terms(unlearn::Method::kIcu, {}, m, &ref, forget, neighbour, 0, global);
-    engine.backward(t.loss);
-    engine.step(1e-3);
-    torch::Tensor sums = t.sums().cpu();
-    host.all_reduce(sums);
-    host.all_reduce_int(0, comm::ReduceOp::kMax);  // the stop flag
+// A whole `lethe unlearn` run — validation (EL, MA, beam generation, BLEU), the utility suite before,
+// during and after, unlearning steps, checkpoints — then a resume from its last checkpoint, on a tiny model
+// with the GPT-2 vocabulary (the tokenizer decodes its generations).
+TEST(Routing, UnlearnValidateCheckpointAndResumeKeepHostAndDeviceApart) {
+  const std::optional<fs::path> shared = test::shared_data_dir();
+  if (!shared || !fs::exists(*shared / "gpt2_tokenizer" / "encoder.json"))
+    GTEST_SKIP() << "shared data not found; set LETHE_SHARED_DATA to the shared data directory";
+  const text::Gpt2Tokenizer tok = text::Gpt2Tokenizer::from_dir(*shared / "gpt2_tokenizer");
+  test::TempDir dir;
+  model::GptNeoConfig arch = test::small_gpt_neo(50257, 16, 64);
+  arch.eos_token_id = arch.bos_token_id = 50256;
+  model::GptNeo init(arch);
+  init->reset_parameters(3);
+  model::save_hf_model(init, dir.path() / "init");
+
+  torch::manual_seed(4);
+  prep::Pairs p;
+  p.forget_ids = torch::arange(4, torch::kLong);
+  p.forget_tokens = torch::randint(0, 50256, {4, 24}, torch::kLong);
+  p.neighbour_ids = torch::arange(4, 8, torch::kLong).unsqueeze(1);
+  p.neighbour_distances = torch::ones({4, 1}, torch::kDouble);
+  p.neighbour_tokens = torch::randint(0, 50256, {4, 24}, torch::kLong);
+  p.retain_ids = torch::arange(4, 8, torch::kLong);
+  p.source = "random";
+  p.embedder = "none";
+  prep::write_pairs(dir.path() / "pairs", p);
+  const std::string suite = fmt::format(
+      "window: 64\nppl_window: 64\nmax_new_tokens: 4\nbatch_size: 2\n"
+      "data_dir: {}\ntasks:\n"
+      "  - {{name: copa, format: copa_mosaic, "
+      "file: downstream/copa_validation_llmfoundry.jsonl, group: cls}}\n"
+      "  - {{name: wikitext, format: text, file: icu/validation_data/wikitext.csv, "
+      "column: Wikitext}}\n",
+      shared->string());
+  write_file_atomic(dir.path() / "suite.yaml", {std::as_bytes(std::span(suite.data(), suite.size()))});
+
+  for (int stage : {1, 2}) {
+    Recording host(Role::kHost, torch::kCPU), device(Role::kDevice, torch::kCPU);
+    Config cfg = load_config(std::nullopt, {"model.path=" + (dir.path() / "init").string(),
+                                            "unlearn.dataset=" + (dir.path() / "pairs").string(),
+                                            "unlearn.prefix_begin=4",
+                                            "unlearn.suffix_begin=12",
+                                            "unlearn.new_tokens=12",
+                                            "unlearn.batch_size=2",
+                                            "unlearn.val_batch_size=2",
+                                            "unlearn.max_epochs=2",
+                                            "unlearn.lr=1e-3",
+                                            "unlearn.acc=0",
+                                            "unlearn.bleu=0",
+                                            "unlearn.empty_batch=step",
+                                            "checkpoint.every=1",
+                                            "utility.suite=" + (dir.path() / "suite.yaml").string(),
+                                            "utility.limit=2",
+                                            "utility.at_start=true",
+                                            "utility.every=1",
+                                            "utility.at_end=true",
+                                            "run.output_dir=" + dir.path().string(),
+                                            fmt::format("run.name=unlearn{}", stage),
+                                            "zero.bucket_numel=4096",
+                                            fmt::format("zero.stage={}", stage),
+                                            "runtime.device=cpu"});
+    const train::UnlearnOutcome first = train::run_unlearning(cfg, {host, device, torch::kCPU}, tok);
+    EXPECT_EQ(first.epochs, 2);
+    // Resume from the first epoch's checkpoint, as if the job had been killed during the second.
+    const fs::path run = dir.path() / cfg.run.name;
+    fs::remove_all(run / "checkpoints" / "step-00000004");
+    cfg.checkpoint.resume = "auto";
+    const train::UnlearnOutcome second = train::run_unlearning(cfg, {host, device, torch::kCPU}, tok);
+    EXPECT_EQ(second.epochs, 2);
+    EXPECT_GT(host.calls, 0);
+    EXPECT_GT(device.calls, 0);
+    for (const auto& v : host.violations) ADD_FAILURE() << "ZeRO-" << stage << ": " << v;
+    for (const auto& v : device.violations) ADD_FAILURE() << "ZeRO-" << stage << ": " << v;
   }
-  for (const auto& v : host.violations) ADD_FAILURE() << v;
-  for (const auto& v : device.violations) ADD_FAILURE() << v;
-  EXPECT_GT(device.calls, 0);
 }
 
 }  // namespace
