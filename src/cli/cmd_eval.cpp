@@ -16,6 +16,7 @@
 #include "eval/bertscore.h"
 #include "eval/extraction.h"
 #include "io/checkpoint_model.h"
+#include "model/lm_loss.h"
 #include "prep/pairs.h"
 #include "text/bpe.h"
 #include "train/run_common.h"
@@ -42,16 +43,22 @@ RowScores row_scores(model::GptNeo& model, const torch::Tensor& rows, int64_t eo
     for (double v : eval::memorization_accuracy(model, x, batch, ma_begin)) ma += v;
     if (el)
       for (double v : eval::extraction_likelihood(model, x, *el)) el_sum += v;
+    // LM loss over next tokens that are not EOS, summed on the model's device and read once.
     torch::NoGradGuard g;
+    const torch::Device dev = model->head_weight().device();
+    torch::Tensor sums = torch::zeros({2}, torch::dtype(torch::kDouble).device(dev));  // [CE, tokens]
     for (int64_t b = 0; b < x.size(0); b += batch) {
-      torch::Tensor y = x.narrow(0, b, std::min(batch, x.size(0) - b));
-      torch::Tensor logits = model->forward(y).logits.narrow(1, 0, y.size(1) - 1).to(torch::kFloat);
-      torch::Tensor labels = y.narrow(1, 1, y.size(1) - 1);
-      labels = labels.masked_fill(labels == eos, -100);
-      ce +=
-          at::cross_entropy_loss(logits.transpose(1, 2), labels, {}, at::Reduction::Sum, -100).item<double>();
-      tokens += static_cast<double>((labels != -100).sum().item<int64_t>());
+      const torch::Tensor y = x.narrow(0, b, std::min(batch, x.size(0) - b)).to(dev);
+      const torch::Tensor labels = y.masked_fill(y == eos, -100);
+      model::ForwardArgs a;
+      a.compute_logits = false;
+      const torch::Tensor h = model->forward(y, a).last_hidden_state;
+      sums[0] += model::next_token_ce_sum(h, model->head_weight(), labels).to(torch::kDouble);
+      sums[1] += (labels.narrow(1, 1, y.size(1) - 1) != -100).sum().to(torch::kDouble);
     }
+    const torch::Tensor host = sums.cpu();
+    ce = host[0].item<double>();
+    tokens = host[1].item<double>();
   }
   torch::Tensor s = torch::tensor({ma, ce, tokens, el_sum}, torch::kDouble);
   comm.all_reduce(s);
@@ -95,7 +102,8 @@ nlohmann::json forget_eval(const Config& cfg, model::GptNeo& model, const text::
   const int64_t eos = model->config().eos_token_id;
   train::check_forget_rows(cfg.unlearn, pairs, model->config(), tok.vocab_size());
   std::optional<eval::BertScorer> scorer;
-  if (!cfg.unlearn.bert_path.empty()) scorer.emplace(cfg.unlearn.bert_path, cfg.unlearn.bert_layer);
+  if (!cfg.unlearn.bert_path.empty())
+    scorer.emplace(cfg.unlearn.bert_path, cfg.unlearn.bert_layer, model->head_weight().device());
   eval::TextScorer bert;
   if (scorer)
     bert = [&](const auto& c, const auto& r) { return scorer->score(c, r, cfg.unlearn.val_batch_size); };

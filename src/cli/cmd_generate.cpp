@@ -55,7 +55,8 @@ int run_generate(int argc, char** argv) {
   }
   for (const auto& p : prompt_ids) rows.push_back(parse_ids(p, "--prompt-ids"));
 
-  model::GptNeo model = load_model(model_dir, cfg);
+  const torch::Device device = local_device(cfg);
+  model::GptNeo model = load_model(model_dir, cfg, device);
   const auto& mc = model->config();
   size_t width = 0;
   for (const auto& r : rows) {
@@ -83,7 +84,9 @@ int run_generate(int argc, char** argv) {
   opt.length_penalty = cfg.generate.length_penalty;
   opt.early_stopping = cfg.generate.early_stopping;
   opt.eos_token_id = cfg.generate.eos_token_id >= 0 ? cfg.generate.eos_token_id : mc.eos_token_id;
-  model::GenerateResult res = model::generate(model, ids, mask, opt);
+  model::GenerateResult res = model::generate(model, ids.to(device), mask.to(device), opt);
+  res.sequences = res.sequences.cpu();  // decoded and printed here
+  if (res.scores.defined()) res.scores = res.scores.cpu();
 
   // Decode everything before printing anything: a failure leaves no partial output.
   std::vector<nlohmann::json> out;

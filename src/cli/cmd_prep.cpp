@@ -24,7 +24,7 @@ int run_prep(int argc, char** argv) {
     return 0;
   Config cfg = co.load();
   apply_runtime(cfg.runtime);
-  const prep::PrepOutcome o = prep::run_prep(cfg);
+  const prep::PrepOutcome o = prep::run_prep(cfg, local_device(cfg));
   if (json) {
     print_json({{"file", o.file.string()},
                 {"targets", o.targets},

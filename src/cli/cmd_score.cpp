@@ -78,7 +78,8 @@ int run_score(int argc, char** argv) {
   LETHE_CHECK_INPUT(batch >= 1, "--batch-size must be at least 1, got {}", batch);
   Config cfg = co.load();
   apply_runtime(cfg.runtime);
-  model::GptNeo model = load_model(model_dir, cfg);
+  const torch::Device device = local_device(cfg);
+  model::GptNeo model = load_model(model_dir, cfg, device);
   const auto& mc = model->config();
   auto rows = read_inputs(input, tok_dir, model_dir, cfg, mc.vocab_size, mc.max_position_embeddings);
 
@@ -98,16 +99,17 @@ int run_score(int argc, char** argv) {
     }
     // Hidden states for the batch, then the LM head one row at a time: [T, V] logits per row instead of
     // [B, T, V] (3.3 GB in fp32 for 8 rows of 2048 tokens).
+    ids = ids.to(device);
     torch::Tensor hidden =
-        model->forward(ids, {.attention_mask = mask, .compute_logits = false}).last_hidden_state;
+        model->forward(ids, {.attention_mask = mask.to(device), .compute_logits = false}).last_hidden_state;
     for (size_t r = start; r < end; ++r) {
       const auto n = static_cast<int64_t>(rows[r].ids.size());
       torch::Tensor row_ids = ids[r - start].slice(0, 0, n);
       torch::Tensor logits = model->lm_head(hidden[r - start].slice(0, 0, n)).unsqueeze(0);
       torch::Tensor lp =
-          model::next_token_logprobs(logits, row_ids.unsqueeze(0))[0].to(torch::kDouble).contiguous();
+          model::next_token_logprobs(logits, row_ids.unsqueeze(0))[0].to(torch::kDouble).cpu().contiguous();
       std::vector<double> values(lp.data_ptr<double>(), lp.data_ptr<double>() + (n - 1));
-      const double sum = lp.sum().item<double>();
+      const double sum = lp.sum().item<double>();  // host tensor: printed below
       if (json)
         print_json({{"line", rows[r].line}, {"tokens", n}, {"sum_logprob", sum}, {"logprobs", values}});
       else

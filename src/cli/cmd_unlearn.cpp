@@ -63,7 +63,8 @@ int run_unlearn(int argc, char** argv) {
   return run_on_world(cfg, [&](const comm::World& world) {
     const text::Gpt2Tokenizer tok = load_tokenizer("", cfg.model.path, cfg);
     std::optional<eval::BertScorer> scorer;
-    if (!cfg.unlearn.bert_path.empty()) scorer.emplace(cfg.unlearn.bert_path, cfg.unlearn.bert_layer);
+    if (!cfg.unlearn.bert_path.empty())
+      scorer.emplace(cfg.unlearn.bert_path, cfg.unlearn.bert_layer, world.device);
     eval::TextScorer bert;
     if (scorer)
       bert = [&](const auto& c, const auto& r) { return scorer->score(c, r, cfg.unlearn.val_batch_size); };

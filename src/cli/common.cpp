@@ -66,9 +66,19 @@ void apply_runtime(const RuntimeSection& runtime) {
   at::set_num_threads(std::max(threads, 1));
 }
 
-model::GptNeo load_model(const fs::path& dir, const Config& cfg) {
+comm::DeviceRequest device_request(Device d) {
+  return d == Device::kCpu    ? comm::DeviceRequest::kCpu
+         : d == Device::kCuda ? comm::DeviceRequest::kCuda
+                              : comm::DeviceRequest::kAuto;
+}
+
+torch::Device local_device(const Config& cfg) {
+  return comm::choose_device(device_request(cfg.runtime.device), /*node_rank=*/0);
+}
+
+model::GptNeo load_model(const fs::path& dir, const Config& cfg, torch::Device device) {
   const auto dtype = cfg.model.dtype == Dtype::kBFloat16 ? torch::kBFloat16 : torch::kFloat;
-  model::GptNeo m = model::load_hf_model(dir, dtype);
+  model::GptNeo m = model::load_hf_model(dir, dtype, device);
   m->eval();
   return m;
 }

@@ -10,6 +10,7 @@
 #include <boost/program_options.hpp>
 #include <nlohmann/json.hpp>
 
+#include "comm/device.h"
 #include "core/config.h"
 
 namespace lethe::model {
@@ -46,8 +47,15 @@ std::optional<po::variables_map> parse(int argc, char** argv, const po::options_
 // Threads, log level; call once the config is resolved.
 void apply_runtime(const RuntimeSection& runtime);
 
-// The model named by --model DIR (HF folder) in the config's dtype.
-model::GptNeo load_model(const std::filesystem::path& dir, const Config& cfg);
+// runtime.device as the device layer's request.
+comm::DeviceRequest device_request(Device d);
+
+// The device of a single-process command (generate, score, prep): runtime.device, the first visible GPU for
+// cuda (made current). InputError with the fix when cuda is asked for and cannot be had.
+torch::Device local_device(const Config& cfg);
+
+// The model named by --model DIR (HF folder) in the config's dtype, built on `device`.
+model::GptNeo load_model(const std::filesystem::path& dir, const Config& cfg, torch::Device device);
 
 // The tokenizer from `dir` (or, when empty, the model folder, then tokenizer.path from the config).
 text::Gpt2Tokenizer load_tokenizer(const std::string& dir, const std::string& model_dir, const Config& cfg);

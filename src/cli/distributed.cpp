@@ -13,15 +13,6 @@
 #include "core/error.h"
 
 namespace lethe::cli {
-namespace {
-
-comm::DeviceRequest device_request(Device d) {
-  return d == Device::kCpu    ? comm::DeviceRequest::kCpu
-         : d == Device::kCuda ? comm::DeviceRequest::kCuda
-                              : comm::DeviceRequest::kAuto;
-}
-
-}  // namespace
 
 int run_on_world(Config& cfg, const std::function<int(const comm::World&)>& body) {
   // Several ranks on one machine share its cores. Slurm says how many CPUs a task has; otherwise the CPUs

@@ -17,8 +17,9 @@ namespace lethe::eval {
 
 class BertScorer {
  public:
-  // dir: an HF BERT folder with vocab.txt (bert-base-uncased → layer 9, bert_score's table).
-  BertScorer(const std::filesystem::path& dir, int64_t layer);
+  // dir: an HF BERT folder with vocab.txt (bert-base-uncased → layer 9, bert_score's table). The encoder and
+  // the token vectors live on `device`; only the final {P, R, F1} come back to the host, once per call.
+  BertScorer(const std::filesystem::path& dir, int64_t layer, torch::Device device = torch::kCPU);
   // {P, R, F1} per pair; `batch` = texts per forward and pairs per matching batch (bert_score's batch_size,
   // default 64: the padding quirk in score() depends on it).
   std::vector<std::array<double, 3>> score(const std::vector<std::string>& candidates,
@@ -27,8 +28,8 @@ class BertScorer {
 
  private:
   struct Embedded {
-    torch::Tensor vectors;  // [T_i, C] L2-normalised token embeddings
-    torch::Tensor weights;  // [T_i] float64: 1, or 0 for [CLS] / [SEP]
+    torch::Tensor vectors;  // [T_i, C] L2-normalised token embeddings, on the encoder's device
+    torch::Tensor weights;  // [T_i] float64 there: 1, or 0 for [CLS] / [SEP]
   };
   std::vector<Embedded> embed(const std::vector<std::string>& texts, int64_t batch) const;
   model::Bert bert_;

@@ -57,11 +57,12 @@ torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& w, const torch
 
 }  // namespace
 
-Bert Bert::load(const fs::path& dir, int64_t max_layers) {
+Bert Bert::load(const fs::path& dir, int64_t max_layers, torch::Device device) {
   const fs::path cfg_file = dir / "config.json";
   LETHE_CHECK_INPUT(fs::is_regular_file(cfg_file), "{}: no config.json; expected an HF BERT folder",
                     dir.string());
   Bert b;
+  b.device_ = device;
   b.cfg_ = read_config(cfg_file);
   b.layers_ = max_layers > 0 ? std::min(max_layers, b.cfg_.num_layers) : b.cfg_.num_layers;
   LETHE_CHECK_INPUT(max_layers <= b.cfg_.num_layers, "{}: layer {} requested, the model has {}", dir.string(),
@@ -113,12 +114,12 @@ Bert Bert::load(const fs::path& dir, int64_t max_layers) {
                       ckpt.file_of(stored).string(), stored);
     torch::Tensor host = torch::empty(shape, torch::TensorOptions().dtype(t));
     std::memcpy(host.data_ptr(), v->data, v->nbytes);
-    b.weights_[name] = host.to(torch::kFloat);
+    b.weights_[name] = host.to(device, torch::kFloat);
   }
   return b;
 }
 
-torch::Tensor Bert::forward(const torch::Tensor& ids, const torch::Tensor& mask) const {
+torch::Tensor Bert::forward(const torch::Tensor& ids, const torch::Tensor& mask_in) const {
   c10::InferenceMode guard;
   const int64_t bsz = ids.size(0), t = ids.size(1), c = cfg_.hidden_size, h = cfg_.num_heads, d = c / h;
   LETHE_CHECK_INPUT(t <= cfg_.max_position_embeddings, "BERT input of {} tokens exceeds its {} positions", t,
@@ -126,10 +127,11 @@ torch::Tensor Bert::forward(const torch::Tensor& ids, const torch::Tensor& mask)
   LETHE_CHECK_INPUT(
       ids.numel() == 0 || (ids.min().item<int64_t>() >= 0 && ids.max().item<int64_t>() < cfg_.vocab_size),
       "BERT token ids outside the vocabulary of {}", cfg_.vocab_size);
+  const torch::Tensor idx = ids.to(device_), mask = mask_in.to(device_);
   const std::vector<int64_t> ln{c};
   // Embeddings: word + position + token type 0, then LayerNorm. [B, T, C]
   torch::Tensor x =
-      w("embeddings.word_embeddings.weight").index_select(0, ids.reshape({-1})).view({bsz, t, c}) +
+      w("embeddings.word_embeddings.weight").index_select(0, idx.reshape({-1})).view({bsz, t, c}) +
       w("embeddings.position_embeddings.weight").narrow(0, 0, t).unsqueeze(0) +
       w("embeddings.token_type_embeddings.weight")[0];
   x = at::layer_norm(x, ln, w("embeddings.LayerNorm.weight"), w("embeddings.LayerNorm.bias"),

@@ -24,19 +24,25 @@ struct BertConfig {
 class Bert {
  public:
   // Loads config.json and the weights; only the first `max_layers` encoder layers are kept (0 = all), as
-  // bert_score truncates the encoder to the layer it reads. InputError naming the file on anything missing.
-  static Bert load(const std::filesystem::path& dir, int64_t max_layers = 0);
+  // bert_score truncates the encoder to the layer it reads. The fp32 weights live on `device`. InputError
+  // naming the file on anything missing.
+  static Bert load(const std::filesystem::path& dir, int64_t max_layers = 0,
+                   torch::Device device = torch::kCPU);
 
-  // ids, mask: [B, T] int64 (mask 1 = token, 0 = padding). The output of the last kept layer, [B, T, C] fp32.
+  // ids, mask: [B, T] int64 (mask 1 = token, 0 = padding), on any device (ids are range-checked where they
+  // are: pass host ids to avoid a device sync). The output of the last kept layer, [B, T, C] fp32, on the
+  // model's device.
   torch::Tensor forward(const torch::Tensor& ids, const torch::Tensor& mask) const;
 
   const BertConfig& config() const { return cfg_; }
   int64_t layers() const { return layers_; }
+  torch::Device device() const { return device_; }
 
  private:
   const torch::Tensor& w(const std::string& name) const { return weights_.at(name); }
   BertConfig cfg_;
   int64_t layers_ = 0;
+  torch::Device device_ = torch::kCPU;
   std::map<std::string, torch::Tensor> weights_;  // BertModel names without a prefix
 };
 

@@ -80,13 +80,13 @@ torch::Tensor lm_embeddings(model::GptNeo& model, const torch::Tensor& rows, int
   model->eval();
   std::vector<torch::Tensor> parts;
   for (int64_t s = 0; s < rows.size(0); s += batch) {
-    torch::Tensor x = rows.narrow(0, s, std::min(batch, rows.size(0) - s));
+    torch::Tensor x = rows.narrow(0, s, std::min(batch, rows.size(0) - s)).to(model->head_weight().device());
     model::ForwardArgs args;
     args.compute_logits = false;
     torch::Tensor h = model->forward(x, args).last_hidden_state.to(torch::kFloat).mean(1);  // [b, C]
     parts.push_back(h / h.norm(2, 1, true).clamp_min(1e-12));
   }
-  return torch::cat(parts).clone();
+  return torch::cat(parts).cpu().clone();  // one copy back: the search runs in float64 on the host
 }
 
 torch::Tensor bert_embeddings(const model::Bert& bert, const text::WordPieceTokenizer& tok,
@@ -111,11 +111,11 @@ torch::Tensor bert_embeddings(const model::Bert& bert, const text::WordPieceToke
       m[r].narrow(0, 0, static_cast<int64_t>(v.size())).fill_(1);
     }
     torch::Tensor h = bert.forward(x, m);  // [n, len, C]
-    torch::Tensor mf = m.to(torch::kFloat).unsqueeze(-1);
+    torch::Tensor mf = m.to(h.device(), torch::kFloat).unsqueeze(-1);
     torch::Tensor mean = (h * mf).sum(1) / mf.sum(1).clamp_min(1e-9);
     parts.push_back(mean / mean.norm(2, 1, true).clamp_min(1e-12));
   }
-  return torch::cat(parts).clone();
+  return torch::cat(parts).cpu().clone();  // one copy back: the search runs in float64 on the host
 }
 
 }  // namespace lethe::prep

@@ -31,11 +31,13 @@ Neighbours exact_knn(const torch::Tensor& queries, const torch::Tensor& pool, in
 torch::Tensor tfidf_sq_distances(const torch::Tensor& rows, int64_t max_n, const torch::Tensor& query_rows);
 
 // The LM's own sentence embedding: mean over positions of the final hidden state (after ln_f), L2
-// normalised, as sentence-transformers pools MiniLM. rows [R, L] → [R, C] float32.
+// normalised, as sentence-transformers pools MiniLM. rows [R, L] (host) → [R, C] float32 on the host,
+// computed on the model's device.
 torch::Tensor lm_embeddings(model::GptNeo& model, const torch::Tensor& rows, int64_t batch);
 
 // Sentence embeddings as sentence-transformers computes them for all-MiniLM-L6-v2: WordPiece ids (cut to
-// max_tokens), the encoder's last layer, mean over the real tokens, L2-normalised. [N, C] float32.
+// max_tokens), the encoder's last layer, mean over the real tokens, L2-normalised. [N, C] float32 on the
+// host, computed on the encoder's device.
 torch::Tensor bert_embeddings(const model::Bert& bert, const text::WordPieceTokenizer& tok,
                               const std::vector<std::string>& texts, int64_t max_tokens, int64_t batch);
 

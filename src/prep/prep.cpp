@@ -64,7 +64,7 @@ std::vector<int64_t> select_targets(const PrepSection& p, int64_t rows, uint64_t
 
 }  // namespace
 
-PrepOutcome run_prep(const Config& cfg) {
+PrepOutcome run_prep(const Config& cfg, torch::Device device) {
   const PrepSection& p = cfg.prep;
   data::TokenArray a = data::read_npy(p.source);
   LETHE_CHECK_INPUT(a.rows > 1 && a.cols > 1, "{}: expected a [rows, T] token array, got {} x {}", p.source,
@@ -96,7 +96,7 @@ PrepOutcome run_prep(const Config& cfg) {
         !cfg.tokenizer.path.empty(),
         "prep.embedder = bert embeds decoded text: set tokenizer.path to the rows' GPT-2 tokenizer");
     const text::Gpt2Tokenizer gpt2 = text::Gpt2Tokenizer::from_dir(cfg.tokenizer.path);
-    const model::Bert bert = model::Bert::load(p.embedder_path);
+    const model::Bert bert = model::Bert::load(p.embedder_path, 0, device);
     const text::WordPieceTokenizer wp = text::WordPieceTokenizer::from_dir(p.embedder_path);
     std::vector<std::string> texts;
     torch::Tensor ids32 = text.to(torch::kInt).contiguous();
@@ -111,7 +111,7 @@ PrepOutcome run_prep(const Config& cfg) {
     const std::string path = !p.embedder_path.empty() ? p.embedder_path : cfg.model.path;
     LETHE_CHECK_INPUT(!path.empty(),
                       "prep.embedder = lm needs prep.embedder_path (or model.path): an HF GPT-Neo folder");
-    model::GptNeo lm = model::load_hf_model(path, torch::kFloat);
+    model::GptNeo lm = model::load_hf_model(path, torch::kFloat, device);
     LETHE_CHECK_INPUT(text.max().item<int64_t>() < lm->config().vocab_size,
                       "{}: token ids exceed the vocabulary ({}) of {}", p.source, lm->config().vocab_size,
                       path);

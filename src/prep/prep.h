@@ -4,6 +4,8 @@
 
 #include <filesystem>
 
+#include <torch/types.h>
+
 #include "core/config.h"
 
 namespace lethe::prep {
@@ -14,6 +16,6 @@ struct PrepOutcome {
 };
 
 // InputError for bad sources, csv files, ids or sizes.
-PrepOutcome run_prep(const Config& cfg);
+PrepOutcome run_prep(const Config& cfg, torch::Device device = torch::kCPU);
 
 }  // namespace lethe::prep

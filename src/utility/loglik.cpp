@@ -4,6 +4,8 @@
 
 #include <ATen/ATen.h>
 
+#include "model/loss_chunk.h"
+
 namespace lethe::utility {
 
 Request make_request(const std::vector<int64_t>& context, const std::vector<int64_t>& continuation,
@@ -50,6 +52,11 @@ std::vector<std::vector<Score>> score_part(model::GptNeo& model,
                                            const std::vector<std::vector<Request>>& groups, int64_t pad) {
   const auto g_count = static_cast<int64_t>(groups.size());
   const int64_t layers = model->config().num_layers, c = model->config().hidden_size;
+  // Token rows are laid out on the host (the loops below index them) and copied once per forward; every
+  // activation, cache and index stays on the model's device, and the scores come back in one copy.
+  const torch::Device dev = model->head_weight().device();
+  const auto on_dev = [&](const torch::Tensor& t) { return t.to(dev, /*non_blocking=*/false); };
+  const auto index = [&](const std::vector<int64_t>& v) { return on_dev(torch::tensor(v, torch::kLong)); };
   // Shared prefix per group: the longest common prefix of its inputs, leaving every input at least one
   // token of its own so that each request has a tail.
   std::vector<int64_t> prefix(g_count);
@@ -77,9 +84,10 @@ std::vector<std::vector<Score>> score_part(model::GptNeo& model,
   //    into [G, H, p_max, D] / [G, p_max, C] (zeros to the left, masked), so any set of rows can later take
   //    the last p columns of its groups as its cache.
   std::vector<torch::Tensor> keys(layers), values(layers);
-  torch::Tensor prefix_hidden, prefix_mask = torch::zeros({g_count, p_max}, torch::kLong);
+  torch::Tensor prefix_hidden,
+      prefix_mask = torch::zeros({g_count, p_max}, torch::dtype(torch::kLong).device(dev));
   if (p_max > 0) {
-    prefix_hidden = torch::zeros({g_count, p_max, c});
+    prefix_hidden = torch::zeros({g_count, p_max, c}, torch::dtype(torch::kFloat).device(dev));
     for (const auto& chunk : chunks(longest_first(prefix), prefix)) {
       const int64_t len = prefix[chunk[0]], b = static_cast<int64_t>(chunk.size());
       if (len == 0) break;  // the rest have no shared prefix
@@ -94,6 +102,8 @@ std::vector<std::vector<Score>> score_part(model::GptNeo& model,
           ma[i][off + k] = 1;
         }
       }
+      ids = on_dev(ids);
+      mask = on_dev(mask);
       model::KvCache cache;
       model::ForwardArgs a;
       a.attention_mask = mask;
@@ -107,8 +117,7 @@ std::vector<std::vector<Score>> score_part(model::GptNeo& model,
                                  cache.keys[l].options());
           values[l] = torch::zeros_like(keys[l]);
         }
-      const torch::Tensor where =
-          torch::tensor(std::vector<int64_t>(chunk.begin(), chunk.end()), torch::kLong);
+      const torch::Tensor where = index(chunk);
       for (int64_t l = 0; l < layers; ++l) {
         keys[l].narrow(2, p_max - len, len).index_copy_(0, where, cache.keys[l]);
         values[l].narrow(2, p_max - len, len).index_copy_(0, where, cache.values[l]);
@@ -145,12 +154,14 @@ std::vector<std::vector<Score>> score_part(model::GptNeo& model,
         pa[i][k - prefix[g]] = k;
       }
     }
+    ids = on_dev(ids);
+    mask = on_dev(mask);
     model::KvCache cache;
     model::ForwardArgs a;
-    a.position_ids = pos;
+    a.position_ids = on_dev(pos);
     a.compute_logits = false;
     if (p > 0) {
-      const torch::Tensor sel = torch::tensor(groups_of, torch::kLong);
+      const torch::Tensor sel = index(groups_of);
       cache.keys.resize(layers);
       cache.values.resize(layers);
       for (int64_t l = 0; l < layers; ++l) {
@@ -180,32 +191,35 @@ std::vector<std::vector<Score>> score_part(model::GptNeo& model,
       }
     }
     // Keep the order of `target`: interleave the prefix and tail rows as recorded.
-    const torch::Tensor tails = h.reshape({-1, c}).index_select(0, torch::tensor(tail_index, torch::kLong));
-    const torch::Tensor heads = prefix_index.empty() ? torch::empty({0, c})
-                                                     : prefix_hidden.reshape({-1, c}).index_select(
-                                                           0, torch::tensor(prefix_index, torch::kLong));
+    const torch::Tensor tails = h.reshape({-1, c}).index_select(0, index(tail_index));
+    const torch::Tensor heads = prefix_index.empty()
+                                    ? torch::empty({0, c}, h.options())
+                                    : prefix_hidden.reshape({-1, c}).index_select(0, index(prefix_index));
     std::vector<int64_t> order;
     int64_t ti = 0, pi = 0;
     const auto n_tail = static_cast<int64_t>(tail_index.size());
     for (uint8_t f : is_prefix) order.push_back(f ? n_tail + pi++ : ti++);
-    picked_parts.push_back(torch::cat({tails, heads}).index_select(0, torch::tensor(order, torch::kLong)));
+    picked_parts.push_back(torch::cat({tails, heads}).index_select(0, index(order)));
   }
-  const torch::Tensor picked = torch::cat(picked_parts).to(model->parameters().front().scalar_type());
-  const torch::Tensor tgt = torch::tensor(target, torch::kLong);
+  const torch::Tensor picked = torch::cat(picked_parts).to(model->head_weight().scalar_type());
+  const torch::Tensor tgt = index(target);
 
-  // 3. LM head in chunks: [chunk, V] fp32 logits at a time instead of [N, V].
-  constexpr int64_t kChunk = 256;
-  std::vector<float> lp(target.size());
-  std::vector<int64_t> am(target.size());
-  for (int64_t b = 0; b < picked.size(0); b += kChunk) {
-    const int64_t m = std::min(kChunk, picked.size(0) - b);
+  // 3. LM head in chunks: [chunk, V] fp32 logits at a time instead of [N, V]; one copy to the host at the
+  // end.
+  const int64_t chunk = model::loss_chunk_rows(model->config().vocab_size);
+  std::vector<torch::Tensor> lp_parts, am_parts;
+  for (int64_t b = 0; b < picked.size(0); b += chunk) {
+    const int64_t m = std::min(chunk, picked.size(0) - b);
     const torch::Tensor logits = model->lm_head(picked.narrow(0, b, m)).to(torch::kFloat);
-    const torch::Tensor l =
-        at::log_softmax(logits, -1).gather(1, tgt.narrow(0, b, m).unsqueeze(1)).squeeze(1).contiguous();
-    const torch::Tensor x = logits.argmax(-1).contiguous();
-    std::copy_n(l.data_ptr<float>(), m, lp.begin() + b);
-    std::copy_n(x.data_ptr<int64_t>(), m, am.begin() + b);
+    lp_parts.push_back(at::log_softmax(logits, -1).gather(1, tgt.narrow(0, b, m).unsqueeze(1)).squeeze(1));
+    am_parts.push_back(logits.argmax(-1).to(torch::kFloat));  // exact: ids < 2^24
   }
+  const auto n = static_cast<int64_t>(target.size());
+  const torch::Tensor both =
+      n == 0 ? torch::zeros({2, 0})
+             : torch::stack({torch::cat(lp_parts), torch::cat(am_parts)}).cpu();  // [2, N]
+  const float* lp = both.data_ptr<float>();
+  const float* am = lp + n;
 
   std::vector<std::vector<Score>> out(g_count);
   for (size_t r = 0; r < rows.size(); ++r) {
@@ -215,8 +229,8 @@ std::vector<std::vector<Score>> score_part(model::GptNeo& model,
     for (size_t i = 0; i < q.target.size(); ++i) {
       const auto k = static_cast<size_t>(row_first[r]) + i;
       sc.logprob += lp[k];
-      sc.argmax.push_back(am[k]);
-      sc.greedy = sc.greedy && am[k] == q.target[i];
+      sc.argmax.push_back(static_cast<int64_t>(am[k]));
+      sc.greedy = sc.greedy && static_cast<int64_t>(am[k]) == q.target[i];
     }
     out[row_group[r]].push_back(std::move(sc));
   }

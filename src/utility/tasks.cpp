@@ -10,6 +10,7 @@
 
 #include "core/error.h"
 #include "model/generate.h"
+#include "model/lm_loss.h"
 #include "utility/normalize.h"
 
 namespace lethe::utility {
@@ -233,13 +234,16 @@ void TaskRunner::run(model::GptNeo& model, int64_t b, std::vector<double>& value
       o.max_new_tokens = suite_.max_new_tokens;
       o.eos_token_id = eos_;
       o.pad_token_id = eos_;
-      // Generation ends early once every row has produced EOS: the width is what came back.
-      const torch::Tensor seq = model::generate(model, ids, mask, o).sequences;
-      const torch::Tensor out = seq.narrow(1, t_max, seq.size(1) - t_max).contiguous();
+      // Generation ends early once every row has produced EOS: the width is what came back. The rows go to
+      // the model's device and the generated tokens come back in one copy, to be decoded here.
+      const torch::Device dev = model->head_weight().device();
+      const torch::Tensor seq = model::generate(model, ids.to(dev), mask.to(dev), o).sequences;
+      const torch::Tensor out = seq.narrow(1, t_max, seq.size(1) - t_max).cpu().contiguous();
+      const auto oa = out.accessor<int64_t, 2>();
       for (int64_t r = 0; r < rows; ++r) {
         std::vector<int64_t> gen;
         for (int64_t k = 0; k < out.size(1); ++k) {
-          const int64_t id = out[r][k].item<int64_t>();
+          const int64_t id = oa[r][k];
           if (id == eos_) break;
           gen.push_back(id);
         }
@@ -253,17 +257,21 @@ void TaskRunner::run(model::GptNeo& model, int64_t b, std::vector<double>& value
       break;
     }
     case TaskKind::kPerplexity: {
-      for (int64_t w : batch) {  // one window at a time: [1, T] in, [T-1, V] fp32 logits at most
-        const auto& win = windows_[w];
-        const torch::Tensor ids = torch::tensor(win, torch::kLong).unsqueeze(0);
+      // One window at a time ([1, T] in, the head in row chunks), the batch's mean losses read back at once.
+      const torch::Device dev = model->head_weight().device();
+      std::vector<torch::Tensor> losses;
+      for (int64_t w : batch) {
+        const torch::Tensor ids = torch::tensor(windows_[w], torch::kLong).unsqueeze(0).to(dev);  // [1, T]
         model::ForwardArgs a;
         a.compute_logits = false;
-        const torch::Tensor h = model->forward(ids, a).last_hidden_state[0];
-        const auto t = static_cast<int64_t>(win.size());
-        const torch::Tensor logits = model->lm_head(h.narrow(0, 0, t - 1)).to(torch::kFloat);
-        const double loss = at::cross_entropy_loss(logits, ids[0].narrow(0, 1, t - 1)).item<double>();
-        values[static_cast<size_t>(w * per_unit_)] = loss;
-        values[static_cast<size_t>(w * per_unit_ + 1)] = static_cast<double>(t);
+        const torch::Tensor h = model->forward(ids, a).last_hidden_state;  // [1, T, C]
+        losses.push_back(-model::next_token_logprobs_chunked(h, model->head_weight(), ids).mean());
+      }
+      const torch::Tensor host = torch::stack(losses).to(torch::kDouble).cpu();
+      for (size_t k = 0; k < batch.size(); ++k) {
+        values[static_cast<size_t>(batch[k] * per_unit_)] = host[static_cast<int64_t>(k)].item<double>();
+        values[static_cast<size_t>(batch[k] * per_unit_ + 1)] =
+            static_cast<double>(windows_[batch[k]].size());
       }
       break;
     }
