@@ -78,6 +78,8 @@ void write_meta(const fs::path& file, const CheckpointContent& c, const zero::Ze
   f.set_attr("zero_stage", static_cast<int64_t>(engine.options().stage));
   f.set_attr("padded_numel", layout.padded_numel());
   f.set_attr("adam_steps", engine.adam_steps());
+  f.set_attr("loss_scale", engine.loss_scale());
+  f.set_attr("loss_scale_finite_steps", engine.finite_steps());
   f.write_string("config", c.config_yaml);
   f.write_string("architecture", architecture_json(c.architecture));
   f.group("layout", true);
@@ -94,6 +96,11 @@ void write_meta(const fs::path& file, const CheckpointContent& c, const zero::Ze
   f.group("rng", true);
   torch::Tensor rng = at::detail::getDefaultCPUGenerator().get_state();
   f.write<uint8_t>("rng/torch_cpu", rng.data_ptr<uint8_t>(), {static_cast<hsize_t>(rng.numel())});
+  if (const torch::Device d = engine.flat_parameters().device(); d.is_cuda()) {
+    // The generator of this rank's GPU (rank 0's: every rank seeds the same way).
+    torch::Tensor cuda = at::globalContext().defaultGenerator(d).get_state();
+    f.write<uint8_t>("rng/torch_cuda", cuda.data_ptr<uint8_t>(), {static_cast<hsize_t>(cuda.numel())});
+  }
   f.group("model", true);
   const torch::Tensor flat = engine.flat_parameters().to(torch::kCPU, torch::kFloat).contiguous();
   for (size_t i = 0; i < layout.tensors().size(); ++i) {

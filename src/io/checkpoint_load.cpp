@@ -124,7 +124,16 @@ LoadReport load_checkpoint(const fs::path& dir, zero::ZeroEngine& engine,
     const std::vector<uint8_t> rng = meta.read<uint8_t>("rng/torch_cpu");
     at::Generator gen = at::detail::getDefaultCPUGenerator();
     gen.set_state(torch::tensor(rng, torch::kByte));
+    if (const torch::Device d = engine.flat_parameters().device();
+        d.is_cuda() && meta.exists("rng/torch_cuda")) {
+      const std::vector<uint8_t> cuda = meta.read<uint8_t>("rng/torch_cuda");
+      at::Generator cuda_gen = at::globalContext().defaultGenerator(d);
+      cuda_gen.set_state(torch::tensor(cuda, torch::kByte));
+    }
     engine.set_adam_steps(meta.attr_int("adam_steps"));
+    // Loss scaling state; checkpoints from before it existed hold none (and ran without it).
+    if (meta.has_attr("loss_scale") && engine.options().loss_scaling.enabled)
+      engine.set_loss_scale(meta.attr_double("loss_scale"), meta.attr_int("loss_scale_finite_steps"));
 
     // Owned range of the new layout, filled from every old slice that overlaps its real (unpadded) part.
     const zero::Span owned = engine.owned();

@@ -247,6 +247,12 @@ void H5File::set_attr(const std::string& name, const std::string& v) const {
   write_attr(file_, name.c_str(), type, padded.data());
 }
 
+bool H5File::has_attr(const std::string& name) const {
+  const htri_t e = H5Aexists(file_, name.c_str());
+  if (e < 0) fail("cannot check attribute", name);
+  return e > 0;
+}
+
 int64_t H5File::attr_int(const std::string& name) const {
   H5Handle attr(H5Aopen(file_, name.c_str(), H5P_DEFAULT), H5Aclose);
   int64_t v = 0;

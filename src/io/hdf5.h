@@ -70,6 +70,7 @@ class H5File {
   void set_attr(const std::string& name, int64_t v) const;
   void set_attr(const std::string& name, double v) const;
   void set_attr(const std::string& name, const std::string& v) const;
+  bool has_attr(const std::string& name) const;  // of the file's root
   int64_t attr_int(const std::string& name) const;
   double attr_double(const std::string& name) const;
   std::string attr_string(const std::string& name) const;

@@ -60,6 +60,8 @@ std::vector<std::pair<std::string, torch::Tensor>> unique_parameters(const torch
 ZeroEngine::ZeroEngine(torch::nn::Module& model, comm::Communicator& comm, EngineOptions options)
     : comm_(comm), options_(options) {
   TORCH_CHECK(options_.stage >= 0 && options_.stage <= 2, "ZeRO stage must be 0, 1 or 2");
+  TORCH_CHECK(!options_.loss_scaling.enabled || options_.loss_scaling.initial_scale >= 1,
+              "ZeroEngine: the initial loss scale must be at least 1");
   std::vector<TensorSpec> specs;
   for (auto& [name, p] : unique_parameters(model)) {
     specs.push_back({name, p.sizes().vec()});
@@ -91,11 +93,19 @@ ZeroEngine::ZeroEngine(torch::nn::Module& model, comm::Communicator& comm, Engin
   exp_avg_sq_ = torch::zeros({owned_.size()}, f32);
   step_count_ = torch::zeros({}, f32);
   grad_own_ = torch::zeros({owned_.size()}, f32);
+  if (options_.loss_scaling.enabled) scale_ = options_.loss_scaling.initial_scale;
+  const bool low_precision = dtype != torch::kFloat;
+  const auto accumulate =
+      options_.stage == 2 || (low_precision && options_.fp32_accumulation) ? torch::kFloat : dtype;
+  wire_ = options_.reduce_bf16 ? torch::kBFloat16 : accumulate;
+  hooked_ = options_.stage == 2 || accumulate != dtype;
   if (options_.stage < 2) {
-    // Backward accumulates straight into the flat buffer (AccumulateGrad adds in place into a defined grad).
-    flat_grad_ = torch::zeros({layout_.padded_numel()}, flat_param_.options());
-    for (size_t i = 0; i < params_.size(); ++i)
-      params_[i].mutable_grad() = view_of(flat_grad_, layout_.offset(i), params_[i]);
+    flat_grad_ = torch::zeros({layout_.padded_numel()}, flat_param_.options().dtype(accumulate));
+    // Same dtype: backward accumulates straight into the flat buffer (AccumulateGrad adds in place into a
+    // defined grad). fp32 accumulation of 16-bit gradients: the hooks below add each one in.
+    if (!hooked_)
+      for (size_t i = 0; i < params_.size(); ++i)
+        params_[i].mutable_grad() = view_of(flat_grad_, layout_.offset(i), params_[i]);
   } else {
     ready_.assign(buckets_.size(), 0);
     // Send buffers only for buckets that need packing.
@@ -105,26 +115,27 @@ ZeroEngine::ZeroEngine(torch::nn::Module& model, comm::Communicator& comm, Engin
       largest_owned = std::max(largest_owned, bk.span.intersect(owned_).size());
     }
     for (int slot = 0; slot < 2; ++slot) {
-      send_pool_[slot] = torch::empty({largest}, f32);
-      recv_pool_[slot] = torch::empty({largest_owned}, f32);
+      send_pool_[slot] = torch::empty({largest}, f32.dtype(wire_));
+      recv_pool_[slot] = torch::empty({largest_owned}, f32.dtype(wire_));
     }
+  }
+  if (hooked_)
     for (size_t i = 0; i < params_.size(); ++i) {
       params_[i].mutable_grad() = torch::Tensor();
       torch::autograd::impl::set_post_acc_grad_hooks(params_[i], std::make_unique<GradReadyHook>(this, i));
     }
-  }
 }
 
 ZeroEngine::~ZeroEngine() {
   for (auto& p : params_) {
-    if (options_.stage == 2) torch::autograd::impl::post_acc_grad_hooks(p).reset();
+    if (hooked_) torch::autograd::impl::post_acc_grad_hooks(p).reset();
     p.mutable_grad() = torch::Tensor();
   }
 }
 
 bool ZeroEngine::lone_bucket(const Bucket& bk) const {
   return bk.end_tensor == bk.first_tensor + 1 && flat_param_.scalar_type() == torch::kFloat &&
-         params_[bk.first_tensor].numel() == bk.span.size();
+         wire_ == torch::kFloat && params_[bk.first_tensor].numel() == bk.span.size();
 }
 
 void ZeroEngine::note_grad_bytes(int64_t delta) {
@@ -137,11 +148,21 @@ void ZeroEngine::backward(const torch::Tensor& loss) {
     std::fill(ready_.begin(), ready_.end(), 0);
     next_ = 0;
   }
-  loss.backward();
+  if (options_.loss_scaling.enabled)
+    (loss * scale_).backward();
+  else
+    loss.backward();
   if (options_.stage == 2) flush_buckets();
 }
 
 void ZeroEngine::on_gradient_ready(size_t tensor) {
+  if (options_.stage < 2) {  // fp32 accumulation: add the fresh 16-bit gradient in and free it
+    torch::NoGradGuard no_grad;
+    torch::Tensor& g = params_[tensor].mutable_grad();
+    if (g.defined()) view_of(flat_grad_, layout_.offset(tensor), params_[tensor]).add_(g);
+    g = torch::Tensor();
+    return;
+  }
   note_grad_bytes(static_cast<int64_t>(params_[tensor].grad().nbytes()));
   const size_t b = bucket_of_[tensor];
   ++ready_[b];
@@ -177,7 +198,7 @@ void ZeroEngine::launch_bucket(size_t b) {
     // Pooled, except for a lone parameter whose gradient could not be sent as it is (unused, non-contiguous).
     p->send = bk.span.size() <= send_pool_[p->slot].numel()
                   ? send_pool_[p->slot].narrow(0, 0, bk.span.size())
-                  : torch::empty({bk.span.size()}, flat_param_.options().dtype(torch::kFloat));
+                  : torch::empty({bk.span.size()}, flat_param_.options().dtype(wire_));
     if (bk.end_tensor > bk.first_tensor) {
       const int64_t tail = layout_.offset(bk.end_tensor - 1) + params_[bk.end_tensor - 1].numel();
       if (tail < bk.span.end) p->send.narrow(0, tail - bk.span.begin, bk.span.end - tail).zero_();  // padding
@@ -213,29 +234,65 @@ void ZeroEngine::flush_buckets() {
   while (!pending_.empty()) finish_oldest();
 }
 
-StepResult ZeroEngine::step(double lr) {
-  torch::NoGradGuard no_grad;
-  if (options_.stage == 0) {
-    for (const Bucket& bk : buckets_) comm_.all_reduce(flat_grad_.narrow(0, bk.span.begin, bk.span.size()));
-    grad_own_.copy_(flat_grad_);
-  } else if (options_.stage == 1) {
-    for (const Bucket& bk : buckets_) {
-      const Span mine = bk.span.intersect(owned_);
-      comm_.reduce_scatter(flat_grad_.narrow(0, bk.span.begin, bk.span.size()), owned_part(grad_own_, mine),
+// Stages 0/1: the accumulated flat gradient reduced into the owned fp32 slice, bucket by bucket, in the wire
+// dtype (a bucket-sized cast when it differs from the accumulation dtype).
+void ZeroEngine::reduce_stage01() {
+  for (const Bucket& bk : buckets_) {
+    torch::Tensor g = flat_grad_.narrow(0, bk.span.begin, bk.span.size());
+    torch::Tensor sent = g.scalar_type() == wire_ ? g : g.to(wire_);
+    if (options_.stage == 0) {
+      comm_.all_reduce(sent);
+      grad_own_.narrow(0, bk.span.begin, bk.span.size()).copy_(sent);
+    } else {
+      comm_.reduce_scatter(sent, owned_part(grad_own_, bk.span.intersect(owned_)),
                            layout_.owner_counts(bk.span));
     }
   }
+}
+
+bool ZeroEngine::accept_scaled_step(double norm_scaled, StepResult& r) {
+  const LossScaling& ls = options_.loss_scaling;
+  r.loss_scale = scale_;
+  if (std::isfinite(norm_scaled)) {
+    r.grad_norm = norm_scaled / scale_;
+    grad_own_.mul_(1.0 / scale_);
+    if (++finite_steps_ >= ls.growth_interval) {
+      scale_ *= ls.growth_factor;
+      finite_steps_ = 0;
+    }
+    return true;
+  }
+  r.grad_norm = norm_scaled;
+  r.skipped = true;
+  scale_ *= ls.backoff_factor;
+  finite_steps_ = 0;
+  if (scale_ < 1.0)
+    throw std::runtime_error(fmt::format(
+        "the gradient is not finite even with the loss scale below 1 (optimizer step {}): the loss diverged "
+        "or fp16 cannot hold it; lower the learning rate or use model.dtype=bfloat16",
+        adam_steps() + 1));
+  grad_own_.zero_();
+  if (options_.stage < 2) flat_grad_.zero_();
+  last_grad_bytes_peak_ = grad_bytes_peak_;
+  grad_bytes_peak_ = 0;
+  return false;
+}
+
+StepResult ZeroEngine::step(double lr) {
+  torch::NoGradGuard no_grad;
+  if (options_.stage < 2) reduce_stage01();
   // Global norm: squares summed over the owned slices, then over ranks. Stage 0 owns everything. The
   // slice's norm is taken in fp32 as torch's clip_grad_norm_ does (an fp64 copy would cost 8 bytes per
   // owned element of transient memory).
   // The squares are summed over ranks on the device communicator, as a one-element device tensor: the one
-  // host read of the step is the total (clipping and the divergence check need it on the host).
+  // host read of the step is the total (clipping, the divergence check and loss scaling need it).
   torch::Tensor sq = grad_own_.norm().to(torch::kDouble).square().reshape({1});
   if (options_.stage != 0) comm_.all_reduce(sq);
   StepResult r;
   r.grad_norm = std::sqrt(sq.item<double>());
-  // Every rank holds the same norm, so every rank stops here together: nothing non-finite reaches the
-  // masters.
+  // Every rank holds the same norm, so every rank decides the same: with loss scaling an overflow skips the
+  // step; without, a non-finite norm stops the run before anything non-finite reaches the masters.
+  if (options_.loss_scaling.enabled && !accept_scaled_step(r.grad_norm, r)) return r;
   if (!std::isfinite(r.grad_norm))
     throw std::runtime_error(
         fmt::format("the gradient norm is {} at optimizer step {}: the loss diverged (lower "
@@ -278,6 +335,11 @@ torch::Tensor ZeroEngine::owned_part(const torch::Tensor& t, Span s) const {
   return owned_part_of(t, owned_, s);
 }
 
+void ZeroEngine::set_loss_scale(double scale, int64_t finite_steps) {
+  scale_ = scale;
+  finite_steps_ = finite_steps;
+}
+
 int64_t ZeroEngine::adam_steps() const {
   return static_cast<int64_t>(step_count_.item<float>());
 }
@@ -303,9 +365,9 @@ MemoryReport ZeroEngine::memory() const {
 }
 
 int64_t ZeroEngine::predicted_reduce_bytes(int64_t micro_steps) const {
-  const int64_t padded = layout_.padded_numel();
-  if (options_.stage == 2) return micro_steps * padded * 4;  // fp32 buckets every micro-step
-  return padded * static_cast<int64_t>(flat_param_.element_size());
+  const int64_t padded = layout_.padded_numel(), wire = static_cast<int64_t>(c10::elementSize(wire_));
+  if (options_.stage == 2) return micro_steps * padded * wire;  // every micro-step
+  return padded * wire;
 }
 
 int64_t ZeroEngine::predicted_gather_bytes() const {

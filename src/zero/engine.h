@@ -11,6 +11,14 @@
 // After AdamW updates the owned fp32 master slice, it is copied into the parameter buffer (cast to the
 // parameter dtype) and all-gathered bucket by bucket, so every rank again holds identical parameters.
 //
+// Precision. Masters, Adam moments and the reduced owned gradient are fp32 whatever the parameter dtype.
+// With 16-bit parameters, stages 0/1 accumulate micro-step gradients in an fp32 flat buffer (a hook adds each
+// parameter's fresh gradient there and frees it), unless fp32_accumulation is off; stage 2 always packs its
+// buckets in fp32. reduce_bf16 packs what is reduced as bf16 instead (half the bytes on NCCL). fp16
+// parameters need loss scaling: backward() multiplies the loss by the current scale, step() divides the
+// reduced gradient by it, and a step whose gradient is not finite is skipped with the scale halved (torch's
+// GradScaler rule; the scale doubles after growth_interval finite steps).
+//
 // The loss handed to backward() must already be normalised for the *global* batch (sum over this rank's
 // tokens / tokens in the global batch): gradients are summed over ranks, never averaged, so the update is
 // the same at any world size.
@@ -29,17 +37,29 @@
 
 namespace lethe::zero {
 
+// Dynamic loss scaling (torch.amp.GradScaler's defaults).
+struct LossScaling {
+  bool enabled = false;
+  double initial_scale = 65536.0, growth_factor = 2.0, backoff_factor = 0.5;
+  int64_t growth_interval = 2000;  // finite steps in a row before the scale grows
+};
+
 struct EngineOptions {
   int stage = 1;
   int64_t bucket_numel = 16'000'000;  // elements per communication bucket (64 MB in fp32)
   zero::AdamWOptions adam;            // lr is given per step
   double max_grad_norm = 1.0;         // global-norm clipping; 0 = off
   int64_t align = 16;                 // FlatLayout alignment (elements)
+  bool fp32_accumulation = true;      // stages 0/1 with 16-bit parameters: accumulate in fp32
+  bool reduce_bf16 = false;           // reduce gradients as bf16
+  LossScaling loss_scaling;           // required for fp16 parameters
 };
 
 struct StepResult {
-  double grad_norm = 0;          // global L2 norm before clipping
+  double grad_norm = 0;          // global L2 norm before clipping (of the unscaled gradient)
   double grad_norm_clipped = 0;  // after clipping
+  bool skipped = false;          // loss scaling: the gradient overflowed, no update was made
+  double loss_scale = 1;         // the scale this step's backward passes used
 };
 
 struct MemoryReport {
@@ -77,6 +97,10 @@ class ZeroEngine {
   const torch::Tensor& exp_avg_sq() const { return exp_avg_sq_; }
   int64_t adam_steps() const;
   void set_adam_steps(int64_t steps);
+  // Loss scaling state (scale 1, 0 steps when off); checkpoints save and restore it.
+  double loss_scale() const { return scale_; }
+  int64_t finite_steps() const { return finite_steps_; }
+  void set_loss_scale(double scale, int64_t finite_steps);
   // After master() was overwritten (resume): parameters = cast(master) on every rank.
   void sync_parameters_from_master();
   // The full flat parameter buffer [padded_numel] in the parameter dtype.
@@ -88,7 +112,7 @@ class ZeroEngine {
   int64_t predicted_reduce_bytes(int64_t micro_steps) const;
   int64_t predicted_gather_bytes() const;
 
-  // Stage-2 hook entry point (public for the hook object only).
+  // Gradient hook entry point (public for the hook object only).
   void on_gradient_ready(size_t tensor);
 
  private:
@@ -100,6 +124,9 @@ class ZeroEngine {
   // A bucket of one whole fp32 parameter: reduce-scattered straight from that parameter's gradient.
   bool lone_bucket(const Bucket& bk) const;
   torch::Tensor owned_part(const torch::Tensor& t, Span s) const;
+  void reduce_stage01();
+  // Loss scaling: whether this step's gradient is usable; on overflow, zeroes it and lowers the scale.
+  bool accept_scaled_step(double norm_scaled, StepResult& r);
 
   comm::Communicator& comm_;
   EngineOptions options_;
@@ -109,8 +136,10 @@ class ZeroEngine {
   std::vector<size_t> bucket_of_;  // tensor -> bucket
   Span owned_;
   torch::Tensor flat_param_;  // [padded] parameter dtype
-  torch::Tensor flat_grad_;   // stages 0/1: [padded] parameter dtype, params' .grad views
-  torch::Tensor grad_own_;    // [owned] fp32: reduced gradient of the owned range
+  torch::Tensor flat_grad_;   // stages 0/1: [padded] accumulation dtype (params' .grad views if it is theirs)
+  bool hooked_ = false;       // gradients leave the parameters through hooks (stage 2, fp32 accumulation)
+  torch::ScalarType wire_ = torch::kFloat;  // dtype of what is reduced
+  torch::Tensor grad_own_;                  // [owned] fp32: reduced gradient of the owned range
   torch::Tensor master_, exp_avg_, exp_avg_sq_, step_count_;
   // Stage 2 bookkeeping.
   std::vector<int64_t> ready_;
@@ -119,6 +148,8 @@ class ZeroEngine {
   size_t next_ = 0;  // next bucket to launch, in descending bucket order (the order backward produces them)
   std::vector<std::unique_ptr<Pending>> pending_;
   int64_t grad_bytes_alive_ = 0, grad_bytes_peak_ = 0, last_grad_bytes_peak_ = 0;
+  double scale_ = 1;
+  int64_t finite_steps_ = 0;
 };
 
 }  // namespace lethe::zero

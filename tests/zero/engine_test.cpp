@@ -3,6 +3,7 @@
 // accounting the engine reports.
 #include "zero/engine.h"
 
+#include <cmath>
 #include <mutex>
 
 #include <gtest/gtest.h>
@@ -171,6 +172,202 @@ TEST(Engine, Bf16ParametersKeepFp32Masters) {
   }
   // lr 1e-2 moves weights by ~5e-2 over the run; bf16 rounding of activations may shift a few updates.
   EXPECT_LE((finals[1] - finals[2]).abs().max().item<double>(), 2e-2);
+}
+
+// Micro-step gradients of 16-bit parameters: with fp32 accumulation the step sees the fp32 sum of the
+// micro-steps' bf16 gradients; without, their running sum rounded to bf16 after every micro-step. The
+// gradient norm the step reports tells which one the engine reduced.
+TEST(Engine, Bf16GradientsAccumulateInFp32) {
+  at::set_num_threads(1);
+  const torch::Tensor ids = batch(0);
+  const double tokens = static_cast<double>(kGlobal * (kSeq - 1));
+  auto micro_loss = [&](model::GptNeo& m, int64_t a) {
+    const torch::Tensor x = ids.narrow(0, a * kMicro, kMicro);
+    const torch::Tensor logits = m->forward(x).logits.to(torch::kFloat);
+    return torch::nn::functional::cross_entropy(
+               logits.narrow(1, 0, kSeq - 1).reshape({-1, 64}), x.narrow(1, 1, kSeq - 1).reshape({-1}),
+               torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum)) /
+           tokens;
+  };
+  const int64_t accum = kGlobal / kMicro;
+  // The two references, from each micro-step's own bf16 gradient.
+  double fp32_sq = 0, bf16_sq = 0;
+  {
+    model::GptNeo m(small());
+    m->reset_parameters(5);
+    m->to(torch::kBFloat16);
+    std::vector<torch::Tensor> f32, b16;
+    for (int64_t a = 0; a < accum; ++a) {
+      for (auto& p : m->parameters()) p.mutable_grad() = torch::Tensor();
+      micro_loss(m, a).backward();
+      size_t i = 0;
+      for (auto& [name, p] : unique_parameters(*m)) {
+        if (a == 0) {
+          f32.push_back(p.grad().to(torch::kFloat));
+          b16.push_back(p.grad().clone());
+        } else {
+          f32[i].add_(p.grad().to(torch::kFloat));
+          b16[i].add_(p.grad());
+        }
+        ++i;
+      }
+    }
+    for (size_t i = 0; i < f32.size(); ++i) {
+      fp32_sq += f32[i].to(torch::kDouble).square().sum().item<double>();
+      bf16_sq += b16[i].to(torch::kDouble).square().sum().item<double>();
+    }
+  }
+  ASSERT_NE(fp32_sq, bf16_sq);  // the test tells the two apart
+  for (int stage : {0, 1})
+    for (bool fp32 : {true, false}) {
+      double norm = 0;
+      comm::run_local(1, [&](comm::Communicator& c) {
+        model::GptNeo m(small());
+        m->reset_parameters(5);
+        m->to(torch::kBFloat16);
+        EngineOptions o;
+        o.stage = stage;
+        o.bucket_numel = 300;
+        o.max_grad_norm = 0;
+        o.fp32_accumulation = fp32;
+        ZeroEngine engine(*m, c, o);
+        for (int64_t a = 0; a < accum; ++a) engine.backward(micro_loss(m, a));
+        norm = engine.step(kLr).grad_norm;
+      });
+      const double want = std::sqrt(fp32 ? fp32_sq : bf16_sq);
+      EXPECT_NEAR(norm, want, 1e-6 * want)
+          << "stage " << stage << (fp32 ? " fp32" : " bf16") << " accumulation";
+    }
+}
+
+// reduce_bf16 halves what every stage reduces, exactly as predicted, and moves the result only by bf16
+// rounding of the gradients.
+TEST(Engine, Bf16ReductionHalvesTheBytes) {
+  at::set_num_threads(1);
+  for (int stage : {0, 1, 2}) {
+    std::vector<torch::Tensor> finals[2], batches;
+    for (int64_t s = 0; s < kSteps; ++s) batches.push_back(batch(s));
+    int64_t bytes[2] = {0, 0};
+    for (int bf16 : {0, 1}) {
+      comm::run_local(2, [&](comm::Communicator& c) {
+        model::GptNeo m(small());
+        m->reset_parameters(5);
+        EngineOptions o;
+        o.stage = stage;
+        o.bucket_numel = 300;
+        o.max_grad_norm = kClip;
+        o.reduce_bf16 = bf16 == 1;
+        ZeroEngine engine(*m, c, o);
+        for (int64_t s = 0; s < kSteps; ++s) {
+          const torch::Tensor ids = batches[s].narrow(0, c.rank() * kGlobal / 2, kGlobal / 2);
+          c.reset_stats();
+          const torch::Tensor logits = m->forward(ids).logits;
+          engine.backward(torch::nn::functional::cross_entropy(
+                              logits.narrow(1, 0, kSeq - 1).reshape({-1, 64}),
+                              ids.narrow(1, 1, kSeq - 1).reshape({-1}),
+                              torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum)) /
+                          static_cast<double>(kGlobal * (kSeq - 1)));
+          engine.step(kLr);
+        }
+        const comm::CommStats& st = c.stats();
+        const int64_t reduced = stage == 0 ? st.all_reduce_bytes : st.reduce_scatter_bytes;
+        EXPECT_EQ(reduced, engine.predicted_reduce_bytes(1)) << "stage " << stage;
+        if (c.rank() == 0) {
+          bytes[bf16] = engine.predicted_reduce_bytes(1);
+          for (auto& [name, p] : unique_parameters(*m)) finals[bf16].push_back(p.detach().clone());
+        }
+      });
+    }
+    EXPECT_EQ(bytes[1] * 2, bytes[0]) << "stage " << stage;
+    for (size_t i = 0; i < finals[0].size(); ++i)
+      // Adam normalises each element's step: where the ranks' contributions nearly cancel, bf16 rounding can
+      // flip a step's sign (up to 2 lr per step for that element), so the bound is on the mean (~2e-4 here).
+      EXPECT_LE((finals[0][i] - finals[1][i]).abs().mean().item<double>(), 1e-3) << "stage " << stage;
+  }
+}
+
+// fp16 parameters with dynamic loss scaling: an overflowing step changes nothing and halves the scale; finite
+// steps grow it after growth_interval; the run ends near the fp32 one.
+TEST(Engine, Fp16LossScalingSkipsOverflowsAndGrows) {
+  at::set_num_threads(1);
+  std::vector<torch::Tensor> fp16_final;
+  comm::run_local(1, [&](comm::Communicator& c) {
+    model::GptNeo m(small());
+    m->reset_parameters(5);
+    m->to(torch::kHalf);
+    EngineOptions o;
+    o.stage = 2;
+    o.bucket_numel = 300;
+    o.max_grad_norm = kClip;
+    o.adam.weight_decay = 0.1;
+    o.loss_scaling = {.enabled = true, .initial_scale = std::ldexp(1.0, 40), .growth_interval = 2};
+    ZeroEngine engine(*m, c, o);
+    int skipped = 0, grown = 0;
+    double last_scale = engine.loss_scale();
+    for (int64_t s = 0; s < kSteps + skipped; ++s) {
+      ASSERT_LT(s, 40) << "the scale never came down";
+      const torch::Tensor ids = batch(s - skipped);
+      const torch::Tensor before = engine.flat_parameters().clone();
+      const torch::Tensor logits = m->forward(ids).logits.to(torch::kFloat);
+      engine.backward(torch::nn::functional::cross_entropy(
+                          logits.narrow(1, 0, kSeq - 1).reshape({-1, 64}),
+                          ids.narrow(1, 1, kSeq - 1).reshape({-1}),
+                          torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum)) /
+                      static_cast<double>(kGlobal * (kSeq - 1)));
+      const StepResult r = engine.step(kLr);
+      EXPECT_EQ(r.loss_scale, last_scale);
+      if (r.skipped) {
+        ++skipped;
+        EXPECT_TRUE(engine.flat_parameters().equal(before)) << "a skipped step changed the parameters";
+        EXPECT_EQ(engine.loss_scale(), last_scale / 2);
+      } else {
+        EXPECT_TRUE(std::isfinite(r.grad_norm));
+        if (engine.loss_scale() > last_scale) ++grown;
+      }
+      last_scale = engine.loss_scale();
+    }
+    EXPECT_GT(skipped, 0);
+    EXPECT_GT(grown, 0);
+    EXPECT_EQ(engine.adam_steps(), kSteps);
+    for (auto& [name, p] : unique_parameters(*m)) fp16_final.push_back(p.detach().to(torch::kFloat));
+  });
+  const std::vector<torch::Tensor> want = reference();
+  for (size_t i = 0; i < want.size(); ++i)
+    EXPECT_LE((fp16_final[i] - want[i]).abs().max().item<double>(), 2e-2) << "tensor " << i;
+}
+
+// ZeRO-2 with activation checkpointing: the recomputed blocks' gradients reach the bucket hooks from inside
+// the reentrant backward and the run still matches single-process AdamW.
+TEST(Engine, Stage2WithActivationCheckpointingMatchesAdamW) {
+  at::set_num_threads(1);
+  const std::vector<torch::Tensor> want = reference();
+  std::vector<torch::Tensor> batches;
+  for (int64_t s = 0; s < kSteps; ++s) batches.push_back(batch(s));
+  comm::run_local(2, [&](comm::Communicator& c) {
+    model::GptNeo m(small());
+    m->reset_parameters(5);
+    m->set_activation_checkpointing(true);
+    EngineOptions o;
+    o.stage = 2;
+    o.bucket_numel = 300;
+    o.adam.weight_decay = 0.1;
+    o.max_grad_norm = kClip;
+    ZeroEngine engine(*m, c, o);
+    for (int64_t s = 0; s < kSteps; ++s) {
+      const torch::Tensor ids = batches[s].narrow(0, c.rank() * kGlobal / 2, kGlobal / 2);
+      const torch::Tensor logits = m->forward(ids).logits;
+      engine.backward(torch::nn::functional::cross_entropy(
+                          logits.narrow(1, 0, kSeq - 1).reshape({-1, 64}),
+                          ids.narrow(1, 1, kSeq - 1).reshape({-1}),
+                          torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum)) /
+                      static_cast<double>(kGlobal * (kSeq - 1)));
+      engine.step(kLr);
+    }
+    size_t i = 0;
+    for (auto& [name, p] : unique_parameters(*m))
+      EXPECT_LE((p.detach() - want[i++]).abs().max().item<double>(), 1e-5)
+          << "rank " << c.rank() << " " << name;
+  });
 }
 
 TEST(Engine, TiedWeightsCountOnce) {
