@@ -3,6 +3,7 @@
 #include <limits>
 
 #include <ATen/ATen.h>
+#include <torch/autograd.h>
 #include <torch/nn/functional/activation.h>
 #include <torch/nn/functional/loss.h>
 
@@ -107,6 +108,44 @@ torch::Tensor BlockImpl::forward(const torch::Tensor& x, const AttentionMask& ma
 }
 
 // ---------------------------------------------------------------------------------------------------------------
+namespace {
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+// One block whose activations are not kept: forward runs it without recording and saves its input x
+// [B, T, C]; backward runs it again with recording on and back-propagates through that copy (reentrant, as
+// torch.utils.checkpoint does by default). The block's parameter gradients accumulate there, with their
+// hooks (ZeRO-2's buckets); x's gradient is returned. The block has no dropout, so nothing random to replay.
+struct CheckpointedBlock : torch::autograd::Function<CheckpointedBlock> {
+  static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& x, BlockImpl* block,
+                               const AttentionMask* mask) {
+    ctx->save_for_backward({x});
+    // The block outlives its graph (the model owns it); saved_data holds IValues, so its address as an int.
+    ctx->saved_data["block"] = reinterpret_cast<int64_t>(block);
+    ctx->saved_data["causal"] = mask->causal;
+    ctx->saved_data["built"] = mask->built;
+    if (mask->additive.defined()) ctx->saved_data["additive"] = mask->additive;
+    return block->forward(x, *mask, nullptr);
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grad_out) {
+    auto* block = reinterpret_cast<BlockImpl*>(ctx->saved_data["block"].toInt());
+    AttentionMask mask;
+    mask.causal = ctx->saved_data["causal"].toBool();
+    mask.built = ctx->saved_data["built"].toBool();
+    if (ctx->saved_data.count("additive")) mask.additive = ctx->saved_data["additive"].toTensor();
+    const torch::Tensor x = ctx->get_saved_variables()[0].detach().requires_grad_(true);
+    torch::Tensor y;
+    {
+      torch::AutoGradMode record(true);
+      y = block->forward(x, mask, nullptr);
+    }
+    torch::autograd::backward({y}, {grad_out[0]});
+    return {x.grad(), torch::Tensor(), torch::Tensor()};
+  }
+};
+}  // namespace
+
 GptNeoImpl::GptNeoImpl(const GptNeoConfig& cfg, torch::Device device, torch::ScalarType dtype) : cfg_(cfg) {
   if (cfg_.attention_layers.empty()) cfg_.attention_layers = alternating_attention(cfg_.num_layers);
   TORCH_CHECK(static_cast<int64_t>(cfg_.attention_layers.size()) == cfg_.num_layers, "attention_layers has ",
@@ -214,7 +253,9 @@ ForwardOutput GptNeoImpl::forward(const torch::Tensor& input_ids, const ForwardA
     if (args.output_hidden_states) out.hidden_states.push_back(x);
     if (block->kind() == AttentionKind::kLocal && !local_mask.built)
       local_mask = build_mask(AttentionKind::kLocal, past, t, padding, dtype, x.device());
-    x = block->forward(x, block->kind() == AttentionKind::kLocal ? local_mask : global_mask, cache);
+    const AttentionMask& mask = block->kind() == AttentionKind::kLocal ? local_mask : global_mask;
+    const bool recompute = checkpoint_blocks_ && !cache && torch::GradMode::is_enabled() && x.requires_grad();
+    x = recompute ? CheckpointedBlock::apply(x, block.get(), &mask) : block->forward(x, mask, cache);
   }
   if (cache) cache->length += t;
   x = ln_f_(x);

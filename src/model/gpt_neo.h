@@ -113,6 +113,11 @@ class GptNeoImpl : public torch::nn::Module {
   // 0).
   void reset_parameters(uint64_t seed);
 
+  // Activation checkpointing: while gradients are recorded (and no KV cache is used), each block keeps only
+  // its input [B, T, C]; backward runs the block again to get what it needs. The same numbers, the memory
+  // of one block's activations instead of every block's, one more block forward per backward.
+  void set_activation_checkpointing(bool on) { checkpoint_blocks_ = on; }
+
   const GptNeoConfig& config() const { return cfg_; }
 
  private:
@@ -127,6 +132,7 @@ class GptNeoImpl : public torch::nn::Module {
   torch::nn::ModuleList h_{nullptr};
   std::vector<Block> blocks_;
   torch::nn::LayerNorm ln_f_{nullptr};
+  bool checkpoint_blocks_ = false;
 };
 TORCH_MODULE(GptNeo);
 

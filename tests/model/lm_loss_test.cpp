@@ -100,6 +100,36 @@ TEST(LmLoss, Bf16FollowsThePlainPath) {
   }
 }
 
+// Activation checkpointing recomputes each block in backward: the same loss and the same gradients, for the
+// mask-free causal path, a padded batch (explicit masks) and rows longer than the local window.
+TEST(ActivationCheckpointing, SameLossAndGradients) {
+  torch::manual_seed(5);
+  const torch::Tensor short_ids = torch::randint(0, kVocab, {kBatch, 4}, torch::kLong);
+  const torch::Tensor long_ids = torch::randint(0, kVocab, {kBatch, 20}, torch::kLong);
+  torch::Tensor mask = torch::ones_like(long_ids);
+  mask.index_put_({0, torch::indexing::Slice(15, torch::indexing::None)}, 0);
+  for (int c = 0; c < 3; ++c) {
+    const torch::Tensor& ids = c == 0 ? short_ids : long_ids;
+    ForwardArgs args;
+    args.compute_logits = false;
+    if (c == 2) args.attention_mask = mask;
+    std::vector<torch::Tensor> got[2];
+    torch::Tensor loss[2];
+    for (int on : {0, 1}) {
+      GptNeo m = small_model();
+      m->set_activation_checkpointing(on == 1);
+      const torch::Tensor h = m->forward(ids, args).last_hidden_state;
+      loss[on] = next_token_ce_sum(h, m->head_weight(), ids);
+      got[on] = grads_of(m, loss[on]);
+    }
+    EXPECT_LE((loss[0] - loss[1]).abs().item<double>(), 1e-6) << "case " << c;
+    ASSERT_EQ(got[0].size(), got[1].size());
+    for (size_t i = 0; i < got[0].size(); ++i)
+      EXPECT_LE((got[0][i] - got[1][i]).abs().max().item<double>(), 1e-6)
+          << "case " << c << " parameter " << i;
+  }
+}
+
 TEST(Attention, CausalPathEqualsExplicitMask) {
   // No padding, no cache, every key inside the window (T ≤ window for local layers): SDPA's causal kernel
   // against HF's explicit additive mask (an all-ones attention mask forces the masked path).
