@@ -88,8 +88,7 @@ model::GptNeo load_eval_model(Config& cfg, torch::Device device) {
       if (cfg.tokenizer.path.empty()) cfg.tokenizer.path = saved["model"]["path"].as<std::string>("");
     }
     spdlog::info("eval: checkpoint {}", ckpt->string());
-    model::GptNeo m = io::load_checkpoint_model(
-        *ckpt, cfg.model.dtype == Dtype::kBFloat16 ? torch::kBFloat16 : torch::kFloat);
+    model::GptNeo m = io::load_checkpoint_model(*ckpt, train::torch_dtype(cfg.model.dtype));
     m->to(device);
     return m;
   }

@@ -11,6 +11,7 @@
 #include "model/gpt_neo.h"
 #include "model/hf_checkpoint.h"
 #include "text/bpe.h"
+#include "train/run_common.h"
 
 namespace lethe::cli {
 namespace fs = std::filesystem;
@@ -77,8 +78,7 @@ torch::Device local_device(const Config& cfg) {
 }
 
 model::GptNeo load_model(const fs::path& dir, const Config& cfg, torch::Device device) {
-  const auto dtype = cfg.model.dtype == Dtype::kBFloat16 ? torch::kBFloat16 : torch::kFloat;
-  model::GptNeo m = model::load_hf_model(dir, dtype, device);
+  model::GptNeo m = model::load_hf_model(dir, train::torch_dtype(cfg.model.dtype), device);
   m->eval();
   return m;
 }

@@ -14,6 +14,7 @@
 
 #if LETHE_HAVE_CUDA
 #include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDACachingAllocator.h>
 #include <c10/cuda/CUDAFunctions.h>
 #include <cuda_runtime_api.h>
 #endif
@@ -114,6 +115,33 @@ std::vector<std::string> check_placement(Communicator& host, const torch::Device
           it->second, r, name, out.back().substr(out.back().find("-> ") + 3));
   }
   return out;
+}
+
+DeviceMemory device_memory(torch::Device d) {
+  DeviceMemory m;
+#if LETHE_HAVE_CUDA
+  if (!d.is_cuda()) return m;
+  using c10::CachingAllocator::StatType;
+  const auto s = c10::cuda::CUDACachingAllocator::getDeviceStats(d.index());
+  const auto all = static_cast<size_t>(StatType::AGGREGATE);
+  m.allocated = s.allocated_bytes[all].current;
+  m.allocated_peak = s.allocated_bytes[all].peak;
+  m.reserved = s.reserved_bytes[all].current;
+  m.reserved_peak = s.reserved_bytes[all].peak;
+#endif
+  return m;
+}
+
+void reset_memory_peaks(torch::Device d) {
+#if LETHE_HAVE_CUDA
+  if (d.is_cuda()) c10::cuda::CUDACachingAllocator::resetPeakStats(d.index());
+#endif
+}
+
+void synchronize(torch::Device d) {
+#if LETHE_HAVE_CUDA
+  if (d.is_cuda()) c10::cuda::device_synchronize();
+#endif
 }
 
 torch::Tensor to_device(const torch::Tensor& host, torch::Device d) {

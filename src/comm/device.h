@@ -44,6 +44,18 @@ torch::Device choose_device(DeviceRequest want, int node_rank);
 // line per rank, "rank R on HOST -> GPU i NAME (BUS)" or "rank R on HOST -> cpu", in rank order.
 std::vector<std::string> check_placement(Communicator& host, const torch::Device& device);
 
+// What the caching allocator of a GPU has handed out (allocated) and holds from the driver (reserved), in
+// bytes, with their peaks since the last reset_memory_peaks. All zero on the CPU.
+struct DeviceMemory {
+  int64_t allocated = 0, allocated_peak = 0, reserved = 0, reserved_peak = 0;
+};
+DeviceMemory device_memory(torch::Device d);
+void reset_memory_peaks(torch::Device d);
+
+// Waits until the device has run everything queued on it (a no-op on the CPU): what a timing must do to
+// measure the device rather than how fast the host queued work.
+void synchronize(torch::Device d);
+
 // `host` on device `d`: itself on the CPU; on a GPU copied from pinned memory without blocking the host
 // (the caching host allocator keeps the staging buffer until the copy is done).
 torch::Tensor to_device(const torch::Tensor& host, torch::Device d);

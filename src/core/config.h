@@ -25,7 +25,7 @@
 
 namespace lethe {
 
-enum class Dtype { kFloat32, kBFloat16 };
+enum class Dtype { kFloat32, kBFloat16, kFloat16 };
 enum class LogLevel { kTrace, kDebug, kInfo, kWarn, kError };
 enum class Device { kAuto, kCpu, kCuda };
 enum class LrSchedule { kConstant, kLinear, kCosine };
@@ -37,8 +37,8 @@ using model::EarlyStopping;  // true | false | never, HF semantics (model/genera
 
 template <>
 struct EnumNames<Dtype> {
-  static constexpr std::pair<Dtype, std::string_view> values[] = {{Dtype::kFloat32, "float32"},
-                                                                  {Dtype::kBFloat16, "bfloat16"}};
+  static constexpr std::pair<Dtype, std::string_view> values[] = {
+      {Dtype::kFloat32, "float32"}, {Dtype::kBFloat16, "bfloat16"}, {Dtype::kFloat16, "float16"}};
 };
 template <>
 struct EnumNames<LogLevel> {
@@ -114,7 +114,8 @@ struct ModelSection {
     v("preset", preset, Choices{model::preset_names(), /*allow_empty=*/true},
       "architecture defaults; explicit keys below override it. Empty = the defaults as listed");
     v("path", path, "Hugging Face checkpoint folder; when set its config.json defines the architecture");
-    v("dtype", dtype, "parameter dtype: float32 | bfloat16");
+    v("dtype", dtype,
+      "parameter dtype: float32 | bfloat16 | float16 (trains with dynamic loss scaling: GPUs without bf16)");
     v("vocab_size", vocab_size, AtLeast{1}, "token vocabulary size");
     v("max_position_embeddings", max_position_embeddings, AtLeast{1}, "longest sequence (learned positions)");
     v("hidden_size", hidden_size, AtLeast{1}, "model width; must be divisible by num_heads");
@@ -224,6 +225,7 @@ struct TrainSection {
   double max_grad_norm = 1.0;
   int64_t log_every = 1;
   bool save_final = true;
+  bool activation_checkpointing = false;
 
   template <class V>
   void visit(V& v) {
@@ -241,6 +243,9 @@ struct TrainSection {
     v("max_grad_norm", max_grad_norm, AtLeast{0.0}, "global gradient-norm clipping; 0 = off");
     v("log_every", log_every, AtLeast{1}, "console progress line every N steps (rank 0)");
     v("save_final", save_final, "write the final model as an HF folder to <run>/final");
+    v("activation_checkpointing", activation_checkpointing,
+      "recompute each block's activations during backward instead of keeping them (lethe train and lethe "
+      "unlearn): far less activation memory on long sequences for about a third more compute");
   }
   void check() const;  // micro_batch_size <= global_batch_size
   bool operator==(const TrainSection&) const = default;
@@ -249,11 +254,24 @@ struct TrainSection {
 struct ZeroSection {
   int stage = 1;
   int64_t bucket_numel = 16'000'000;
+  bool fp32_accumulation = true;
+  bool reduce_bf16 = false;
+  double initial_loss_scale = 65536.0;
+  int64_t loss_scale_window = 2000;
 
   template <class V>
   void visit(V& v) {
     v("stage", stage, Range{0, 2}, "0 = plain data parallel, 1 = shard optimizer state, 2 = also gradients");
     v("bucket_numel", bucket_numel, AtLeast{1}, "elements per reduce-scatter / all-gather bucket");
+    v("fp32_accumulation", fp32_accumulation,
+      "stages 0/1 with 16-bit parameters: accumulate micro-step gradients in fp32 (false: in the parameter "
+      "dtype, half the memory, rounded every micro-step); stage 2 always reduces in fp32");
+    v("reduce_bf16", reduce_bf16,
+      "reduce gradients as bf16: half the bytes over NCCL (which sums them in bf16); MPI sums them in fp32");
+    v("initial_loss_scale", initial_loss_scale, AtLeast{1.0},
+      "model.dtype=float16: the starting dynamic loss scale (halved on overflow)");
+    v("loss_scale_window", loss_scale_window, AtLeast{1},
+      "model.dtype=float16: finite steps in a row before the loss scale doubles");
   }
   bool operator==(const ZeroSection&) const = default;
 };
@@ -276,11 +294,15 @@ struct CheckpointSection {
 
 struct MetricsSection {
   double flush_seconds = 5.0;
+  bool sync_timings = false;
 
   template <class V>
   void visit(V& v) {
     v("flush_seconds", flush_seconds, AtLeast{0.0},
       "write buffered metrics to metrics.h5 at least this often");
+    v("sync_timings", sync_timings,
+      "GPU: wait for the device at every phase boundary so forward/backward/optimizer seconds are the "
+      "device's (costs the overlap of host and device); off: those are host times, the step time is exact");
   }
   bool operator==(const MetricsSection&) const = default;
 };

@@ -40,12 +40,35 @@ std::optional<fs::path> agree_on_checkpoint(comm::Communicator& comm, std::optio
   return fs::path(path);
 }
 
+torch::ScalarType torch_dtype(Dtype d) {
+  return d == Dtype::kBFloat16 ? torch::kBFloat16 : d == Dtype::kFloat16 ? torch::kHalf : torch::kFloat;
+}
+
 model::GptNeo make_model(const Config& cfg, torch::Device device) {
-  const auto dtype = cfg.model.dtype == Dtype::kBFloat16 ? torch::kBFloat16 : torch::kFloat;
-  if (!cfg.model.path.empty()) return model::load_hf_model(cfg.model.path, dtype, device);
-  model::GptNeo m(architecture(cfg.model), device, dtype);
-  m->reset_parameters(cfg.runtime.seed);  // the same seed on every rank: identical starting weights
+  const auto dtype = torch_dtype(cfg.model.dtype);
+  model::GptNeo m{nullptr};
+  if (!cfg.model.path.empty()) {
+    m = model::load_hf_model(cfg.model.path, dtype, device);
+  } else {
+    m = model::GptNeo(architecture(cfg.model), device, dtype);
+    m->reset_parameters(cfg.runtime.seed);  // the same seed on every rank: identical starting weights
+  }
+  m->set_activation_checkpointing(cfg.train.activation_checkpointing);
   return m;
+}
+
+zero::EngineOptions engine_options(const Config& cfg, const zero::AdamWOptions& adam, double max_grad_norm) {
+  zero::EngineOptions eo;
+  eo.stage = cfg.zero.stage;
+  eo.bucket_numel = cfg.zero.bucket_numel;
+  eo.adam = adam;
+  eo.max_grad_norm = max_grad_norm;
+  eo.fp32_accumulation = cfg.zero.fp32_accumulation;
+  eo.reduce_bf16 = cfg.zero.reduce_bf16;
+  eo.loss_scaling.enabled = cfg.model.dtype == Dtype::kFloat16;
+  eo.loss_scaling.initial_scale = cfg.zero.initial_loss_scale;
+  eo.loss_scaling.growth_interval = cfg.zero.loss_scale_window;
+  return eo;
 }
 
 std::string save_resolved_config(const Config& cfg, const fs::path& run_dir, bool lead) {

@@ -10,6 +10,7 @@
 #include "comm/communicator.h"
 #include "core/config.h"
 #include "model/gpt_neo.h"
+#include "zero/engine.h"
 
 namespace lethe::train {
 
@@ -20,9 +21,15 @@ double since(Clock::time_point t);
 // "m:ss" or "h:mm:ss".
 std::string hms(double seconds);
 
+// model.dtype as a torch dtype.
+torch::ScalarType torch_dtype(Dtype d);
+
 // model.path loaded in model.dtype on `device`, or (no path) a fresh model initialised with runtime.seed —
-// identical on every rank.
+// identical on every rank. train.activation_checkpointing applies to it.
 model::GptNeo make_model(const Config& cfg, torch::Device device);
+
+// The engine options of a run: zero.*, the given AdamW settings and clipping, loss scaling for float16.
+zero::EngineOptions engine_options(const Config& cfg, const zero::AdamWOptions& adam, double max_grad_norm);
 
 // Every rank must resume from the same folder: rank 0 resolves it and broadcasts the path; a rank that does
 // not see it (no shared file system) stops the job with that message.

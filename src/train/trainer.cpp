@@ -9,6 +9,7 @@
 #include <spdlog/spdlog.h>
 #include <torch/nn/functional/loss.h>
 
+#include "comm/device.h"
 #include "core/error.h"
 #include "core/io.h"
 #include "core/memory.h"
@@ -71,7 +72,10 @@ const std::vector<std::string> kSeries = {"loss",
                                           "optimizer_bytes",
                                           "grad_bytes_peak",
                                           "rss_bytes",
-                                          "peak_rss_bytes"};
+                                          "peak_rss_bytes",
+                                          "loss_scale",
+                                          "gpu_allocated_peak_bytes",
+                                          "gpu_reserved_peak_bytes"};
 
 }  // namespace
 
@@ -103,12 +107,10 @@ TrainOutcome run_training(const Config& cfg, const comm::Comms& comms) {
   const std::string resolved = save_resolved_config(cfg, run_dir, lead);
 
   model->train();
-  zero::EngineOptions eo;
-  eo.stage = cfg.zero.stage;
-  eo.bucket_numel = cfg.zero.bucket_numel;
-  eo.adam = {
-      .lr = tr.lr, .beta1 = tr.beta1, .beta2 = tr.beta2, .eps = tr.eps, .weight_decay = tr.weight_decay};
-  eo.max_grad_norm = tr.max_grad_norm;
+  const zero::EngineOptions eo = engine_options(
+      cfg,
+      {.lr = tr.lr, .beta1 = tr.beta1, .beta2 = tr.beta2, .eps = tr.eps, .weight_decay = tr.weight_decay},
+      tr.max_grad_norm);
   zero::ZeroEngine engine(*model, comms.device, eo);
   const zero::FlatLayout& layout = engine.layout();
   spdlog::debug("rss with data and the ZeRO engine: {} MiB (peak {} MiB)", current_rss_bytes() >> 20,
@@ -169,8 +171,14 @@ TrainOutcome run_training(const Config& cfg, const comm::Comms& comms) {
   const auto run_start = Clock::now();
   const int64_t first_step = progress.step;
   int64_t last_saved = progress.step;
+  // Phase boundaries: host clocks, after waiting for the device when metrics.sync_timings asks for it.
+  const auto mark = [&] {
+    if (cfg.metrics.sync_timings) comm::synchronize(comms.where);
+    return Clock::now();
+  };
   for (int64_t step = progress.step; step < tr.steps; ++step) {
-    const auto t_step = Clock::now();
+    comm::reset_memory_peaks(comms.where);
+    const auto t_step = mark();
     const comm::CommStats c0 = comms.device.stats(), h0 = comm.stats();
     const std::vector<int64_t> mine = data::rank_part(sampler.next(), rank, world);
     double fwd = 0, bwd = 0;
@@ -178,7 +186,7 @@ TrainOutcome run_training(const Config& cfg, const comm::Comms& comms) {
     torch::Tensor loss_sum =
         torch::zeros({}, torch::TensorOptions().dtype(torch::kDouble).device(comms.where));
     for (int64_t a = 0; a < accum; ++a) {
-      const auto t0 = Clock::now();
+      const auto t0 = mark();
       torch::Tensor idx = torch::tensor(std::vector<int64_t>(mine.begin() + a * tr.micro_batch_size,
                                                              mine.begin() + (a + 1) * tr.micro_batch_size));
       torch::Tensor ids = comm::to_device(rows.index_select(0, idx), comms.where);  // [micro, T]
@@ -189,13 +197,13 @@ TrainOutcome run_training(const Config& cfg, const comm::Comms& comms) {
       torch::Tensor ce = model::next_token_ce_sum(hidden, model->head_weight(), ids);
       torch::Tensor loss = ce / static_cast<double>(tokens_per_step);
       loss_sum += ce.detach().to(torch::kDouble);
-      fwd += since(t0);
-      const auto t1 = Clock::now();
+      const auto t1 = mark();
+      fwd += std::chrono::duration<double>(t1 - t0).count();
       engine.backward(loss);
       bwd += since(t1);
     }
     const double lr = zero::lr_at(sched, step);
-    const auto t2 = Clock::now();
+    const auto t2 = mark();
     const double comm_before_step = comms.device.stats().seconds;
     const zero::StepResult res = engine.step(lr);
     const double opt_and_comm = since(t2), comm_in_step = comms.device.stats().seconds - comm_before_step;
@@ -208,24 +216,45 @@ TrainOutcome run_training(const Config& cfg, const comm::Comms& comms) {
                           (&comm != &comms.device ? comm.stats().seconds - h0.seconds : 0.0);
     out.last_loss = global_loss;
     out.steps_done = step + 1;
+    const comm::DeviceMemory gpu = comm::device_memory(comms.where);
+    if (lead && res.skipped)
+      spdlog::warn("step {}: the fp16 gradient overflowed at loss scale {:g}; update skipped, scale now {:g}",
+                   step + 1, res.loss_scale, engine.loss_scale());
 
     if (lead) {
       const zero::MemoryReport mem = engine.memory();
       const double tps = static_cast<double>(tokens_per_step) / step_s;
-      metrics->append(step + 1,
-                      {global_loss, lr, res.grad_norm, res.grad_norm_clipped, tps, step_s, fwd, bwd, comm_s,
-                       std::max(0.0, opt_and_comm - comm_in_step),
-                       static_cast<double>(c1.reduce_scatter_bytes - c0.reduce_scatter_bytes),
-                       static_cast<double>(c1.all_gather_bytes - c0.all_gather_bytes),
-                       static_cast<double>(c1.all_reduce_bytes - c0.all_reduce_bytes),
-                       static_cast<double>(mem.optimizer_bytes), static_cast<double>(mem.grad_bytes_peak),
-                       static_cast<double>(current_rss_bytes()), static_cast<double>(peak_rss_bytes())});
+      metrics->append(step + 1, {global_loss,
+                                 lr,
+                                 res.grad_norm,
+                                 res.grad_norm_clipped,
+                                 tps,
+                                 step_s,
+                                 fwd,
+                                 bwd,
+                                 comm_s,
+                                 std::max(0.0, opt_and_comm - comm_in_step),
+                                 static_cast<double>(c1.reduce_scatter_bytes - c0.reduce_scatter_bytes),
+                                 static_cast<double>(c1.all_gather_bytes - c0.all_gather_bytes),
+                                 static_cast<double>(c1.all_reduce_bytes - c0.all_reduce_bytes),
+                                 static_cast<double>(mem.optimizer_bytes),
+                                 static_cast<double>(mem.grad_bytes_peak),
+                                 static_cast<double>(current_rss_bytes()),
+                                 static_cast<double>(peak_rss_bytes()),
+                                 res.loss_scale,
+                                 static_cast<double>(gpu.allocated_peak),
+                                 static_cast<double>(gpu.reserved_peak)});
       if ((step + 1) % tr.log_every == 0 || step + 1 == tr.steps || stop) {
         const double per_step = since(run_start) / static_cast<double>(step + 1 - first_step);
+        const std::string gpu_peak =
+            comms.where.is_cuda()
+                ? fmt::format(" | gpu peak {:.2f} GiB",
+                              static_cast<double>(gpu.allocated_peak) / static_cast<double>(1 << 30))
+                : "";
         spdlog::info(
             "step {}/{} | loss {:.4f} | lr {:.2e} | grad norm {:.3f} | {:.0f} tok/s | {:.2f} s/step "
-            "(fwd {:.2f} bwd {:.2f} comm {:.2f}) | eta {}",
-            step + 1, tr.steps, global_loss, lr, res.grad_norm, tps, step_s, fwd, bwd, comm_s,
+            "(fwd {:.2f} bwd {:.2f} comm {:.2f}){} | eta {}",
+            step + 1, tr.steps, global_loss, lr, res.grad_norm, tps, step_s, fwd, bwd, comm_s, gpu_peak,
             hms(per_step * static_cast<double>(tr.steps - step - 1)));
       }
     }

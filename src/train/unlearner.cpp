@@ -9,6 +9,7 @@
 #include <spdlog/spdlog.h>
 #include <nlohmann/json.hpp>
 
+#include "comm/device.h"
 #include "core/error.h"
 #include "core/io.h"
 #include "core/signals.h"
@@ -29,9 +30,19 @@ namespace lethe::train {
 namespace fs = std::filesystem;
 namespace {
 
-const std::vector<std::string> kStepSeries = {"loss",      "forget_ce",    "neighbour_ce", "mismatch_ce",
-                                              "kl",        "active_pairs", "skipped",      "lr",
-                                              "grad_norm", "step_seconds"};
+const std::vector<std::string> kStepSeries = {"loss",
+                                              "forget_ce",
+                                              "neighbour_ce",
+                                              "mismatch_ce",
+                                              "kl",
+                                              "active_pairs",
+                                              "skipped",
+                                              "lr",
+                                              "grad_norm",
+                                              "step_seconds",
+                                              "loss_scale",
+                                              "gpu_allocated_peak_bytes",
+                                              "gpu_reserved_peak_bytes"};
 const std::vector<std::string> kEpochSeries = {
     "el", "ma", "bleu", "bert_f1", "active", "val_loss", "distinct", "entropy", "seconds", "steps", "stop"};
 
@@ -87,11 +98,9 @@ UnlearnOutcome run_unlearning(const Config& cfg, const comm::Comms& comms,
   const std::string resolved = save_resolved_config(cfg, run_dir, lead);
 
   model->train();
-  zero::EngineOptions eo;
-  eo.stage = cfg.zero.stage;
-  eo.bucket_numel = cfg.zero.bucket_numel;
-  eo.adam = {.lr = u.lr, .beta1 = u.beta1, .beta2 = u.beta2, .eps = u.eps, .weight_decay = u.weight_decay};
-  eo.max_grad_norm = u.max_grad_norm;
+  const zero::EngineOptions eo = engine_options(
+      cfg, {.lr = u.lr, .beta1 = u.beta1, .beta2 = u.beta2, .eps = u.eps, .weight_decay = u.weight_decay},
+      u.max_grad_norm);
   zero::ZeroEngine engine(*model, comms.device, eo);
   data::GlobalBatchSampler sampler(n, u.batch_size, cfg.runtime.seed, /*shuffle=*/true);
   const int64_t per_epoch = sampler.batches_per_epoch();
@@ -213,6 +222,7 @@ UnlearnOutcome run_unlearning(const Config& cfg, const comm::Comms& comms,
     const data::SamplerState st = sampler.state();
     int64_t done = st.epoch == epoch - 1 ? st.batch : 0;
     for (; done < per_epoch; ++done) {
+      comm::reset_memory_peaks(comms.where);
       const auto t0 = Clock::now();
       std::vector<int64_t> mine;
       for (int64_t i : my_block(sampler.next(), rank, world))
@@ -260,11 +270,18 @@ UnlearnOutcome run_unlearning(const Config& cfg, const comm::Comms& comms,
       if (lead) {
         auto ratio = [](double a, double b) { return b > 0 ? a / b : std::nan(""); };
         const double step_s = since(t0);
-        step_metrics->append(step, {s[0].item<double>(), ratio(s[1].item<double>(), global.forget_tokens),
-                                    ratio(s[2].item<double>(), global.neighbour_tokens),
-                                    ratio(s[3].item<double>(), global.forget_as_neighbour_tokens),
-                                    ratio(s[4].item<double>(), global.positions), static_cast<double>(active),
-                                    skip ? 1.0 : 0.0, u.lr, res.grad_norm, step_s});
+        const comm::DeviceMemory gpu = comm::device_memory(comms.where);
+        if (res.skipped)
+          spdlog::warn(
+              "step {}: the fp16 gradient overflowed at loss scale {:g}; update skipped, scale now {:g}",
+              step, res.loss_scale, engine.loss_scale());
+        step_metrics->append(
+            step, {s[0].item<double>(), ratio(s[1].item<double>(), global.forget_tokens),
+                   ratio(s[2].item<double>(), global.neighbour_tokens),
+                   ratio(s[3].item<double>(), global.forget_as_neighbour_tokens),
+                   ratio(s[4].item<double>(), global.positions), static_cast<double>(active),
+                   skip ? 1.0 : 0.0, u.lr, res.grad_norm, step_s, res.loss_scale,
+                   static_cast<double>(gpu.allocated_peak), static_cast<double>(gpu.reserved_peak)});
         if (step % cfg.train.log_every == 0 || done + 1 == per_epoch)
           spdlog::info("epoch {} step {}/{} | loss {:.4f} | active pairs {} | {:.2f} s/step{} | elapsed {}",
                        epoch, done + 1, per_epoch, s[0].item<double>(), active, step_s,

@@ -383,6 +383,35 @@ class TrainTest(unittest.TestCase):
         rounded = torch.from_numpy(master[:weights.size]).to(torch.bfloat16).float().numpy()
         self.assertTrue(np.array_equal(weights, rounded))
 
+    def test_fp16_loss_scaling_resumes_exactly(self):
+        """float16 parameters train with dynamic loss scaling: an overflowing step is skipped and halves the
+        scale, two finite steps in a row double it; the scale is in the checkpoint, so a resumed run equals a
+        straight one."""
+        fp16 = ("--set", "model.dtype=float16", "--set", "zero.initial_loss_scale=1048576",
+                "--set", "zero.loss_scale_window=2")
+        r = run(0, self.train_args("fp16", steps=8, extra=fp16))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("overflowed at loss scale", r.stdout + r.stderr)
+        loss, scale = series(self.tmp / "fp16", "loss"), series(self.tmp / "fp16", "loss_scale")
+        self.assertTrue(np.all(np.isfinite(loss)))
+        self.assertEqual(scale[0], 2.0 ** 20)
+        self.assertEqual(scale[1], 2.0 ** 19)  # step 1 overflowed
+        self.assertTrue((np.diff(scale) > 0).any(), scale)  # and the scale grew again later
+        self.assertLess(loss[-1], loss[0])
+        r = run(0, self.train_args("fp16-resumed", steps=4, extra=fp16 + ("--set", "checkpoint.every=4")))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        r = run(0, self.train_args("fp16-resumed", steps=8, extra=fp16 + ("--set", "checkpoint.resume=auto")))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        np.testing.assert_array_equal(series(self.tmp / "fp16-resumed", "loss"), loss)
+        np.testing.assert_array_equal(series(self.tmp / "fp16-resumed", "loss_scale"), scale)
+
+    def test_activation_checkpointing_changes_nothing(self):
+        for name, on in [("no-recompute", "false"), ("recompute", "true")]:
+            r = run(0, self.train_args(name, steps=4, extra=("--set", f"train.activation_checkpointing={on}")))
+            self.assertEqual(r.returncode, 0, r.stderr)
+        np.testing.assert_allclose(series(self.tmp / "recompute", "loss"), series(self.tmp / "no-recompute", "loss"),
+                                   rtol=1e-6)
+
     def test_info_reports_backends(self):
         info = json.loads(run(0, ["info", "--json"]).stdout)
         self.assertTrue(info["mpi"])
