@@ -5,8 +5,10 @@
 //
 // Semantics shared by every backend:
 // - Every rank calls the same collectives in the same order with tensors of the same dtype and total size.
-// - Tensors are contiguous. Reductions run in fp32 or wider: a bf16 tensor is cast to fp32 around the
-//   reduction (MPI has no bf16 type), so the sum is the same on every backend.
+// - Tensors are contiguous. MPI and the in-process group reduce 16-bit floats in fp32 (MPI has no bf16 type:
+//   cast around the reduction); NCCL reduces them natively, which is why a caller sends bf16 at all (half
+//   the bytes; zero.reduce_bf16), at bf16 rounding of the partial sums. fp32 and wider reduce alike
+//   everywhere. A reduce-scatter output may have another dtype than its input: it receives a cast copy.
 // - reduce_scatter / all_gather take per-rank element counts, so a bucket of the flat buffer that covers an
 //   uneven part of each rank's slice is one call (MPI_Reduce_scatter / MPI_Allgatherv).
 // - A failed call throws std::runtime_error naming the rank and the call; the caller turns that into

@@ -96,10 +96,6 @@ ncclDataType_t nccl_type(torch::ScalarType s) {
   }
 }
 
-bool is_16bit(const torch::Tensor& t) {
-  return t.scalar_type() == torch::kBFloat16 || t.scalar_type() == torch::kHalf;
-}
-
 // Completion of work queued on the NCCL stream. wait() orders the caller's current stream after it on the
 // device; the host goes on. The tensors the collective reads or writes are marked as used on the NCCL
 // stream, so the caching allocator does not hand their memory out again before the collective is done.
@@ -237,13 +233,12 @@ std::unique_ptr<Work> NcclCommunicator::all_reduce_async(torch::Tensor t, Reduce
   check_cuda(t, "all_reduce");
   ++stats_.calls;
   stats_.all_reduce_bytes += static_cast<int64_t>(t.nbytes());
-  torch::Tensor buf = is_16bit(t) ? t.to(torch::kFloat) : t;
+  // 16-bit floats are reduced natively (the point of sending them: half the bytes); see communicator.h.
   order_after_current(*state_);
-  LETHE_NCCL_CHECK(ncclAllReduce(buf.data_ptr(), buf.data_ptr(), buf.numel(), nccl_type(buf.scalar_type()),
+  LETHE_NCCL_CHECK(ncclAllReduce(t.data_ptr(), t.data_ptr(), t.numel(), nccl_type(t.scalar_type()),
                                  op == ReduceOp::kSum ? ncclSum : ncclMax, state_->comm, state_->stream),
                    rank_);
-  return std::make_unique<NcclWork>(*state_, stats_, t, is_16bit(t) ? buf : torch::Tensor(),
-                                    std::vector{buf});
+  return std::make_unique<NcclWork>(*state_, stats_, torch::Tensor(), torch::Tensor(), std::vector{t});
 }
 
 std::unique_ptr<Work> NcclCommunicator::broadcast_async(torch::Tensor t, int root) {
@@ -264,7 +259,9 @@ std::unique_ptr<Work> NcclCommunicator::reduce_scatter_async(torch::Tensor input
   check_counts(counts, size_, "reduce_scatter");
   ++stats_.calls;
   stats_.reduce_scatter_bytes += static_cast<int64_t>(input.nbytes());
-  torch::Tensor in = is_16bit(input) ? input.to(torch::kFloat) : input;
+  // Sent and summed in the input's dtype (16-bit natively); an output of another dtype (the engine's fp32
+  // owned gradient) receives a cast copy on wait.
+  const torch::Tensor& in = input;
   torch::Tensor out =
       output.scalar_type() == in.scalar_type() ? output : torch::empty({output.numel()}, in.options());
   order_after_current(*state_);
