@@ -229,6 +229,8 @@ GenerateResult generate(GptNeo& model, const torch::Tensor& input_ids, const tor
     if (attention_mask.defined() && (attention_mask == 0).any().item<bool>())
       mask = attention_mask.to(ids.device(), torch::kLong);
     Decoder dec{model, mask, {}, {}};
+    // On a GPU the cache is preallocated for prompt + new tokens and written in place (KvCache::capacity).
+    if (ids.is_cuda()) dec.cache.capacity = ids.size(1) + options.max_new_tokens;
     if (options.max_new_tokens == 0)
       result.sequences = ids;
     else if (options.num_beams == 1)

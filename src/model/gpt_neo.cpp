@@ -35,20 +35,38 @@ torch::Tensor project(const torch::Tensor& x, const torch::nn::Linear& l) {
 
 std::pair<torch::Tensor, torch::Tensor> KvCache::append(int64_t layer, const torch::Tensor& k,
                                                         const torch::Tensor& v) {
-  // Concatenation re-copies the cache every step. Preallocated storage written in place was tried and
-  // measured slower: SDPA on the strided views of a larger buffer costs more than the copies save (125M,
-  // batch 8).
   torch::Tensor& ck = keys[layer];
   torch::Tensor& cv = values[layer];
-  ck = ck.defined() ? torch::cat({ck, k}, 2) : k;
-  cv = cv.defined() ? torch::cat({cv, v}, 2) : v;
-  return {ck, cv};
+  const int64_t t = k.size(2);
+  if (capacity == 0) {  // concatenation re-copies the cache every step (faster on the CPU, see above)
+    ck = ck.defined() ? torch::cat({ck, k}, 2) : k;
+    cv = cv.defined() ? torch::cat({cv, v}, 2) : v;
+    return {ck, cv};
+  }
+  TORCH_CHECK(length + t <= capacity, "KV cache of ", capacity, " positions cannot take ", length + t);
+  if (!ck.defined()) {
+    ck = torch::empty({k.size(0), k.size(1), capacity, k.size(3)}, k.options());
+    cv = torch::empty({v.size(0), v.size(1), capacity, v.size(3)}, v.options());
+  }
+  ck.narrow(2, length, t).copy_(k);
+  cv.narrow(2, length, t).copy_(v);
+  return {ck.narrow(2, 0, length + t), cv.narrow(2, 0, length + t)};
 }
 
 void KvCache::reorder(const torch::Tensor& index) {
   for (auto* store : {&keys, &values})
-    for (auto& t : *store)
-      if (t.defined()) t = t.index_select(0, index);
+    for (auto& t : *store) {
+      if (!t.defined()) continue;
+      if (capacity == 0) {
+        t = t.index_select(0, index);
+        continue;
+      }
+      // Rows may also multiply (prefill → beams): a fresh buffer of index.size(0) rows, filled positions
+      // only.
+      torch::Tensor fresh = torch::empty({index.size(0), t.size(1), capacity, t.size(3)}, t.options());
+      fresh.narrow(2, 0, length).copy_(t.narrow(2, 0, length).index_select(0, index));
+      t = fresh;
+    }
 }
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -22,10 +22,15 @@
 
 namespace lethe::model {
 
-// Keys and values of every layer for the tokens seen so far: keys[l], values[l] are [B, H, length, D].
+// Keys and values of every layer for the tokens seen so far: keys[l], values[l] are [B, H, length, D], or,
+// preallocated, [B, H, capacity, D] of which the first `length` positions are filled.
 struct KvCache {
   std::vector<torch::Tensor> keys = {}, values = {};
   int64_t length = 0;
+  // > 0: the first append of a layer allocates `capacity` positions and later ones write in place, instead
+  // of concatenating (a copy of the whole cache per token). generate() preallocates on GPUs; on the CPU it
+  // measured slower (SDPA on strided views of the larger buffer costs more than the copies save).
+  int64_t capacity = 0;
 
   // Appends k, v [B, H, T, D] to `layer`; returns all cached keys and values, [B, H, length + T, D].
   // GptNeo::forward advances `length` once every layer has appended.

@@ -141,6 +141,31 @@ TEST_P(Parity, KvCacheMatchesFullForward) {
   EXPECT_LE(max_abs_diff(torch::cat(parts, 1), exp("logits")), 1e-4);
 }
 
+// The preallocated cache (generate() uses it on GPUs): the same logits, and a reorder that multiplies rows
+// (prefill → beams) keeps exactly the filled positions.
+TEST_P(Parity, PreallocatedKvCacheMatchesFullForward) {
+  torch::NoGradGuard ng;
+  torch::Tensor ids = exp("ids");
+  const int64_t t = ids.size(1), split = t - 6;
+  KvCache cache, grown;
+  cache.capacity = t + 3;
+  auto first = model_->forward(ids.slice(1, 0, split), {.cache = &cache});
+  model_->forward(ids.slice(1, 0, split), {.cache = &grown});
+  const torch::Tensor rows = torch::arange(ids.size(0)).repeat_interleave(2).flip(0);
+  cache.reorder(rows);
+  grown.reorder(rows);
+  for (size_t l = 0; l < cache.keys.size(); ++l) {
+    EXPECT_EQ(cache.keys[l].size(2), t + 3);
+    EXPECT_TRUE(cache.keys[l].narrow(2, 0, split).equal(grown.keys[l]));
+    EXPECT_TRUE(cache.values[l].narrow(2, 0, split).equal(grown.values[l]));
+  }
+  cache.reorder(torch::arange(0, 2 * ids.size(0), 2).flip(0));  // back to one row per prompt, in order
+  std::vector<torch::Tensor> parts = {first.logits};
+  for (int64_t i = split; i < t; ++i)
+    parts.push_back(model_->forward(ids.slice(1, i, i + 1), {.cache = &cache}).logits);
+  EXPECT_LE(max_abs_diff(torch::cat(parts, 1), exp("logits")), 1e-4);
+}
+
 void expect_generation(GptNeo& model, const std::map<std::string, torch::Tensor>& e, const std::string& key,
                        GenerateOptions o) {
   o.max_new_tokens = 12;
