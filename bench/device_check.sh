@@ -43,10 +43,10 @@ plan_json=${out%.json}.plan.json
 jobs=$(nproc 2>/dev/null || echo 4)
 generator=()
 if [[ ! -f $build/CMakeCache.txt ]] && command -v ninja >/dev/null; then generator=(-G Ninja); fi
-checks=(parity_fp32 parity_bf16 generate sdpa_kernel zero_cuda_vs_cpu nccl_collectives rank_death throughput
+checks=(parity_fp32 parity_bf16 generate sdpa_kernel zero_cuda_vs_cpu precision nccl_collectives rank_death throughput
         memory_2p7b_step)
 plan_cmd=(build/lethe plan --model gpt-neo-2.7B --ranks 1 --zero 2 --dtype bfloat16 --batch 4 --seq 200
-          --reference --json)
+          --reference --device cuda --json)
 # Per-step time limits (seconds); each is also cut to what is left of the budget.
 t_configure=60 t_build=180 t_check=240 t_peer=90 t_plan=30
 

@@ -87,9 +87,11 @@ torch::Tensor flat_cpu(const zero::ZeroEngine& e) {
 }
 }  // namespace
 
-ZeroRun train_tiny(comm::Communicator& comm, torch::Device device, int stage, int64_t begin, int64_t rows) {
-  model::GptNeo m(tiny_config(), device);
+ZeroRun train_tiny(comm::Communicator& comm, torch::Device device, int stage, int64_t begin, int64_t rows,
+                   const TinyOptions& options) {
+  model::GptNeo m(tiny_config(), device, options.dtype);
   m->reset_parameters(5);  // drawn on the CPU: the same weights on every device
+  m->set_activation_checkpointing(options.activation_checkpointing);
   zero::EngineOptions o;
   o.stage = stage;
   o.bucket_numel = 3000;  // ~40 buckets: parameters straddle rank slices and per-rank counts are uneven
@@ -99,17 +101,25 @@ ZeroRun train_tiny(comm::Communicator& comm, torch::Device device, int stage, in
   // still get Adam's normalised step, which that noise does not move.
   o.adam.eps = 1e-6;
   o.max_grad_norm = 1.0;
+  o.fp32_accumulation = options.fp32_accumulation;
+  o.reduce_bf16 = options.reduce_bf16;
+  if (options.loss_scale > 0)
+    o.loss_scaling = {.enabled = true, .initial_scale = options.loss_scale, .growth_interval = 2};
   zero::ZeroEngine engine(*m, comm, o);
   ZeroRun run;
   run.initial = flat_cpu(engine);
   const double labels = static_cast<double>(kZeroBatch * (kZeroSeq - 1));
   for (int64_t s = 0; s < kZeroSteps; ++s) {
     if (s + 1 == kZeroSteps) comm.reset_stats();
-    const torch::Tensor ids = zero_batch(s).narrow(0, begin, rows).to(device);
-    const torch::Tensor hidden =
-        m->forward(ids, {.compute_logits = false}).last_hidden_state;  // [rows, 24, 64]
-    engine.backward(model::next_token_ce_sum(hidden, m->head_weight(), ids) / labels);
-    engine.step(kZeroLr);
+    const torch::Tensor all = zero_batch(s).narrow(0, begin, rows).to(device);
+    const int64_t per = rows / options.micro_steps;
+    for (int64_t k = 0; k < options.micro_steps; ++k) {
+      const torch::Tensor ids = all.narrow(0, k * per, per);
+      const torch::Tensor hidden =
+          m->forward(ids, {.compute_logits = false}).last_hidden_state;  // [per, 24, 64]
+      engine.backward(model::next_token_ce_sum(hidden, m->head_weight(), ids) / labels);
+    }
+    if (engine.step(kZeroLr).skipped) ++run.skipped;
   }
   run.final = flat_cpu(engine);
   run.last_step = comm.stats();
@@ -132,9 +142,9 @@ using Clock = std::chrono::steady_clock;
 
 // The order steps run in: cheap correctness first, then the two-process NCCL steps, then the long ones
 // (throughput before the 2.7B step, whose ~55 GB would otherwise linger in the caching allocator).
-const std::vector<std::string> kOrder = {"parity_fp32", "parity_bf16",      "generate",
-                                         "sdpa_kernel", "zero_cuda_vs_cpu", "nccl_collectives",
-                                         "rank_death",  "throughput",       "memory_2p7b_step"};
+const std::vector<std::string> kOrder = {
+    "parity_fp32", "parity_bf16",      "generate",   "sdpa_kernel", "zero_cuda_vs_cpu",
+    "precision",   "nccl_collectives", "rank_death", "throughput",  "memory_2p7b_step"};
 
 // --- options -----------------------------------------------------------------------------------------------
 struct Args {
@@ -198,7 +208,7 @@ std::optional<Args> parse_args(int argc, char** argv) {
 // The steps to run, in kOrder, after --only and --skip; nullopt (after a message) on an unknown name.
 std::optional<std::vector<Step>> select_steps(const Args& a, const Context& ctx) {
   std::map<std::string, Step> by_name;
-  for (auto list : {model_steps(), nccl_steps(ctx)})
+  for (auto list : {model_steps(), precision_steps(), nccl_steps(ctx)})
     for (Step& s : list) by_name.emplace(s.name, std::move(s));
   for (const auto& names : {a.only, a.skip})
     for (const std::string& n : names)

@@ -54,6 +54,7 @@ struct Context {
 
 std::vector<Step> model_steps();                   // device_check_model.cpp
 std::vector<Step> nccl_steps(const Context& ctx);  // device_check_nccl.cpp
+std::vector<Step> precision_steps();               // device_check_precision.cpp
 
 // A child rank (`--rank R --world W --store DIR --mode collectives|death`); returns its exit code.
 int run_rank(int rank, int world, const std::string& store, const std::string& mode);
@@ -88,8 +89,17 @@ struct ZeroRun {
   torch::Tensor initial, final;  // flat parameters [Ψ] fp32 on the CPU, before and after
   comm::CommStats last_step;     // the communicator's traffic during the last optimizer step
   int64_t predicted_reduce = 0, predicted_gather = 0;
+  int64_t skipped = 0;  // steps loss scaling skipped
 };
-ZeroRun train_tiny(comm::Communicator& comm, torch::Device device, int stage, int64_t begin, int64_t rows);
+// The precision paths the same run can take (device_check_precision.cpp); the defaults are the plain run.
+struct TinyOptions {
+  torch::ScalarType dtype = torch::kFloat;
+  int64_t micro_steps = 1;  // backward passes per optimizer step (the rows split evenly)
+  bool fp32_accumulation = true, reduce_bf16 = false, activation_checkpointing = false;
+  double loss_scale = 0;  // > 0: dynamic loss scaling from this scale (growth after 2 finite steps)
+};
+ZeroRun train_tiny(comm::Communicator& comm, torch::Device device, int stage, int64_t begin, int64_t rows,
+                   const TinyOptions& options = {});
 constexpr int64_t kZeroBatch = 4;
 // Records got's final parameters against want's (≤ 1e-5, keys prefix + "max_abs_diff"), that both started
 // from the same weights, and that training moved them at all (else the comparison proves nothing).

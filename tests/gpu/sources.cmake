@@ -19,6 +19,7 @@ function(lethe_device_check_sources out src)
       ${LETHE_DEVICE_CHECK_DIR}/device_check_model.cpp
       ${LETHE_DEVICE_CHECK_DIR}/device_check_nccl.cpp
       ${LETHE_DEVICE_CHECK_DIR}/device_check_rank.cpp
+      ${LETHE_DEVICE_CHECK_DIR}/device_check_precision.cpp
       ${src}/model/gpt_neo.cpp
       ${src}/model/generate.cpp
       ${src}/model/lm_loss.cpp
