@@ -78,8 +78,10 @@ void write_meta(const fs::path& file, const CheckpointContent& c, const zero::Ze
   f.set_attr("zero_stage", static_cast<int64_t>(engine.options().stage));
   f.set_attr("padded_numel", layout.padded_numel());
   f.set_attr("adam_steps", engine.adam_steps());
-  f.set_attr("loss_scale", engine.loss_scale());
-  f.set_attr("loss_scale_finite_steps", engine.finite_steps());
+  if (engine.options().loss_scaling.enabled) {  // fp16 runs only: another run's scale means nothing
+    f.set_attr("loss_scale", engine.loss_scale());
+    f.set_attr("loss_scale_finite_steps", engine.finite_steps());
+  }
   f.write_string("config", c.config_yaml);
   f.write_string("architecture", architecture_json(c.architecture));
   f.group("layout", true);

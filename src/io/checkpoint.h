@@ -3,11 +3,11 @@
 // Layout of <run>/checkpoints/ (README "Checkpoints" documents it for users):
 //   step-00000012/
 //     meta.h5            rank 0: attributes format/format_version/step/epoch/batch/world_size/zero_stage/
-//                        adam_steps, loss_scale, loss_scale_finite_steps, num_samples, global_batch;
-//                        /config (resolved YAML), /architecture (JSON), /layout/{names,ndims,dims} (the
-//                        FlatLayout: tensor order, shapes), /rng/torch_cpu, /rng/torch_cuda (GPU runs),
-//                        /model/<HF name> (fp32 weights), /method/<name> (free-form state of the training
-//                        method)
+//                        adam_steps, loss_scale + loss_scale_finite_steps (fp16 runs), num_samples,
+//                        global_batch; /config (resolved YAML), /architecture (JSON),
+//                        /layout/{names,ndims,dims} (the FlatLayout: tensor order, shapes), /rng/torch_cpu,
+//                        /rng/torch_cuda (GPU runs), /model/<HF name> (fp32 weights), /method/<name>
+//                        (free-form state of the training method)
 //     optim-00000.h5 …   one per rank r: attributes begin/end = FlatLayout slice r of the *global* flat
 //                        range; datasets master, exp_avg, exp_avg_sq (fp32, end - begin elements)
 //     COMPLETE           JSON {step, world_size, files: {name: bytes}}, written last

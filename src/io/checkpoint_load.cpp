@@ -2,6 +2,7 @@
 // fills its owned optimizer range from whichever old slices overlap it.
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
@@ -132,8 +133,15 @@ LoadReport load_checkpoint(const fs::path& dir, zero::ZeroEngine& engine,
     }
     engine.set_adam_steps(meta.attr_int("adam_steps"));
     // Loss scaling state; checkpoints from before it existed hold none (and ran without it).
-    if (meta.has_attr("loss_scale") && engine.options().loss_scaling.enabled)
-      engine.set_loss_scale(meta.attr_double("loss_scale"), meta.attr_int("loss_scale_finite_steps"));
+    if (meta.has_attr("loss_scale") && engine.options().loss_scaling.enabled) {
+      const double scale = meta.attr_double("loss_scale");
+      const int64_t finite = meta.attr_int("loss_scale_finite_steps");
+      LETHE_CHECK_INPUT(std::isfinite(scale) && scale >= 1 && finite >= 0,
+                        "checkpoint {}: meta.h5 loss_scale {} / loss_scale_finite_steps {}: expected a scale "
+                        ">= 1 and a count >= 0",
+                        dir.string(), scale, finite);
+      engine.set_loss_scale(scale, finite);
+    }
 
     // Owned range of the new layout, filled from every old slice that overlaps its real (unpadded) part.
     const zero::Span owned = engine.owned();

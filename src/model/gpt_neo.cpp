@@ -131,13 +131,18 @@ using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
 // One block whose activations are not kept: forward runs it without recording and saves its input x
-// [B, T, C]; backward runs it again with recording on and back-propagates through that copy (reentrant, as
-// torch.utils.checkpoint does by default). The block's parameter gradients accumulate there, with their
-// hooks (ZeRO-2's buckets); x's gradient is returned. The block has no dropout, so nothing random to replay.
+// [B, T, C]; backward runs it again with recording on and takes the gradients of x and of the block's
+// trainable parameters through that copy (autograd::grad, nothing accumulated there). The parameters are
+// inputs of this node, so the outer graph keeps one AccumulateGrad per parameter: a model run twice before
+// one backward (ICU's forget and neighbour batches) sums both contributions before the parameter's hook
+// fires once, as ZeRO-2's bucket counting requires. The block has no dropout: nothing random to replay.
 struct CheckpointedBlock : torch::autograd::Function<CheckpointedBlock> {
-  static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& x, BlockImpl* block,
-                               const AttentionMask* mask) {
-    ctx->save_for_backward({x});
+  // params: the block's parameters that require gradients, in a fixed order.
+  static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& x, torch::TensorList params,
+                               BlockImpl* block, const AttentionMask* mask) {
+    std::vector<torch::Tensor> saved{x};
+    saved.insert(saved.end(), params.begin(), params.end());
+    ctx->save_for_backward(saved);
     // The block outlives its graph (the model owns it); saved_data holds IValues, so its address as an int.
     ctx->saved_data["block"] = reinterpret_cast<int64_t>(block);
     ctx->saved_data["causal"] = mask->causal;
@@ -152,14 +157,18 @@ struct CheckpointedBlock : torch::autograd::Function<CheckpointedBlock> {
     mask.causal = ctx->saved_data["causal"].toBool();
     mask.built = ctx->saved_data["built"].toBool();
     if (ctx->saved_data.count("additive")) mask.additive = ctx->saved_data["additive"].toTensor();
-    const torch::Tensor x = ctx->get_saved_variables()[0].detach().requires_grad_(true);
+    variable_list inputs = ctx->get_saved_variables();  // x, then the parameters
+    inputs[0] = inputs[0].detach().requires_grad_(true);
     torch::Tensor y;
     {
       torch::AutoGradMode record(true);
-      y = block->forward(x, mask, nullptr);
+      y = block->forward(inputs[0], mask, nullptr);
     }
-    torch::autograd::backward({y}, {grad_out[0]});
-    return {x.grad(), torch::Tensor(), torch::Tensor()};
+    variable_list grads = torch::autograd::grad({y}, inputs, {grad_out[0]}, /*retain_graph=*/false,
+                                                /*create_graph=*/false, /*allow_unused=*/true);
+    grads.emplace_back();  // block
+    grads.emplace_back();  // mask
+    return grads;
   }
 };
 }  // namespace
@@ -273,7 +282,14 @@ ForwardOutput GptNeoImpl::forward(const torch::Tensor& input_ids, const ForwardA
       local_mask = build_mask(AttentionKind::kLocal, past, t, padding, dtype, x.device());
     const AttentionMask& mask = block->kind() == AttentionKind::kLocal ? local_mask : global_mask;
     const bool recompute = checkpoint_blocks_ && !cache && torch::GradMode::is_enabled() && x.requires_grad();
-    x = recompute ? CheckpointedBlock::apply(x, block.get(), &mask) : block->forward(x, mask, cache);
+    if (recompute) {
+      std::vector<torch::Tensor> params;
+      for (const torch::Tensor& p : block->parameters())
+        if (p.requires_grad()) params.push_back(p);
+      x = CheckpointedBlock::apply(x, torch::TensorList(params), block.get(), &mask);
+    } else {
+      x = block->forward(x, mask, cache);
+    }
   }
   if (cache) cache->length += t;
   x = ln_f_(x);

@@ -200,12 +200,12 @@ TrainOutcome run_training(const Config& cfg, const comm::Comms& comms) {
       const auto t1 = mark();
       fwd += std::chrono::duration<double>(t1 - t0).count();
       engine.backward(loss);
-      bwd += since(t1);
+      bwd += std::chrono::duration<double>(mark() - t1).count();
     }
     const double lr = zero::lr_at(sched, step);
-    const auto t2 = mark();
+    const auto t2 = Clock::now();  // with metrics.sync_timings the last mark() waited for the device
     const double comm_before_step = comms.device.stats().seconds;
-    const zero::StepResult res = engine.step(lr);
+    const zero::StepResult res = engine.step(lr);  // reads the gradient norm: the device is done after it
     const double opt_and_comm = since(t2), comm_in_step = comms.device.stats().seconds - comm_before_step;
     const double global_loss =
         comm.all_reduce_double(loss_sum.item<double>()) / static_cast<double>(tokens_per_step);

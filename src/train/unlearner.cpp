@@ -262,6 +262,8 @@ UnlearnOutcome run_unlearning(const Config& cfg, const comm::Comms& comms,
           engine.backward(terms.loss);
         }
         res = engine.step(u.lr);
+      } else {
+        res.loss_scale = engine.loss_scale();
       }
       ++step;
       torch::Tensor s = sums.cpu();

@@ -159,8 +159,12 @@ void ZeroEngine::on_gradient_ready(size_t tensor) {
   if (options_.stage < 2) {  // fp32 accumulation: add the fresh 16-bit gradient in and free it
     torch::NoGradGuard no_grad;
     torch::Tensor& g = params_[tensor].mutable_grad();
-    if (g.defined()) view_of(flat_grad_, layout_.offset(tensor), params_[tensor]).add_(g);
+    if (!g.defined()) return;
+    const auto bytes = static_cast<int64_t>(g.nbytes());
+    note_grad_bytes(bytes);
+    view_of(flat_grad_, layout_.offset(tensor), params_[tensor]).add_(g);
     g = torch::Tensor();
+    note_grad_bytes(-bytes);
     return;
   }
   note_grad_bytes(static_cast<int64_t>(params_[tensor].grad().nbytes()));
@@ -336,6 +340,8 @@ torch::Tensor ZeroEngine::owned_part(const torch::Tensor& t, Span s) const {
 }
 
 void ZeroEngine::set_loss_scale(double scale, int64_t finite_steps) {
+  TORCH_CHECK(std::isfinite(scale) && scale >= 1 && finite_steps >= 0, "loss scale ", scale, " with ",
+              finite_steps, " finite steps: expected a finite scale >= 1");
   scale_ = scale;
   finite_steps_ = finite_steps;
 }
@@ -358,7 +364,9 @@ MemoryReport ZeroEngine::memory() const {
     if (send_pool_[slot].defined())
       pools += static_cast<int64_t>(send_pool_[slot].nbytes() + recv_pool_[slot].nbytes());
   // Stage 2 also holds, briefly, the gradients backward produced for the bucket being filled.
-  m.grad_bytes_peak = own_grad + (options_.stage < 2 ? static_cast<int64_t>(flat_grad_.nbytes())
+  // Stages 0/1 with fp32 accumulation also hold each parameter's 16-bit gradient until its hook adds it in.
+  m.grad_bytes_peak = own_grad + (options_.stage < 2 ? static_cast<int64_t>(flat_grad_.nbytes()) +
+                                                           (hooked_ ? last_grad_bytes_peak_ : 0)
                                                      : pools + last_grad_bytes_peak_);
   m.padding = owned_.size() - owned_.intersect({0, layout_.numel()}).size();
   return m;

@@ -143,7 +143,7 @@ class ZeroEngine {
   torch::Tensor master_, exp_avg_, exp_avg_sq_, step_count_;
   // Stage 2 bookkeeping.
   std::vector<int64_t> ready_;
-  torch::Tensor send_pool_[2], recv_pool_[2];  // [largest bucket], [largest owned part of a bucket], fp32
+  torch::Tensor send_pool_[2], recv_pool_[2];  // [largest bucket], [largest owned part of a bucket], wire_
   int next_slot_ = 0;
   size_t next_ = 0;  // next bucket to launch, in descending bucket order (the order backward produces them)
   std::vector<std::unique_ptr<Pending>> pending_;

@@ -201,8 +201,8 @@ void check_all_gather(Result& r, comm::Communicator& c, const std::vector<int64_
 
 // Equal pieces take ncclReduceScatter / ncclAllGather; uneven ones (and a rank with an empty piece, which a
 // bucket inside one rank's slice gives) one ncclReduce / ncclBroadcast per owner in a group. bf16 input is
-// reduced in fp32 (the engine's stage-1 bf16 gradients into the fp32 owned slice); all-gathers run in place
-// as the engine's parameter gather does.
+// reduced natively in bf16 into an fp32 output (zero.reduce_bf16's buckets into the fp32 owned slice; the
+// sums here are exact in bf16); all-gathers run in place as the engine's parameter gather does.
 void check_collectives(Result& r, comm::Communicator& c) {
   check_all_reduce(r, c);
   check_broadcast(r, c);
