@@ -227,7 +227,7 @@ int run_eval(int argc, char** argv) {
         if (!metrics_file.empty()) train::write_utility_tables(metrics_file, "utility", rep);
         std::string line;
         for (const auto& [k, v] : train::utility_summary(rep)) line += fmt::format(" {} {:.4f}", k, v);
-        spdlog::info("utility ({} tasks, {}):{}", rep.results.size(), train::hms(rep.seconds), line);
+        spdlog::info("utility ({} tasks, {}):{}", rep.results.size(), hms(rep.seconds), line);
       }
     }
     if (world.rank() == 0) {

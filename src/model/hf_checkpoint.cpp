@@ -8,6 +8,7 @@
 #include <torch/utils.h>
 
 #include "core/error.h"
+#include "core/progress.h"
 #include "model/hf_config.h"
 #include "model/safetensors.h"
 
@@ -52,6 +53,12 @@ GptNeo load_hf_model(const fs::path& dir, torch::ScalarType dtype, torch::Device
   GptNeo model(cfg, device, dtype);
   torch::NoGradGuard no_grad;
   std::set<std::string> wanted;
+  int64_t total_mb = 0;
+  for (const auto& p : model->named_parameters()) {
+    const TensorView* view = ckpt.find(p.key());
+    total_mb += view ? static_cast<int64_t>(view->nbytes >> 20) : 0;
+  }
+  Progress progress("loading " + dir.string(), total_mb, "MB");  // multi-GB folders take a while
   for (auto& p : model->named_parameters()) {
     const std::string& name = p.key();
     wanted.insert(name);
@@ -67,6 +74,7 @@ GptNeo load_hf_model(const fs::path& dir, torch::ScalarType dtype, torch::Device
     torch::Tensor host = torch::empty(expected, torch::TensorOptions().dtype(src));
     std::memcpy(host.data_ptr(), view->data, view->nbytes);
     p.value().copy_(host);
+    progress.add(static_cast<int64_t>(view->nbytes >> 20));
   }
   for (const std::string& name : ckpt.names())
     LETHE_CHECK_INPUT(

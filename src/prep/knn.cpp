@@ -8,6 +8,8 @@
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>
 
+#include "core/progress.h"
+
 namespace lethe::prep {
 
 Neighbours knn_from_distances(const torch::Tensor& d2, int64_t k) {
@@ -78,6 +80,7 @@ torch::Tensor tfidf_sq_distances(const torch::Tensor& rows, int64_t max_n, const
 torch::Tensor lm_embeddings(model::GptNeo& model, const torch::Tensor& rows, int64_t batch) {
   c10::InferenceMode guard;
   model->eval();
+  Progress progress("prep: embedding rows", rows.size(0), "rows");
   std::vector<torch::Tensor> parts;
   for (int64_t s = 0; s < rows.size(0); s += batch) {
     torch::Tensor x = rows.narrow(0, s, std::min(batch, rows.size(0) - s)).to(model->head_weight().device());
@@ -85,6 +88,7 @@ torch::Tensor lm_embeddings(model::GptNeo& model, const torch::Tensor& rows, int
     args.compute_logits = false;
     torch::Tensor h = model->forward(x, args).last_hidden_state.to(torch::kFloat).mean(1);  // [b, C]
     parts.push_back(h / h.norm(2, 1, true).clamp_min(1e-12));
+    progress.add(x.size(0));
   }
   return torch::cat(parts).cpu().clone();  // one copy back: the search runs in float64 on the host
 }
@@ -92,6 +96,7 @@ torch::Tensor lm_embeddings(model::GptNeo& model, const torch::Tensor& rows, int
 torch::Tensor bert_embeddings(const model::Bert& bert, const text::WordPieceTokenizer& tok,
                               const std::vector<std::string>& texts, int64_t max_tokens, int64_t batch) {
   c10::InferenceMode guard;
+  Progress progress("prep: embedding texts", static_cast<int64_t>(texts.size()), "texts");
   std::vector<torch::Tensor> parts;
   for (size_t s = 0; s < texts.size(); s += static_cast<size_t>(batch)) {
     const size_t e = std::min(texts.size(), s + static_cast<size_t>(batch));
@@ -114,6 +119,7 @@ torch::Tensor bert_embeddings(const model::Bert& bert, const text::WordPieceToke
     torch::Tensor mf = m.to(h.device(), torch::kFloat).unsqueeze(-1);
     torch::Tensor mean = (h * mf).sum(1) / mf.sum(1).clamp_min(1e-9);
     parts.push_back(mean / mean.norm(2, 1, true).clamp_min(1e-12));
+    progress.add(n);
   }
   return torch::cat(parts).cpu().clone();  // one copy back: the search runs in float64 on the host
 }

@@ -17,12 +17,6 @@ double since(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
 }
 
-std::string hms(double seconds) {
-  const auto s = static_cast<int64_t>(seconds + 0.5);
-  return s >= 3600 ? fmt::format("{}:{:02d}:{:02d}", s / 3600, s / 60 % 60, s % 60)
-                   : fmt::format("{}:{:02d}", s / 60, s % 60);
-}
-
 std::optional<fs::path> agree_on_checkpoint(comm::Communicator& comm, std::optional<fs::path> dir) {
   std::string path = comm.rank() == 0 && dir ? dir->string() : "";
   torch::Tensor n = torch::full({1}, static_cast<int64_t>(path.size()), torch::kLong);

@@ -9,6 +9,7 @@
 
 #include "comm/communicator.h"
 #include "core/config.h"
+#include "core/progress.h"
 #include "model/gpt_neo.h"
 #include "zero/engine.h"
 
@@ -18,8 +19,7 @@ using Clock = std::chrono::steady_clock;
 
 // Seconds since t.
 double since(Clock::time_point t);
-// "m:ss" or "h:mm:ss".
-std::string hms(double seconds);
+using lethe::hms;  // core/progress.h
 
 // model.dtype as a torch dtype.
 torch::ScalarType torch_dtype(Dtype d);
