@@ -58,6 +58,8 @@ pkg_check_modules(PCRE2 REQUIRED IMPORTED_TARGET libpcre2-8)
 # Serial HDF5 (each rank writes its own checkpoint file; no MPI-IO needed) and xxHash for checksums.
 pkg_check_modules(HDF5 REQUIRED IMPORTED_TARGET hdf5-serial)
 pkg_check_modules(XXHASH REQUIRED IMPORTED_TARGET libxxhash)
+# Unicode categories, NFD and case mapping for BERT's WordPiece normaliser (text/wordpiece.cpp).
+pkg_check_modules(ICU REQUIRED IMPORTED_TARGET icu-uc)
 # Open MPI's C API only (the C++ bindings are deprecated).
 find_package(MPI REQUIRED COMPONENTS C)
 find_package(Threads REQUIRED)

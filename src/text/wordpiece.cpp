@@ -1,7 +1,11 @@
 #include "text/wordpiece.h"
 
 #include <fstream>
+#include <utility>
 
+#include <unicode/uchar.h>
+#include <unicode/unorm2.h>
+#include <unicode/utf16.h>
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
@@ -49,10 +53,10 @@ bool in(char32_t c, char32_t lo, char32_t hi) {
   return c >= lo && c <= hi;
 }
 
-// Python's str.isspace-like set BERT uses: space, \t \n \r and the Zs category.
+// Whitespace for BERT: space, \t \n \r and category Zs.
 bool is_whitespace(char32_t c) {
-  return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == 0xA0 || c == 0x1680 ||
-         in(c, 0x2000, 0x200A) || c == 0x202F || c == 0x205F || c == 0x3000;
+  return c == ' ' || c == '\t' || c == '\n' || c == '\r' ||
+         u_charType(static_cast<UChar32>(c)) == U_SPACE_SEPARATOR;
 }
 
 // Python's str.split() also breaks at these (categories Zl, Zp), which BERT's cleaning keeps.
@@ -60,34 +64,18 @@ bool is_line_separator(char32_t c) {
   return c == 0x2028 || c == 0x2029;
 }
 
-// Categories C* (Cc, Cf, Co private use, and the unassigned code points of the blocks the accent and case
-// tables cover), except \t \n \r (whitespace for BERT).
+// Categories Cc, Cf, Co, Cn (the `tokenizers` BertNormalizer's is_control), except \t \n \r.
 bool is_control(char32_t c) {
   if (c == '\t' || c == '\n' || c == '\r') return false;
-  if (in(c, 0xE000, 0xF8FF) || in(c, 0xF0000, 0xFFFFD) || in(c, 0x100000, 0x10FFFD)) return true;  // Co
-  if (in(c, 0x378, 0x379) || in(c, 0x380, 0x383) || c == 0x38B || c == 0x38D || c == 0x3A2 ||
-      in(c, 0x2B81E, 0x2B81F))
-    return true;  // Cn
-  return c < 0x20 || in(c, 0x7F, 0x9F) || c == 0xAD || in(c, 0x600, 0x605) || c == 0x61C || c == 0x6DD ||
-         c == 0x70F || c == 0x180E || in(c, 0x200B, 0x200F) || in(c, 0x202A, 0x202E) ||
-         in(c, 0x2060, 0x2064) || in(c, 0x2066, 0x206F) || c == 0xFEFF || in(c, 0xFFF9, 0xFFFB) ||
-         in(c, 0xE0001, 0xE007F);
+  const int8_t t = u_charType(static_cast<UChar32>(c));
+  return t == U_CONTROL_CHAR || t == U_FORMAT_CHAR || t == U_PRIVATE_USE_CHAR || t == U_UNASSIGNED ||
+         t == U_SURROGATE;
 }
 
-// ASCII symbols count as punctuation (BERT's rule), plus Unicode P* in the blocks that occur in text.
+// ASCII symbols count as punctuation (BERT's rule), plus every Unicode P* category.
 bool is_punctuation(char32_t c) {
   if (in(c, 33, 47) || in(c, 58, 64) || in(c, 91, 96) || in(c, 123, 126)) return true;
-  return c == 0xA1 || c == 0xA7 || c == 0xAB || c == 0xB6 || c == 0xB7 || c == 0xBB || c == 0xBF ||
-         c == 0x37E || c == 0x387 || in(c, 0x55A, 0x55F) || c == 0x589 || c == 0x58A || c == 0x5BE ||
-         in(c, 0x2010, 0x2027) || in(c, 0x2030, 0x2043) || in(c, 0x2045, 0x2051) || in(c, 0x2053, 0x205E) ||
-         c == 0x207D || c == 0x207E || c == 0x208D || c == 0x208E || in(c, 0x2308, 0x230B) || c == 0x2329 ||
-         c == 0x232A || in(c, 0x2768, 0x2775) || in(c, 0x27E6, 0x27EF) || in(c, 0x2983, 0x2998) ||
-         in(c, 0x2E00, 0x2E4F) || in(c, 0x3001, 0x3003) || in(c, 0x3008, 0x3011) || in(c, 0x3014, 0x301F) ||
-         c == 0x3030 || c == 0x303D || c == 0x30A0 || c == 0x30FB || in(c, 0xFE10, 0xFE19) ||
-         in(c, 0xFE30, 0xFE52) || in(c, 0xFE54, 0xFE61) || c == 0xFE63 || c == 0xFE68 || c == 0xFE6A ||
-         c == 0xFE6B || in(c, 0xFF01, 0xFF03) || in(c, 0xFF05, 0xFF0A) || in(c, 0xFF0C, 0xFF0F) ||
-         c == 0xFF1A || c == 0xFF1B || c == 0xFF1F || c == 0xFF20 || in(c, 0xFF3B, 0xFF3D) || c == 0xFF3F ||
-         c == 0xFF5B || c == 0xFF5D || in(c, 0xFF5F, 0xFF65);
+  return u_ispunct(static_cast<UChar32>(c));
 }
 
 bool is_cjk(char32_t c) {
@@ -101,64 +89,44 @@ char32_t nfc(char32_t c) {
   return c == 0x212A ? U'K' : c == 0x212B ? 0xC5 : c == 0x2126 ? 0x3A9 : c;
 }
 
-// Lower case (Python's str.lower for the blocks covered), one code point.
-char32_t lower(char32_t c) {
-  if (in(c, 'A', 'Z')) return c + 32;
-  if (in(c, 0xFF21, 0xFF3A)) return c + 32;  // fullwidth Ａ..Ｚ
-  if (in(c, 0xC0, 0xDE) && c != 0xD7) return c + 32;
-  if ((in(c, 0x100, 0x12F) || in(c, 0x132, 0x137) || in(c, 0x14A, 0x177)) && c % 2 == 0) return c + 1;
-  if ((in(c, 0x139, 0x148) || in(c, 0x179, 0x17E)) && c % 2 == 1) return c + 1;
-  if (c == 0x178) return 0xFF;
-  if (in(c, 0x391, 0x3AB) && c != 0x3A2) return c + 32;
-  if (c == 0x386) return 0x3AC;
-  if (in(c, 0x388, 0x38A)) return c + 37;
-  if (c == 0x38C) return 0x3CC;
-  if (c == 0x38E || c == 0x38F) return c + 63;
-  if (in(c, 0x410, 0x42F)) return c + 32;
-  if (in(c, 0x400, 0x40F)) return c + 80;
-  return c;
-}
-
-// The base letter of a precomposed accented letter (NFD's first code point), or 0 when c has no accent.
-char32_t strip_accent(char32_t c) {
-  // U+00C0..U+00FF, '.' = no decomposition.
-  static constexpr char kLatin1[] = "AAAAAA.CEEEEIIII.NOOOOO..UUUUY..aaaaaa.ceeeeiiii.nooooo..uuuuy.y";
-  // U+0100..U+017F.
-  static constexpr char kExtA[] =
-      "AaAaAaCcCcCcCcDd..EeEeEeEeEeGgGgGgGgHh..IiIiIiIiI...JjKk.LlLlLl....NnNnNn...OoOoOo.."
-      "RrRrRrSsSsSsSsTtTt..UuUuUuUuUuUuWwYyYZzZzZz.";
-  if (in(c, 0xC0, 0xFF) && kLatin1[c - 0xC0] != '.') return static_cast<unsigned char>(kLatin1[c - 0xC0]);
-  if (in(c, 0x100, 0x17F) && kExtA[c - 0x100] != '.') return static_cast<unsigned char>(kExtA[c - 0x100]);
-  switch (c) {  // Greek with tonos / dialytika
-    case 0x3AC:
-      return 0x3B1;
-    case 0x3AD:
-      return 0x3B5;
-    case 0x3AE:
-      return 0x3B7;
-    case 0x3AF:
-    case 0x3CA:
-    case 0x390:
-      return 0x3B9;
-    case 0x3CC:
-      return 0x3BF;
-    case 0x3CD:
-    case 0x3CB:
-    case 0x3B0:
-      return 0x3C5;
-    case 0x3CE:
-      return 0x3C9;
-    case 0x419:
-      return 0x418;  // Й = И + breve
-    case 0x439:
-      return 0x438;
-    case 0x401:
-      return 0x415;  // Ё
-    case 0x451:
-      return 0x435;
-    default:
-      return 0;
+// BertNormalizer's strip_accents + lowercase on one word: NFD (ICU), drop the non-spacing marks (Mn), then
+// lower-case each code point (Unicode simple case mapping; after NFD the one multi-character mapping, U+0130,
+// is already I + a dropped mark). Python's final-sigma rule is kept: Σ after a letter and not before one
+// becomes ς.
+std::vector<char32_t> fold(const std::vector<char32_t>& word) {
+  std::u16string in16;
+  for (char32_t c : word) {
+    if (c >= 0x10000) {
+      in16.push_back(static_cast<char16_t>(0xD800 + ((c - 0x10000) >> 10)));
+      in16.push_back(static_cast<char16_t>(0xDC00 + ((c - 0x10000) & 0x3FF)));
+    } else {
+      in16.push_back(static_cast<char16_t>(c));
+    }
   }
+  UErrorCode st = U_ZERO_ERROR;
+  const UNormalizer2* nfd = unorm2_getNFDInstance(&st);
+  std::u16string out16(in16.size() * 4 + 8, u'\0');  // NFD expands a code point to at most 4 (Hangul: 3)
+  const int32_t len = U_SUCCESS(st) ? unorm2_normalize(nfd, in16.data(), static_cast<int32_t>(in16.size()),
+                                                       out16.data(), static_cast<int32_t>(out16.size()), &st)
+                                    : 0;
+  LETHE_CHECK_INPUT(U_SUCCESS(st), "WordPiece: Unicode normalisation failed ({})", u_errorName(st));
+  std::vector<char32_t> base;
+  for (int32_t i = 0; i < len;) {
+    UChar32 c;
+    U16_NEXT(out16.data(), i, len, c);
+    if (u_charType(c) != U_NON_SPACING_MARK) base.push_back(static_cast<char32_t>(c));
+  }
+  std::vector<char32_t> out;
+  for (size_t k = 0; k < base.size(); ++k) {
+    const char32_t c = base[k];
+    auto letter = [](char32_t x) { return u_isalpha(static_cast<UChar32>(x)) != 0; };
+    if (c == 0x3A3 && k > 0 && letter(base[k - 1]) && (k + 1 == base.size() || !letter(base[k + 1]))) {
+      out.push_back(0x3C2);
+      continue;
+    }
+    out.push_back(static_cast<char32_t>(u_tolower(static_cast<UChar32>(c))));
+  }
+  return out;
 }
 
 }  // namespace
@@ -181,9 +149,113 @@ WordPieceTokenizer WordPieceTokenizer::from_vocab(std::vector<std::string> token
   return t;
 }
 
+WordPieceTokenizer WordPieceTokenizer::from_tokenizer_json(const fs::path& file) {
+  const std::string where = file.string();
+  const nlohmann::json j =
+      nlohmann::json::parse(read_text_file(file, "a tokenizers JSON (tokenizer.json)"), nullptr, false);
+  LETHE_CHECK_INPUT(!j.is_discarded() && j.is_object(), "{}: not a JSON object", where);
+  auto object = [&](const nlohmann::json& parent, const char* key) -> const nlohmann::json& {
+    LETHE_CHECK_INPUT(parent.contains(key) && parent[key].is_object(), "{}: '{}' must be an object", where,
+                      key);
+    return parent[key];
+  };
+  auto type_of = [&](const nlohmann::json& o, const char* what) {
+    LETHE_CHECK_INPUT(o.contains("type") && o["type"].is_string(), "{}: {} has no 'type'", where, what);
+    return o["type"].get<std::string>();
+  };
+  const nlohmann::json& model = object(j, "model");
+  LETHE_CHECK_INPUT(type_of(model, "model") == "WordPiece",
+                    "{}: model.type is '{}', expected WordPiece (a BERT tokenizer)", where,
+                    type_of(model, "model"));
+  const nlohmann::json& vocab = object(model, "vocab");
+  std::vector<std::string> tokens(vocab.size());
+  std::vector<bool> seen(vocab.size());
+  for (const auto& [token, id] : vocab.items()) {
+    LETHE_CHECK_INPUT(id.is_number_integer() && id.get<int64_t>() >= 0 &&
+                          id.get<int64_t>() < static_cast<int64_t>(tokens.size()) && !seen[id.get<size_t>()],
+                      "{}: model.vocab['{}'] = {}: ids must be 0..{} each used once", where, token,
+                      describe_json(id), tokens.size() - 1);
+    LETHE_CHECK_INPUT(is_valid_utf8(token), "{}: model.vocab has a token that is not valid UTF-8", where);
+    seen[id.get<size_t>()] = true;
+    tokens[id.get<size_t>()] = token;
+  }
+  auto string_or = [&](const nlohmann::json& o, const char* key, const std::string& fallback) {
+    if (!o.contains(key) || o[key].is_null()) return fallback;
+    LETHE_CHECK_INPUT(o[key].is_string(), "{}: '{}' must be a string", where, key);
+    return o[key].get<std::string>();
+  };
+  LETHE_CHECK_INPUT(string_or(model, "continuing_subword_prefix", "##") == "##",
+                    "{}: model.continuing_subword_prefix must be \"##\"", where);
+  LETHE_CHECK_INPUT(!model.contains("max_input_chars_per_word") || model["max_input_chars_per_word"] == 100,
+                    "{}: model.max_input_chars_per_word must be 100 (BERT's)", where);
+
+  const nlohmann::json& norm = object(j, "normalizer");
+  LETHE_CHECK_INPUT(type_of(norm, "normalizer") == "BertNormalizer",
+                    "{}: normalizer.type is '{}', expected BertNormalizer", where,
+                    type_of(norm, "normalizer"));
+  auto flag = [&](const char* key, bool fallback) {
+    if (!norm.contains(key) || norm[key].is_null()) return fallback;
+    LETHE_CHECK_INPUT(norm[key].is_boolean(), "{}: normalizer.{} must be true, false or null", where, key);
+    return norm[key].get<bool>();
+  };
+  const bool lower = flag("lowercase", true);
+  LETHE_CHECK_INPUT(flag("clean_text", true) && flag("handle_chinese_chars", true),
+                    "{}: normalizer.clean_text and handle_chinese_chars must be true (BERT's defaults)",
+                    where);
+  LETHE_CHECK_INPUT(flag("strip_accents", lower) == lower,
+                    "{}: normalizer.strip_accents differs from lowercase; only the BERT default (accents "
+                    "stripped exactly when lower-casing) is supported",
+                    where);
+  const nlohmann::json& pre = object(j, "pre_tokenizer");
+  LETHE_CHECK_INPUT(type_of(pre, "pre_tokenizer") == "BertPreTokenizer",
+                    "{}: pre_tokenizer.type is '{}', expected BertPreTokenizer", where,
+                    type_of(pre, "pre_tokenizer"));
+
+  // [CLS] / [SEP] as the post-processor names them: BertProcessing {cls: [tok, id], sep: [tok, id]} or a
+  // TemplateProcessing "single" of SpecialToken, Sequence, SpecialToken.
+  const nlohmann::json& post = object(j, "post_processor");
+  std::string cls, sep;
+  if (type_of(post, "post_processor") == "BertProcessing") {
+    for (auto [key, out] : {std::pair{"cls", &cls}, std::pair{"sep", &sep}}) {
+      LETHE_CHECK_INPUT(
+          post.contains(key) && post[key].is_array() && !post[key].empty() && post[key][0].is_string(),
+          "{}: post_processor.{} must be [token, id]", where, key);
+      *out = post[key][0].get<std::string>();
+    }
+  } else {
+    LETHE_CHECK_INPUT(type_of(post, "post_processor") == "TemplateProcessing",
+                      "{}: post_processor.type is '{}', "
+                      "expected BertProcessing or TemplateProcessing",
+                      where, type_of(post, "post_processor"));
+    const nlohmann::json& single = post.contains("single") ? post["single"] : nlohmann::json();
+    auto special = [&](size_t i) {
+      const bool ok = single.is_array() && single.size() == 3 && single[i].contains("SpecialToken") &&
+                      single[i]["SpecialToken"].contains("id") && single[i]["SpecialToken"]["id"].is_string();
+      LETHE_CHECK_INPUT(ok && single[1].contains("Sequence"),
+                        "{}: post_processor.single must be [SpecialToken, Sequence, SpecialToken] (BERT's "
+                        "[CLS] A [SEP])",
+                        where);
+      return single[i]["SpecialToken"]["id"].get<std::string>();
+    };
+    cls = special(0);
+    sep = special(2);
+  }
+  const std::string unk = string_or(model, "unk_token", "[UNK]");
+  LETHE_CHECK_INPUT(cls == "[CLS]" && sep == "[SEP]" && unk == "[UNK]",
+                    "{}: special tokens {} / {} / {}: expected BERT's [CLS] / [SEP] / [UNK]", where, cls, sep,
+                    unk);
+  try {
+    return from_vocab(std::move(tokens), lower);
+  } catch (const InputError& e) {
+    throw_input("{}: {}", where, e.what());
+  }
+}
+
 WordPieceTokenizer WordPieceTokenizer::from_dir(const fs::path& dir) {
+  if (fs::exists(dir / "tokenizer.json")) return from_tokenizer_json(dir / "tokenizer.json");
   const fs::path vocab = dir / "vocab.txt";
-  const std::string text = read_text_file(vocab, "a BERT vocab.txt (one WordPiece token per line)");
+  const std::string text =
+      read_text_file(vocab, "a BERT tokenizer: tokenizer.json, or vocab.txt (one WordPiece token per line)");
   LETHE_CHECK_INPUT(is_valid_utf8(text), "{}: not valid UTF-8", vocab.string());
   std::vector<std::string> tokens;
   size_t pos = 0;
@@ -235,26 +307,7 @@ std::vector<std::string> WordPieceTokenizer::basic(std::string_view text) const 
   std::vector<std::string> out;
   for (auto& w : words) {
     if (w.empty()) continue;
-    std::vector<char32_t> chars;
-    for (size_t k = 0; k < w.size(); ++k) {
-      char32_t c = w[k];
-      if (!lower_) {
-        chars.push_back(c);
-        continue;
-      }
-      // Python's final-sigma rule: Σ after a letter and not before one lowers to ς.
-      auto letter = [](char32_t x) {
-        return lower(x) != x || in(x, 'a', 'z') || in(x, 0x3AC, 0x3CE) || in(x, 0xDF, 0xFF);
-      };
-      if (c == 0x3A3 && k > 0 && letter(w[k - 1]) && (k + 1 == w.size() || !letter(w[k + 1]))) {
-        chars.push_back(0x3C2);
-        continue;
-      }
-      c = lower(c);
-      if (in(c, 0x300, 0x36F)) continue;  // a combining mark (category Mn)
-      const char32_t base = strip_accent(c);
-      chars.push_back(base ? lower(base) : c);
-    }
+    const std::vector<char32_t> chars = lower_ ? fold(w) : w;
     // Punctuation becomes its own token.
     std::string cur;
     for (char32_t c : chars) {

@@ -151,15 +151,6 @@ double squad_f1(std::string_view prediction, std::string_view truth) {
   return 2 * precision * recall / (precision + recall);
 }
 
-std::string clean_up_tokenization(std::string_view text) {
-  static const std::vector<std::pair<std::string, std::string>> kRules = {
-      {" .", "."},     {" ?", "?"},   {" !", "!"},   {" ,", ","},     {" ' ", "'"},
-      {" n't", "n't"}, {" 'm", "'m"}, {" 's", "'s"}, {" 've", "'ve"}, {" 're", "'re"}};
-  std::string t(text);
-  for (const auto& [from, to] : kRules) t = replace(t, from, to);
-  return t;
-}
-
 std::pair<std::string, std::string> dialogue_prompt(const std::vector<std::string>& turns) {
   std::string prompt;
   const size_t history = turns.size() - 1;

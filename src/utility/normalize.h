@@ -1,6 +1,6 @@
 // The string rules of ICU's downstream validation (valid.py, KU utils.py), transcribed so that lethe's
 // LAMBADA and dialogue numbers are the reference's: ParlAI's normalize_reply for dialogue turns, SQuAD's
-// answer normalisation and unigram F1, and HF's clean_up_tokenization applied after decoding.
+// answer normalisation and unigram F1 (HF's clean_up_tokenization after decoding is text/cleanup.h).
 //
 // Case mapping covers ASCII and the Latin-1 / Latin Extended-A / Greek / Cyrillic letters (text::lower);
 // Python's full Unicode tables map a few more scripts. Whitespace splitting knows ASCII and the Unicode space
@@ -12,7 +12,11 @@
 #include <utility>
 #include <vector>
 
+#include "text/cleanup.h"
+
 namespace lethe::utility {
+
+using text::clean_up_tokenization;
 
 // ParlAI normalize_reply (version 2): lower-case, space out . , ? !, capitalise sentence starts and "i",
 // re-attach punctuation, add a final period.
@@ -23,9 +27,6 @@ std::string normalize_answer(std::string_view text);
 
 // SQuAD unigram F1 of the normalised token bags (0 when nothing is shared).
 double squad_f1(std::string_view prediction, std::string_view truth);
-
-// HF's clean_up_tokenization: " ." → ".", " n't" → "n't", " 's" → "'s", ... (decode's default in ICU).
-std::string clean_up_tokenization(std::string_view text);
 
 // Python's str.split() (any run of whitespace) and str.strip().
 std::vector<std::string> split_whitespace(std::string_view text);
