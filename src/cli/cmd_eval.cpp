@@ -107,7 +107,7 @@ nlohmann::json forget_eval(const Config& cfg, model::GptNeo& model, const text::
   if (scorer)
     bert = [&](const auto& c, const auto& r) { return scorer->score(c, r, cfg.unlearn.val_batch_size); };
   const train::Validation v = train::validate_sharded(
-      model, pairs.forget_tokens, train::forget_score_options(cfg.unlearn, eos), tok, bert, world);
+      model, pairs.forget_tokens, train::forget_score_options(cfg, eos), tok, bert, world);
   nlohmann::json result = {{"dataset", cfg.unlearn.dataset},
                            {"el_variant", std::string(enum_name(cfg.unlearn.el_variant))},
                            {"el_n", cfg.unlearn.el_n},
@@ -139,7 +139,7 @@ nlohmann::json forget_eval(const Config& cfg, model::GptNeo& model, const text::
       const auto [lo, hi] = parse_range(heldout);
       LETHE_CHECK_INPUT(lo >= 0 && hi <= a.rows, "--heldout {}: {} has rows 0..{}", heldout, pairs.source,
                         a.rows - 1);
-      const eval::ElOptions el = train::forget_score_options(cfg.unlearn, eos).el;
+      const eval::ElOptions el = train::forget_score_options(cfg, eos).el;
       const RowScores r = row_scores(model, src.narrow(0, lo, hi - lo).clone(), eos,
                                      cfg.unlearn.val_batch_size, cfg.unlearn.ma_begin, &el, world);
       result["heldout"] = {{"n", hi - lo}, {"rows", heldout}, {"ma", r.ma}, {"el", r.el}, {"loss", r.loss}};

@@ -31,7 +31,9 @@ enum class Device { kAuto, kCpu, kCuda };
 enum class LrSchedule { kConstant, kLinear, kCosine };
 enum class Embedder { kTfidf, kLm, kBert };
 enum class ElVariant { kIcu, kKu };
-enum class StopLogic { kAnd, kOr };
+enum class StopLogic { kAuto, kAnd, kOr };
+enum class Refine { kPairs, kNone };
+enum class DecodeCleanup { kNone, kHf4 };
 enum class EmptyBatch { kSkip, kStep };
 using model::EarlyStopping;  // true | false | never, HF semantics (model/generate_options.h)
 
@@ -70,8 +72,18 @@ struct EnumNames<ElVariant> {
 };
 template <>
 struct EnumNames<StopLogic> {
-  static constexpr std::pair<StopLogic, std::string_view> values[] = {{StopLogic::kAnd, "and"},
-                                                                      {StopLogic::kOr, "or"}};
+  static constexpr std::pair<StopLogic, std::string_view> values[] = {
+      {StopLogic::kAuto, "auto"}, {StopLogic::kAnd, "and"}, {StopLogic::kOr, "or"}};
+};
+template <>
+struct EnumNames<Refine> {
+  static constexpr std::pair<Refine, std::string_view> values[] = {{Refine::kPairs, "pairs"},
+                                                                   {Refine::kNone, "none"}};
+};
+template <>
+struct EnumNames<DecodeCleanup> {
+  static constexpr std::pair<DecodeCleanup, std::string_view> values[] = {{DecodeCleanup::kNone, "none"},
+                                                                          {DecodeCleanup::kHf4, "hf4"}};
 };
 template <>
 struct EnumNames<EmptyBatch> {
@@ -137,10 +149,16 @@ struct ModelSection {
 
 struct TokenizerSection {
   std::string path;
+  DecodeCleanup decode_cleanup = DecodeCleanup::kNone;
 
   template <class V>
   void visit(V& v) {
     v("path", path, "folder with vocab.json + merges.txt or tokenizer.json; empty = none");
+    v("decode_cleanup", decode_cleanup,
+      "none (decoded text as the tokens spell it) | hf4 (transformers 4.x GPT-2 decode: "
+      "clean_up_tokenization, "
+      "\" .\" -> \".\", \" 's\" -> \"'s\", ...): applied to the embedder's text in prep and to the "
+      "BLEU/BERTScore texts, as ICU's code ran");
   }
   bool operator==(const TokenizerSection&) const = default;
 };
@@ -317,7 +335,8 @@ struct PrepSection {
   std::string embedder_path;
   int64_t embed_begin = 100;
   int64_t ngram = 2;
-  int64_t max_tokens = 256;
+  int64_t max_tokens = 0;
+  std::string embeddings_cache;
   int64_t k = 10;
   int64_t batch_size = 16;
   std::string name = "demo";
@@ -334,11 +353,17 @@ struct PrepSection {
       "tfidf (token n-grams, needs no model) | lm (mean-pooled last hidden state of embedder_path) | bert "
       "(sentence embedder on the decoded text, all-MiniLM-L6-v2 style)");
     v("embedder_path", embedder_path,
-      "lm: HF GPT-Neo folder (empty = model.path); bert: HF BERT folder with vocab.txt (all-MiniLM-L6-v2)");
+      "lm: HF GPT-Neo folder (empty = model.path); bert: a sentence-transformers folder (all-MiniLM-L6-v2: "
+      "modules.json, 1_Pooling, tokenizer.json) or a plain HF BERT folder (mean pooling, L2-normalised)");
     v("embed_begin", embed_begin, AtLeast{0},
       "embed tokens embed_begin..T-1 of each row (ICU: 100, the last 100)");
     v("ngram", ngram, Range{1, 4}, "tfidf: token 1..ngram-grams");
-    v("max_tokens", max_tokens, AtLeast{3}, "bert: word pieces per text, [CLS]/[SEP] included (MiniLM: 256)");
+    v("max_tokens", max_tokens, AtLeast{0},
+      "bert: word pieces per text, [CLS]/[SEP] included; 0 = the folder's max_seq_length (all-MiniLM-L6-v2: "
+      "256), else its max_position_embeddings");
+    v("embeddings_cache", embeddings_cache,
+      "HDF5 file of every row's embedding: reused when it was made from the same source, embedder, "
+      "embed_begin and decode_cleanup, else (re)written; empty = no cache");
     v("k", k, AtLeast{1}, "neighbours kept per target (ICU trains on the first)");
     v("batch_size", batch_size, AtLeast{1}, "rows per embedding forward (embedder lm)");
     v("name", name, NonEmpty{}, "dataset name: written to <output_dir>/<name>/pairs.h5");
@@ -354,7 +379,8 @@ struct UnlearnSection {
   unlearn::Method method = unlearn::Method::kIcu;
   double uw = 1.0, lw = 0.5, kl = 1.0;
   double f1 = 0.3, bleu = 0.01, acc = 0.5994, el = 0.0499;
-  StopLogic stop_logic = StopLogic::kAnd;
+  StopLogic stop_logic = StopLogic::kAuto;
+  Refine refine = Refine::kPairs;
   std::string bert_path;
   int64_t bert_layer = 9;
   ElVariant el_variant = ElVariant::kIcu;
@@ -381,7 +407,11 @@ struct UnlearnSection {
     v("bleu", bleu, Range{0.0, 1.0}, "... or its sentence BLEU < bleu");
     v("acc", acc, Range{0.0, 1.0}, "stop when forget-set MA < acc ...");
     v("el", el, Range{0.0, 1.0}, "... and (stop_logic) EL_n < el");
-    v("stop_logic", stop_logic, "and (ICU) | or (the reference's PO baseline)");
+    v("stop_logic", stop_logic,
+      "auto (the method's reference: or for po, and for icu, ga, llmu) | and | or (ICU's DeepSpeed LLMU)");
+    v("refine", refine,
+      "pairs (ICU: after every validation each pair is re-judged, forgotten pairs stop training) | none "
+      "(every pair trains every epoch: Knowledge Unlearning)");
     v("bert_path", bert_path, "HF BERT folder for BERTScore; empty = BLEU-only refinement");
     v("bert_layer", bert_layer, AtLeast{1},
       "BERT layer whose output BERTScore compares (9 = bert-base-uncased)");
@@ -400,7 +430,8 @@ struct UnlearnSection {
     v("eps", eps, Positive{}, "Adam epsilon");
     v("weight_decay", weight_decay, AtLeast{0.0}, "decoupled weight decay (ICU: 0)");
     v("max_grad_norm", max_grad_norm, AtLeast{0.0}, "gradient-norm clipping; 0 = off (ICU)");
-    v("batch_size", batch_size, AtLeast{1}, "pairs per optimizer step over all ranks (ICU: 8)");
+    v("batch_size", batch_size, AtLeast{0},
+      "pairs per optimizer step over all ranks (ICU: 8); 0 = the whole forget set, one step per epoch (KU)");
     v("micro_batch_size", micro_batch_size, AtLeast{0},
       "pairs per forward on one rank; 0 = the rank's whole share");
     v("max_epochs", max_epochs, AtLeast{1},

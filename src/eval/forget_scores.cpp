@@ -8,21 +8,24 @@
 
 #include "eval/bleu.h"
 #include "model/generate.h"
+#include "text/cleanup.h"
 #include "text/word_tokenize.h"
 
 namespace lethe::eval {
 namespace {
-
-std::string decode_row(const text::Gpt2Tokenizer& tok, const torch::Tensor& ids) {
-  torch::Tensor c = ids.to(torch::kInt).contiguous();
-  return tok.decode(std::span<const int32_t>(c.data_ptr<int32_t>(), static_cast<size_t>(c.numel())));
-}
 
 torch::TensorOptions on_device_options(model::GptNeo& model) {
   return torch::TensorOptions().dtype(torch::kLong).device(model->head_weight().device());
 }
 
 }  // namespace
+
+std::string decode_text(const text::Gpt2Tokenizer& tokenizer, const torch::Tensor& ids, bool clean_up) {
+  torch::Tensor c = ids.to(torch::kCPU, torch::kInt).contiguous();
+  std::string t =
+      tokenizer.decode(std::span<const int32_t>(c.data_ptr<int32_t>(), static_cast<size_t>(c.numel())));
+  return clean_up ? text::clean_up_tokenization(t) : t;
+}
 
 double text_bleu(const std::string& candidate, const std::string& reference) {
   return sentence_bleu({text::word_tokenize(text::lower(reference))},
@@ -76,8 +79,9 @@ ForgetScores score_forget_rows(model::GptNeo& model, const torch::Tensor& rows, 
 
   for (int64_t r = 0; r < n; ++r) {
     torch::Tensor cand = s.candidates[r];
-    s.candidate_text.push_back(decode_row(tokenizer, cand));
-    s.reference_text.push_back(decode_row(tokenizer, rows[r].narrow(0, o.suffix_begin, t - o.suffix_begin)));
+    s.candidate_text.push_back(decode_text(tokenizer, cand, o.clean_up));
+    s.reference_text.push_back(
+        decode_text(tokenizer, rows[r].narrow(0, o.suffix_begin, t - o.suffix_begin), o.clean_up));
     s.bleu.push_back(text_bleu(s.candidate_text.back(), s.reference_text.back()));
     const std::vector<int64_t> ids(cand.data_ptr<int64_t>(), cand.data_ptr<int64_t>() + cand.numel());
     s.distinct.push_back(distinct_ratio(ids));

@@ -24,7 +24,13 @@ struct ForgetScoreOptions {
   ElOptions el;
   int64_t ma_begin = 1;  // MA over positions ma_begin..T-1 (ICU: 1)
   int64_t batch = 8;
+  // Decode the candidate and reference as transformers 4.x did (text/cleanup.h) before BLEU and BERTScore:
+  // ICU's texts went through it (tokenizer.decode's default clean_up_tokenization_spaces=True).
+  bool clean_up = false;
 };
+
+// ids [n] int64 → text, special tokens kept (as ICU decodes), clean_up as above.
+std::string decode_text(const text::Gpt2Tokenizer& tokenizer, const torch::Tensor& ids, bool clean_up);
 
 // P, R, F1 of candidate vs reference texts, one triple per pair (BERTScore); empty function = none.
 using TextScorer = std::function<std::vector<std::array<double, 3>>(

@@ -93,35 +93,4 @@ torch::Tensor lm_embeddings(model::GptNeo& model, const torch::Tensor& rows, int
   return torch::cat(parts).cpu().clone();  // one copy back: the search runs in float64 on the host
 }
 
-torch::Tensor bert_embeddings(const model::Bert& bert, const text::WordPieceTokenizer& tok,
-                              const std::vector<std::string>& texts, int64_t max_tokens, int64_t batch) {
-  c10::InferenceMode guard;
-  Progress progress("prep: embedding texts", static_cast<int64_t>(texts.size()), "texts");
-  std::vector<torch::Tensor> parts;
-  for (size_t s = 0; s < texts.size(); s += static_cast<size_t>(batch)) {
-    const size_t e = std::min(texts.size(), s + static_cast<size_t>(batch));
-    std::vector<std::vector<int32_t>> ids;
-    size_t longest = 0;
-    for (size_t i = s; i < e; ++i) {
-      ids.push_back(tok.encode(texts[i], true, static_cast<size_t>(max_tokens)));
-      longest = std::max(longest, ids.back().size());
-    }
-    const auto n = static_cast<int64_t>(ids.size()), len = static_cast<int64_t>(longest);
-    torch::Tensor x = torch::full({n, len}, tok.pad_id(), torch::kLong),
-                  m = torch::zeros({n, len}, torch::kLong);
-    for (int64_t r = 0; r < n; ++r) {
-      const auto& v = ids[static_cast<size_t>(r)];
-      x[r].narrow(0, 0, static_cast<int64_t>(v.size()))
-          .copy_(torch::tensor(std::vector<int64_t>(v.begin(), v.end())));
-      m[r].narrow(0, 0, static_cast<int64_t>(v.size())).fill_(1);
-    }
-    torch::Tensor h = bert.forward(x, m);  // [n, len, C]
-    torch::Tensor mf = m.to(h.device(), torch::kFloat).unsqueeze(-1);
-    torch::Tensor mean = (h * mf).sum(1) / mf.sum(1).clamp_min(1e-9);
-    parts.push_back(mean / mean.norm(2, 1, true).clamp_min(1e-12));
-    progress.add(n);
-  }
-  return torch::cat(parts).cpu().clone();  // one copy back: the search runs in float64 on the host
-}
-
 }  // namespace lethe::prep

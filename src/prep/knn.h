@@ -9,9 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "model/bert.h"
 #include "model/gpt_neo.h"
-#include "text/wordpiece.h"
 
 namespace lethe::prep {
 
@@ -34,12 +32,6 @@ torch::Tensor tfidf_sq_distances(const torch::Tensor& rows, int64_t max_n, const
 // normalised, as sentence-transformers pools MiniLM. rows [R, L] (host) → [R, C] float32 on the host,
 // computed on the model's device.
 torch::Tensor lm_embeddings(model::GptNeo& model, const torch::Tensor& rows, int64_t batch);
-
-// Sentence embeddings as sentence-transformers computes them for all-MiniLM-L6-v2: WordPiece ids (cut to
-// max_tokens), the encoder's last layer, mean over the real tokens, L2-normalised. [N, C] float32 on the
-// host, computed on the encoder's device.
-torch::Tensor bert_embeddings(const model::Bert& bert, const text::WordPieceTokenizer& tok,
-                              const std::vector<std::string>& texts, int64_t max_tokens, int64_t batch);
 
 // k-NN of the query rows (indices into distances' columns) given squared distances [Q, P], excluding
 // nothing: callers pass only the pool columns.

@@ -4,19 +4,23 @@
 #include <charconv>
 #include <set>
 
+#include <unistd.h>
+
 #include <ATen/ATen.h>
 #include <spdlog/spdlog.h>
 
 #include "core/error.h"
+#include "core/io.h"
 #include "data/npy.h"
 #include "data/sampler.h"
-#include "model/bert.h"
+#include "io/hdf5.h"
 #include "model/hf_checkpoint.h"
 #include "prep/knn.h"
 #include "prep/pairs.h"
+#include "prep/sentence_embedder.h"
 #include "text/bpe.h"
+#include "text/cleanup.h"
 #include "text/csv.h"
-#include "text/wordpiece.h"
 
 namespace lethe::prep {
 namespace fs = std::filesystem;
@@ -62,6 +66,112 @@ std::vector<int64_t> select_targets(const PrepSection& p, int64_t rows, uint64_t
   return ids;
 }
 
+// The rows as the sentence embedder reads them: decoded with the rows' GPT-2 tokenizer (and, for
+// decode_cleanup hf4, cleaned up as transformers 4.x's decode did for ICU's data_prep.py), then embedded.
+torch::Tensor embed_with_bert(const Config& cfg, const torch::Tensor& text, torch::Device device,
+                              std::string& what) {
+  const PrepSection& p = cfg.prep;
+  LETHE_CHECK_INPUT(
+      !p.embedder_path.empty(),
+      "prep.embedder = bert needs prep.embedder_path: a sentence-transformers folder "
+      "(all-MiniLM-L6-v2; launch/setup.sh unpacks it to ~/.cache/lethe/models/all-MiniLM-L6-v2)");
+  LETHE_CHECK_INPUT(
+      !cfg.tokenizer.path.empty(),
+      "prep.embedder = bert embeds decoded text: set tokenizer.path to the rows' GPT-2 tokenizer");
+  const text::Gpt2Tokenizer gpt2 = text::Gpt2Tokenizer::from_dir(cfg.tokenizer.path);
+  const SentenceEmbedder embedder = SentenceEmbedder::load(p.embedder_path, p.max_tokens, device);
+  const bool clean = cfg.tokenizer.decode_cleanup == DecodeCleanup::kHf4;
+  std::vector<std::string> texts;
+  torch::Tensor ids32 = text.to(torch::kInt).contiguous();
+  for (int64_t r = 0; r < ids32.size(0); ++r) {
+    std::string t = gpt2.decode(
+        std::span<const int32_t>(ids32[r].data_ptr<int32_t>(), static_cast<size_t>(ids32.size(1))));
+    texts.push_back(clean ? text::clean_up_tokenization(t) : std::move(t));
+  }
+  what = fmt::format("bert({}; {})", p.embedder_path, embedder.describe());
+  spdlog::info("prep: sentence embeddings of {} decoded rows ({}) with {}", texts.size(),
+               clean ? "transformers 4.x clean-up" : "no clean-up", embedder.describe());
+  return embedder.embed(texts, p.batch_size);
+}
+
+torch::Tensor embed_with_lm(const Config& cfg, const torch::Tensor& text, torch::Device device,
+                            std::string& what) {
+  const std::string path = !cfg.prep.embedder_path.empty() ? cfg.prep.embedder_path : cfg.model.path;
+  LETHE_CHECK_INPUT(!path.empty(),
+                    "prep.embedder = lm needs prep.embedder_path (or model.path): an HF GPT-Neo folder");
+  model::GptNeo lm = model::load_hf_model(path, torch::kFloat, device);
+  LETHE_CHECK_INPUT(text.max().item<int64_t>() < lm->config().vocab_size,
+                    "{}: token ids exceed the vocabulary ({}) of {}", cfg.prep.source,
+                    lm->config().vocab_size, path);
+  what = fmt::format("lm({})", path);
+  spdlog::info("prep: embedding {} rows with {}", text.size(0), path);
+  return lm_embeddings(lm, text, cfg.prep.batch_size);
+}
+
+// prep.embeddings_cache (HDF5): attributes format = "lethe-embeddings", format_version 1, key (what was
+// embedded: source path and XXH3 of its tokens, embed_begin, decode_cleanup, embedder); /embeddings
+// [rows, C] float32.
+std::string cache_key(const Config& cfg, const data::TokenArray& a, const std::string& what) {
+  return fmt::format("source={} xxh3={:016x} rows={} embed_begin={} decode_cleanup={} embedder={}",
+                     cfg.prep.source, io::checksum(a.values.data(), a.values.size() * sizeof(a.values[0])),
+                     a.rows, cfg.prep.embed_begin, enum_name(cfg.tokenizer.decode_cleanup), what);
+}
+
+std::string embedder_name(const Config& cfg) {
+  const PrepSection& p = cfg.prep;
+  return fmt::format("{}:{}:max_tokens={}", enum_name(p.embedder),
+                     p.embedder_path.empty() ? cfg.model.path : p.embedder_path, p.max_tokens);
+}
+
+torch::Tensor cached_embeddings(const Config& cfg, const data::TokenArray& a, std::string& what) {
+  const fs::path file = cfg.prep.embeddings_cache;
+  if (file.empty() || !fs::exists(file)) return {};
+  try {
+    io::H5File f = io::H5File::open(file);
+    if (!f.has_attr("format") || f.attr_string("format") != "lethe-embeddings" ||
+        f.attr_int("format_version") != 1 || f.attr_string("key") != cache_key(cfg, a, embedder_name(cfg))) {
+      spdlog::warn("prep: {} was made from other rows or another embedder; embedding again", file.string());
+      return {};
+    }
+    std::vector<hsize_t> dims;
+    std::vector<float> v = f.read<float>("embeddings", &dims);
+    LETHE_CHECK_INPUT(dims.size() == 2 && static_cast<int64_t>(dims[0]) == a.rows,
+                      "{}: /embeddings is not [{}, C]; delete the file to rebuild it", file.string(), a.rows);
+    what = f.attr_string("embedder");
+    spdlog::info("prep: embeddings of {} rows read from {}", a.rows, file.string());
+    return torch::from_blob(v.data(), {static_cast<int64_t>(dims[0]), static_cast<int64_t>(dims[1])},
+                            torch::kFloat)
+        .clone();
+  } catch (const InputError&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw_input("{}: cannot read the embeddings cache ({}); delete it to rebuild it", file.string(),
+                e.what());
+  }
+}
+
+void write_embeddings(const Config& cfg, const data::TokenArray& a, const std::string& what,
+                      const torch::Tensor& e) {
+  const fs::path file = cfg.prep.embeddings_cache;
+  if (file.has_parent_path()) fs::create_directories(file.parent_path());
+  const fs::path tmp = file.string() + fmt::format(".tmp-{}", ::getpid());
+  {
+    io::H5File f = io::H5File::create(tmp);
+    f.set_attr("format", std::string("lethe-embeddings"));
+    f.set_attr("format_version", int64_t{1});
+    f.set_attr("key", cache_key(cfg, a, embedder_name(cfg)));
+    f.set_attr("embedder", what);
+    const torch::Tensor c = e.to(torch::kFloat).contiguous();
+    f.write<float>("embeddings", c.data_ptr<float>(),
+                   {static_cast<hsize_t>(c.size(0)), static_cast<hsize_t>(c.size(1))});
+    f.close();
+  }
+  const std::string bytes = read_text_file(tmp, "the embeddings file just written");
+  fs::remove(tmp);
+  write_file_atomic(file, {std::as_bytes(std::span(bytes.data(), bytes.size()))});
+  spdlog::info("prep: embeddings written to {}", file.string());
+}
+
 }  // namespace
 
 PrepOutcome run_prep(const Config& cfg, torch::Device device) {
@@ -89,35 +199,15 @@ PrepOutcome run_prep(const Config& cfg, torch::Device device) {
     spdlog::info("prep: tf-idf over token 1..{}-grams of {} rows", p.ngram, a.rows);
     torch::Tensor d2 = tfidf_sq_distances(text, p.ngram, target_idx);  // [Q, R]
     nn = knn_from_distances(d2.index_select(1, pool_idx), p.k);
-  } else if (p.embedder == Embedder::kBert) {
-    LETHE_CHECK_INPUT(!p.embedder_path.empty(),
-                      "prep.embedder = bert needs prep.embedder_path: an HF BERT folder (all-MiniLM-L6-v2)");
-    LETHE_CHECK_INPUT(
-        !cfg.tokenizer.path.empty(),
-        "prep.embedder = bert embeds decoded text: set tokenizer.path to the rows' GPT-2 tokenizer");
-    const text::Gpt2Tokenizer gpt2 = text::Gpt2Tokenizer::from_dir(cfg.tokenizer.path);
-    const model::Bert bert = model::Bert::load(p.embedder_path, 0, device);
-    const text::WordPieceTokenizer wp = text::WordPieceTokenizer::from_dir(p.embedder_path);
-    std::vector<std::string> texts;
-    torch::Tensor ids32 = text.to(torch::kInt).contiguous();
-    for (int64_t r = 0; r < ids32.size(0); ++r)
-      texts.push_back(gpt2.decode(
-          std::span<const int32_t>(ids32[r].data_ptr<int32_t>(), static_cast<size_t>(ids32.size(1)))));
-    embedder = fmt::format("bert({})", p.embedder_path);
-    spdlog::info("prep: sentence embeddings of {} decoded rows with {}", a.rows, p.embedder_path);
-    torch::Tensor e = bert_embeddings(bert, wp, texts, p.max_tokens, p.batch_size);
-    nn = exact_knn(e.index_select(0, target_idx), e.index_select(0, pool_idx), p.k);
   } else {
-    const std::string path = !p.embedder_path.empty() ? p.embedder_path : cfg.model.path;
-    LETHE_CHECK_INPUT(!path.empty(),
-                      "prep.embedder = lm needs prep.embedder_path (or model.path): an HF GPT-Neo folder");
-    model::GptNeo lm = model::load_hf_model(path, torch::kFloat, device);
-    LETHE_CHECK_INPUT(text.max().item<int64_t>() < lm->config().vocab_size,
-                      "{}: token ids exceed the vocabulary ({}) of {}", p.source, lm->config().vocab_size,
-                      path);
-    embedder = fmt::format("lm({})", path);
-    spdlog::info("prep: embedding {} rows with {}", a.rows, path);
-    torch::Tensor e = lm_embeddings(lm, text, p.batch_size);
+    std::string what;
+    torch::Tensor e = cached_embeddings(cfg, a, what);
+    if (!e.defined()) {
+      e = p.embedder == Embedder::kBert ? embed_with_bert(cfg, text, device, what)
+                                        : embed_with_lm(cfg, text, device, what);
+      if (!p.embeddings_cache.empty()) write_embeddings(cfg, a, what, e);
+    }
+    embedder = what;
     nn = exact_knn(e.index_select(0, target_idx), e.index_select(0, pool_idx), p.k);
   }
   Pairs out;

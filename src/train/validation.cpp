@@ -56,8 +56,10 @@ void check_forget_rows(const UnlearnSection& u, const prep::Pairs& p, const mode
                     u.el_n, t, first);
 }
 
-eval::ForgetScoreOptions forget_score_options(const UnlearnSection& u, int64_t eos) {
+eval::ForgetScoreOptions forget_score_options(const Config& cfg, int64_t eos) {
+  const UnlearnSection& u = cfg.unlearn;
   eval::ForgetScoreOptions o;
+  o.clean_up = cfg.tokenizer.decode_cleanup == DecodeCleanup::kHf4;
   o.prefix_begin = u.prefix_begin;
   o.suffix_begin = u.suffix_begin;
   o.new_tokens = u.new_tokens;
@@ -138,13 +140,9 @@ Validation validate_sharded(model::GptNeo& model, const torch::Tensor& rows,
     s.ce_tokens.push_back(a[i][kTokens]);
     ce += a[i][kCe];
     tokens += a[i][kTokens];
-    torch::Tensor c = s.candidates[i].to(torch::kInt).contiguous();
-    s.candidate_text.push_back(
-        tokenizer.decode(std::span<const int32_t>(c.data_ptr<int32_t>(), static_cast<size_t>(c.numel()))));
-    torch::Tensor ref =
-        rows[i].narrow(0, o.suffix_begin, rows.size(1) - o.suffix_begin).to(torch::kInt).contiguous();
-    s.reference_text.push_back(tokenizer.decode(
-        std::span<const int32_t>(ref.data_ptr<int32_t>(), static_cast<size_t>(ref.numel()))));
+    s.candidate_text.push_back(eval::decode_text(tokenizer, s.candidates[i], o.clean_up));
+    s.reference_text.push_back(eval::decode_text(
+        tokenizer, rows[i].narrow(0, o.suffix_begin, rows.size(1) - o.suffix_begin), o.clean_up));
   }
   v.el = mean(s.el);
   v.ma = mean(s.ma);

@@ -31,7 +31,7 @@ void check_forget_rows(const UnlearnSection& u, const prep::Pairs& p, const mode
                        int64_t tokenizer_vocab);
 
 // The options the unlearn section describes for a model with this EOS.
-eval::ForgetScoreOptions forget_score_options(const UnlearnSection& u, int64_t eos);
+eval::ForgetScoreOptions forget_score_options(const Config& cfg, int64_t eos);
 
 // rows [N, T]: rank r scores a contiguous block of whole validation batches (o.batch rows each).
 Validation validate_sharded(model::GptNeo& model, const torch::Tensor& rows,

@@ -211,7 +211,7 @@ TEST(ConfigDump, ShowsResolvedValuesAndDocs) {
 
 TEST(ConfigKeys, ListsEveryFieldOnceInDottedForm) {
   const std::vector<std::string> keys = config_keys();
-  EXPECT_EQ(keys.size(), 108u);
+  EXPECT_EQ(keys.size(), 111u);
   EXPECT_EQ(std::set<std::string>(keys.begin(), keys.end()).size(), keys.size());
   for (const char* key :
        {"model.preset", "model.attention_pattern", "tokenizer.path", "generate.num_beams", "runtime.seed",

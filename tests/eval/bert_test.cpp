@@ -9,7 +9,7 @@
 
 #include "eval/bertscore.h"
 #include "model/bert.h"
-#include "prep/knn.h"
+#include "prep/sentence_embedder.h"
 #include "test_util.h"
 #include "text/wordpiece.h"
 
@@ -53,10 +53,10 @@ TEST_F(BertOracle, EncoderLayerAndSentenceEmbeddingsMatchTransformers) {
   const torch::Tensor got = three.forward(ids, torch::ones_like(ids));
   EXPECT_LE((got - exp_.at("layer3")).abs().max().item<double>(), 1e-5);
 
-  const model::Bert bert = model::Bert::load(dir_ / "bert");
-  const text::WordPieceTokenizer tok = text::WordPieceTokenizer::from_dir(dir_ / "bert");
+  // A plain BERT folder (no modules.json): mean pooling over real tokens, L2-normalised.
+  const prep::SentenceEmbedder embedder = prep::SentenceEmbedder::load(dir_ / "bert", 256);
   const auto texts = j_["embed_texts"].get<std::vector<std::string>>();
-  const torch::Tensor e = prep::bert_embeddings(bert, tok, texts, 256, 4);
+  const torch::Tensor e = embedder.embed(texts, 4);
   EXPECT_LE((e - exp_.at("embeddings")).abs().max().item<double>(), 1e-5);
 }
 
