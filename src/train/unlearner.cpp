@@ -82,6 +82,10 @@ UnlearnOutcome run_unlearning(const Config& cfg, const comm::Comms& comms,
   check_forget_rows(u, pairs, arch, tokenizer.vocab_size());
   check_pairs(u, pairs);
   const int64_t n = pairs.forget_ids.size(0), eos = arch.eos_token_id;
+  const int64_t batch = u.batch_size > 0 ? u.batch_size : n;  // 0: the whole forget set per step (KU)
+  const bool refine = u.refine == Refine::kPairs;
+  const bool stop_or = u.stop_logic == StopLogic::kAuto ? unlearn::reference_stops_on_either(u.method)
+                                                        : u.stop_logic == StopLogic::kOr;
 
   // ICU's "original model": a frozen copy of the starting weights (same file), for p in the KL term. It
   // costs one more set of parameters per rank (lethe plan counts it) instead of the reference's [N, T, V]
@@ -102,12 +106,12 @@ UnlearnOutcome run_unlearning(const Config& cfg, const comm::Comms& comms,
       cfg, {.lr = u.lr, .beta1 = u.beta1, .beta2 = u.beta2, .eps = u.eps, .weight_decay = u.weight_decay},
       u.max_grad_norm);
   zero::ZeroEngine engine(*model, comms.device, eo);
-  data::GlobalBatchSampler sampler(n, u.batch_size, cfg.runtime.seed, /*shuffle=*/true);
+  data::GlobalBatchSampler sampler(n, batch, cfg.runtime.seed, /*shuffle=*/true);
   const int64_t per_epoch = sampler.batches_per_epoch();
-  if (lead && n % u.batch_size != 0)
+  if (lead && n % batch != 0)
     spdlog::warn(
         "unlearn: {} pairs are not a multiple of batch_size {}: each epoch drops a different {} pairs", n,
-        u.batch_size, n % u.batch_size);
+        batch, n % batch);
 
   // Method state: flags (1 = pair still trains), validations done (epoch 0 counts), stop reason.
   std::vector<uint8_t> flags(static_cast<size_t>(n), 1);
@@ -117,10 +121,10 @@ UnlearnOutcome run_unlearning(const Config& cfg, const comm::Comms& comms,
     io::LoadReport lr = io::load_checkpoint(*from, engine, arch);
     const io::TrainProgress& pr = lr.content.progress;
     LETHE_CHECK_INPUT(
-        pr.num_samples == n && pr.global_batch == u.batch_size,
+        pr.num_samples == n && pr.global_batch == batch,
         "checkpoint {} was written for {} pairs and batch_size {}, this run has {} and {}; use the "
         "same unlearn.dataset and unlearn.batch_size, or start a new run",
-        from->string(), pr.num_samples, pr.global_batch, n, u.batch_size);
+        from->string(), pr.num_samples, pr.global_batch, n, batch);
     const auto& m = lr.content.method;
     LETHE_CHECK_INPUT(
         m.count("flags") && m.count("validations") && m.count("stop_reason"),
@@ -152,15 +156,17 @@ UnlearnOutcome run_unlearning(const Config& cfg, const comm::Comms& comms,
     spdlog::info(
         "unlearn: method {}, {} pairs from {}, {} rank(s), ZeRO-{}, batch {} ({} steps/epoch), lr {:.1e}, "
         "refinement {}, stop when MA < {} {} EL{} < {} (max {} epochs); config in {}",
-        enum_name(u.method), n, u.dataset, world, eo.stage, u.batch_size, per_epoch, u.lr,
-        bert ? "BERTScore F1 + BLEU" : "BLEU only (no unlearn.bert_path)", u.acc,
-        u.stop_logic == StopLogic::kOr ? "or" : "and", u.el_n, u.el, u.max_epochs,
+        enum_name(u.method), n, u.dataset, world, eo.stage, batch, per_epoch, u.lr,
+        !refine ? "none (every pair trains)"
+        : bert  ? "BERTScore F1 + BLEU"
+                : "BLEU only (no unlearn.bert_path)",
+        u.acc, stop_or ? "or" : "and", u.el_n, u.el, u.max_epochs,
         (run_dir / "config.resolved.yaml").string());
   }
 
   io::CheckpointContent content{{}, resolved, arch, {}};
   auto save = [&] {
-    content.progress = {step, sampler.state(), n, u.batch_size};
+    content.progress = {step, sampler.state(), n, batch};
     torch::Tensor f = torch::empty({n}, torch::kLong);
     for (int64_t i = 0; i < n; ++i) f[i] = static_cast<int64_t>(flags[static_cast<size_t>(i)]);
     content.method = {{"flags", f},
@@ -171,12 +177,12 @@ UnlearnOutcome run_unlearning(const Config& cfg, const comm::Comms& comms,
     if (lead) spdlog::info("checkpoint {} ({:.2f} s)", r.dir.string(), r.seconds);
   };
 
-  const unlearn::Thresholds th{u.f1, u.bleu, u.acc, u.el, u.stop_logic == StopLogic::kOr};
-  const eval::ForgetScoreOptions so = forget_score_options(u, eos);
+  const unlearn::Thresholds th{u.f1, u.bleu, u.acc, u.el, stop_or};
+  const eval::ForgetScoreOptions so = forget_score_options(cfg, eos);
   UnlearnOutcome out;
   auto validate = [&](int64_t epoch) {
     Validation v = validate_sharded(model, pairs.forget_tokens, so, tokenizer, bert, comm);
-    flags = unlearn::judge_pairs(v.scores.bleu, v.scores.bert_f1, th);
+    if (refine) flags = unlearn::judge_pairs(v.scores.bleu, v.scores.bert_f1, th);
     ++validations;
     const auto active = std::count(flags.begin(), flags.end(), 1);
     auto reason = unlearn::StopReason::kNone;

@@ -16,6 +16,13 @@ enum class Method {
   kPo,    // +uw·CE(forget inputs, neighbour labels) + lw·CE(neighbour)
 };
 
+// The stop logic each method's reference code uses: PO stops when MA *or* EL is below its threshold
+// (ICU's train_po.py), the others when both are (ICU, KU, ICU's single-process LLMU; its DeepSpeed LLMU uses
+// or, which the 1.3B/2.7B LLMU presets set explicitly).
+constexpr bool reference_stops_on_either(Method m) {
+  return m == Method::kPo;
+}
+
 struct Weights {
   double uw = 1.0, lw = 0.5, kl = 1.0;
 };
