@@ -11,6 +11,7 @@
 #include "io/metrics.h"
 #include "io/run_log.h"
 #include "report/aggregate.h"
+#include "report/paper.h"
 #include "report/status.h"
 #include "report/svg.h"
 #include "test_util.h"
@@ -161,6 +162,30 @@ TEST(Report, NullUtilityValuesAreNotMeasuredAndBadSummariesAreInputErrors) {
   std::ofstream(tmp.path() / "a/unlearn.json") << R"({"epochs": "1", "stop_reason": "x"})";
   test::expect_input_error([&] { report::load_run(tmp.path() / "a"); },
                            {"not a lethe unlearn.json", "epochs"});
+}
+
+TEST(Report, PaperRowsStandBesideTheMeasuredOnesInThePapersUnits) {
+  const fs::path file = fs::path(LETHE_SOURCE_DIR) / "configs" / "paper" / "icu.json";
+  const report::PaperTable p = report::read_paper_table(file, "icu-125m");
+  EXPECT_EQ(p.title, "GPT-Neo 125M");
+  ASSERT_GE(p.rows.size(), 2u);
+  EXPECT_EQ(p.rows[1].method, "ICU");
+  EXPECT_DOUBLE_EQ(p.rows[1].values.at("EL10"), 4.4);
+  for (const char* key : {"icu-1.3b", "icu-2.7b"}) EXPECT_NO_THROW(report::read_paper_table(file, key));
+  test::expect_input_error([&] { report::read_paper_table(file, "icu-6b"); },
+                           {"icu-6b", "icu.json", "icu-1.3b, icu-125m, icu-2.7b"});
+
+  report::Report r;
+  r.runs = {"exp0", "exp1"};
+  r.columns.push_back({"EL10", {0.50, 0.54}, {0.04, 0.05}});  // fractions, as lethe measures them
+  r.columns.push_back({"Pile", {20.0, 22.0}, {21.0, 23.0}});
+  const std::string md = report::paper_markdown(p, r);
+  EXPECT_NE(md.find("| paper: ICU | 4.4 |"), std::string::npos) << md;
+  EXPECT_NE(md.find("| this report, after (2 run(s)) | 4.5 ± 0.71 | — | — | — | 22 ± 1.4 | — |"),
+            std::string::npos)
+      << md;
+  EXPECT_NE(md.find("| this report, before (2 run(s)) | 52 ± 2.8 |"), std::string::npos) << md;
+  EXPECT_NE(md.find("openreview.net"), std::string::npos) << md;  // the source is printed with the numbers
 }
 
 TEST(Report, SvgChartHasBandLineAndEscapedText) {
