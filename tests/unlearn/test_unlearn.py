@@ -243,6 +243,33 @@ class UnlearnRealRows(unittest.TestCase):
             self.assertTrue(any((a != b).any() for a, b in zip(flags, flags[1:])), flags)
             self.assertEqual(len(f["train/loss"]), summary["steps"])
 
+    def test_ku_protocol_takes_one_full_step_per_epoch_without_refinement(self):
+        """configs/ku/neo125m.yaml (KUMPR) on the tiny model: one optimizer step per epoch over the whole forget set,
+        no pair ever leaves training, and the run stops where Knowledge Unlearning's own stop code would."""
+        def ku_should_stop(epoch, ma, el, min_train_epochs=0, ma_threshold=0.2994, el_threshold=0.0499):
+            # Transcription of KU models/Neo_Model.py validation_epoch_end (@732876dc), run after every training
+            # epoch (`current_epoch`, here 1-based epochs mapped to 0-based): stop once both thresholds are met.
+            return epoch - 1 >= min_train_epochs and ma < ma_threshold and el < el_threshold
+
+        args = {**self.base, "model.dtype": "float32",  # the preset's fp16 needs a GPU
+                "unlearn.lr": 1e-3, "unlearn.max_epochs": 8, "run.name": "ku"}  # the tiny model moves slowly at 5e-5
+        r = run(["unlearn", "--config", ROOT / "configs/ku/neo125m.yaml", *sets(args)], n=2)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("refinement none", r.stdout + r.stderr)
+        summary = json.loads((self.tmp / "ku" / "unlearn.json").read_text())
+        with h5py.File(self.tmp / "ku" / "metrics.h5", "r") as f:
+            epochs, steps = f["epoch/step"][:], f["epoch/steps"][:]
+            ma, el = f["epoch/ma"][:], f["epoch/el"][:]
+            np.testing.assert_array_equal(steps, epochs)  # one step per epoch
+            np.testing.assert_array_equal(f["train/active_pairs"][:], 8)  # each over all 8 targets
+            for e in epochs:
+                self.assertTrue(f[f"samples/epoch-{e:04d}/flag"][:].all(), e)  # nothing refined away
+        want = next((e for e in epochs[1:] if ku_should_stop(e, ma[e], el[e])), None)
+        self.assertIsNotNone(want, (ma, el))  # the tiny model does forget within 8 epochs
+        self.assertEqual(summary["epochs"], want, (summary, ma, el))
+        self.assertEqual(summary["stop_reason"], "thresholds")
+        self.assertEqual(summary["steps"], want)
+
     def test_sigterm_then_resume_equals_an_uninterrupted_run(self):
         # The utility suite runs before (epoch 0), every 2 epochs and at the end: its history must survive too.
         args = {**self.icu, "unlearn.max_epochs": 4, "unlearn.empty_batch": "step", "checkpoint.every": 1,
