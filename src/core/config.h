@@ -365,7 +365,7 @@ struct PrepSection {
       "HDF5 file of every row's embedding: reused when it was made from the same source, embedder, "
       "embed_begin and decode_cleanup, else (re)written; empty = no cache");
     v("k", k, AtLeast{1}, "neighbours kept per target (ICU trains on the first)");
-    v("batch_size", batch_size, AtLeast{1}, "rows per embedding forward (embedder lm)");
+    v("batch_size", batch_size, AtLeast{1}, "rows (lm) or texts (bert) per embedding forward");
     v("name", name, NonEmpty{}, "dataset name: written to <output_dir>/<name>/pairs.h5");
     v("output_dir", output_dir, NonEmpty{}, "parent folder of prepared datasets");
   }

@@ -108,19 +108,21 @@ torch::Tensor embed_with_lm(const Config& cfg, const torch::Tensor& text, torch:
   return lm_embeddings(lm, text, cfg.prep.batch_size);
 }
 
-// prep.embeddings_cache (HDF5): attributes format = "lethe-embeddings", format_version 1, key (what was
-// embedded: source path and XXH3 of its tokens, embed_begin, decode_cleanup, embedder); /embeddings
-// [rows, C] float32.
-std::string cache_key(const Config& cfg, const data::TokenArray& a, const std::string& what) {
-  return fmt::format("source={} xxh3={:016x} rows={} embed_begin={} decode_cleanup={} embedder={}",
-                     cfg.prep.source, io::checksum(a.values.data(), a.values.size() * sizeof(a.values[0])),
-                     a.rows, cfg.prep.embed_begin, enum_name(cfg.tokenizer.decode_cleanup), what);
-}
-
-std::string embedder_name(const Config& cfg) {
+// prep.embeddings_cache (HDF5): attributes format = "lethe-embeddings", format_version 1, key, embedder;
+// /embeddings [rows, C] float32. The key is what the vectors depend on: the tokens (XXH3, cols, rows), the
+// span embedded, and the embedder as configured (kind, folder, max_tokens; for bert also the tokenizer that
+// decodes the rows and the clean-up). Folders are compared by path: replacing a model in place needs the
+// cache deleted.
+std::string cache_key(const Config& cfg, const data::TokenArray& a) {
   const PrepSection& p = cfg.prep;
-  return fmt::format("{}:{}:max_tokens={}", enum_name(p.embedder),
-                     p.embedder_path.empty() ? cfg.model.path : p.embedder_path, p.max_tokens);
+  std::string key = fmt::format(
+      "xxh3={:016x} rows={} cols={} embed_begin={} embedder={} path={} max_tokens={}",
+      io::checksum(a.values.data(), a.values.size() * sizeof(a.values[0])), a.rows, a.cols, p.embed_begin,
+      enum_name(p.embedder), p.embedder_path.empty() ? cfg.model.path : p.embedder_path, p.max_tokens);
+  if (p.embedder == Embedder::kBert)
+    key += fmt::format(" tokenizer={} decode_cleanup={}", cfg.tokenizer.path,
+                       enum_name(cfg.tokenizer.decode_cleanup));
+  return key;
 }
 
 torch::Tensor cached_embeddings(const Config& cfg, const data::TokenArray& a, std::string& what) {
@@ -129,7 +131,7 @@ torch::Tensor cached_embeddings(const Config& cfg, const data::TokenArray& a, st
   try {
     io::H5File f = io::H5File::open(file);
     if (!f.has_attr("format") || f.attr_string("format") != "lethe-embeddings" ||
-        f.attr_int("format_version") != 1 || f.attr_string("key") != cache_key(cfg, a, embedder_name(cfg))) {
+        f.attr_int("format_version") != 1 || f.attr_string("key") != cache_key(cfg, a)) {
       spdlog::warn("prep: {} was made from other rows or another embedder; embedding again", file.string());
       return {};
     }
@@ -150,26 +152,34 @@ torch::Tensor cached_embeddings(const Config& cfg, const data::TokenArray& a, st
   }
 }
 
+// Best effort: the embeddings are already computed, so a cache that cannot be written is a warning.
 void write_embeddings(const Config& cfg, const data::TokenArray& a, const std::string& what,
                       const torch::Tensor& e) {
   const fs::path file = cfg.prep.embeddings_cache;
-  if (file.has_parent_path()) fs::create_directories(file.parent_path());
-  const fs::path tmp = file.string() + fmt::format(".tmp-{}", ::getpid());
-  {
-    io::H5File f = io::H5File::create(tmp);
-    f.set_attr("format", std::string("lethe-embeddings"));
-    f.set_attr("format_version", int64_t{1});
-    f.set_attr("key", cache_key(cfg, a, embedder_name(cfg)));
-    f.set_attr("embedder", what);
-    const torch::Tensor c = e.to(torch::kFloat).contiguous();
-    f.write<float>("embeddings", c.data_ptr<float>(),
-                   {static_cast<hsize_t>(c.size(0)), static_cast<hsize_t>(c.size(1))});
-    f.close();
+  const fs::path tmp = file.parent_path() / fmt::format(".{}.h5tmp-{}", file.filename().string(), ::getpid());
+  try {
+    if (file.has_parent_path()) fs::create_directories(file.parent_path());
+    {
+      io::H5File f = io::H5File::create(tmp);
+      f.set_attr("format", std::string("lethe-embeddings"));
+      f.set_attr("format_version", int64_t{1});
+      f.set_attr("key", cache_key(cfg, a));
+      f.set_attr("embedder", what);
+      const torch::Tensor c = e.to(torch::kFloat).contiguous();
+      f.write<float>("embeddings", c.data_ptr<float>(),
+                     {static_cast<hsize_t>(c.size(0)), static_cast<hsize_t>(c.size(1))});
+      f.close();
+    }
+    const std::string bytes = read_text_file(tmp, "the embeddings file just written");
+    fs::remove(tmp);
+    write_file_atomic(file, {std::as_bytes(std::span(bytes.data(), bytes.size()))});
+    spdlog::info("prep: embeddings written to {}", file.string());
+  } catch (const std::exception& ex) {
+    std::error_code ec;
+    fs::remove(tmp, ec);
+    spdlog::warn("prep: could not write the embeddings cache {} ({}); continuing without it", file.string(),
+                 ex.what());
   }
-  const std::string bytes = read_text_file(tmp, "the embeddings file just written");
-  fs::remove(tmp);
-  write_file_atomic(file, {std::as_bytes(std::span(bytes.data(), bytes.size()))});
-  spdlog::info("prep: embeddings written to {}", file.string());
 }
 
 }  // namespace

