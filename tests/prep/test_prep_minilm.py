@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "reference"))
-from make_minilm_fixtures import clean_up_tokenization, gpt2_decoder  # noqa: E402
+from make_minilm_fixtures import clean_up_tokenization, gpt2_decoder, mean_pooled  # noqa: E402
 
 BIN = os.environ.get("LETHE_BIN", "build/lethe")
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -87,16 +87,10 @@ class PrepMiniLm(unittest.TestCase):
         self.assertEqual(e.shape, (len(self.rows), 384))
 
         # The cache holds what transformers computes (first 48 rows; tests/prep/minilm_test.cpp covers more).
-        from transformers import AutoModel, AutoTokenizer
         gpt2 = gpt2_decoder(TOKENIZER)
         texts = [clean_up_tokenization(t) for t in gpt2.decode_batch(self.rows[:48, 100:].tolist(),
                                                                      skip_special_tokens=False)]
-        tok, model = AutoTokenizer.from_pretrained(MINILM), AutoModel.from_pretrained(MINILM).eval()
-        with torch.no_grad():
-            enc = tok(texts, padding=True, truncation=True, max_length=256, return_tensors="pt")
-            h = model(**enc).last_hidden_state
-            m = enc["attention_mask"].unsqueeze(-1).float()
-            want = torch.nn.functional.normalize((h * m).sum(1) / m.sum(1), dim=1).double().numpy()
+        want = mean_pooled(MINILM, texts, batch=48).double().numpy()
         np.testing.assert_allclose(e[:48], want, atol=1e-5, rtol=0)
 
         for i in range(5):

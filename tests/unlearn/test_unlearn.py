@@ -125,11 +125,17 @@ class Prep(unittest.TestCase):
 
     @unittest.skipUnless(FIXTURES and (FIXTURES / "bert" / "bert").is_dir(), "needs the BERT fixture (run via ctest)")
     def test_bert_embedder_neighbours_equal_exact_numpy_search(self):
-        """ICU's data_prep.py: a sentence embedder on the decoded last 100 tokens, exact L2 (a tiny random BERT)."""
+        """ICU's data_prep.py: a sentence embedder on the decoded last 100 tokens, exact L2 (a tiny random BERT).
+        The neighbours are checked on lethe's own embeddings (read back from prep.embeddings_cache): lethe batches
+        texts by length, so its padding, and the last bits of near-tied distances, differ from any other batching;
+        the embeddings themselves must equal transformers' within 1e-5."""
         from transformers import AutoTokenizer, BertModel, GPT2TokenizerFast
         bert_dir = FIXTURES / "bert" / "bert"
         p = self.prep("bert", {"prep.forget_csv": EXP0, "prep.embedder": "bert", "prep.embedder_path": bert_dir,
-                               "tokenizer.path": TOKENIZER, "prep.batch_size": 256})
+                               "tokenizer.path": TOKENIZER, "prep.batch_size": 256, "prep.max_tokens": 256,
+                               "prep.embeddings_cache": self.tmp / "bert-embeddings.h5"})
+        with h5py.File(self.tmp / "bert-embeddings.h5", "r") as f:
+            e = f["embeddings"][()].astype(np.float64)
         gpt2 = GPT2TokenizerFast.from_pretrained(self.gpt2)
         texts = gpt2.batch_decode(self.rows[:, 100:].tolist(), clean_up_tokenization_spaces=False)
         tok, model = AutoTokenizer.from_pretrained(bert_dir), BertModel.from_pretrained(bert_dir).eval()
@@ -140,7 +146,7 @@ class Prep(unittest.TestCase):
                 h = model(**enc).last_hidden_state
                 m = enc["attention_mask"].unsqueeze(-1).float()
                 parts.append(torch.nn.functional.normalize((h * m).sum(1) / m.sum(1), dim=1).double())
-        e = torch.cat(parts).numpy()
+        np.testing.assert_allclose(e, torch.cat(parts).numpy(), atol=1e-5, rtol=0)
         q = e[self.expected_targets()]
         self.check_against(p, (q ** 2).sum(1)[:, None] + (e ** 2).sum(1)[None, :] - 2 * q @ e.T)
 
@@ -252,7 +258,8 @@ class UnlearnRealRows(unittest.TestCase):
             return epoch - 1 >= min_train_epochs and ma < ma_threshold and el < el_threshold
 
         args = {**self.base, "model.dtype": "float32",  # the preset's fp16 needs a GPU
-                "unlearn.lr": 1e-3, "unlearn.max_epochs": 8, "run.name": "ku"}  # the tiny model moves slowly at 5e-5
+                "unlearn.lr": 2e-3, "unlearn.max_epochs": 6, "unlearn.val_batch_size": 4,  # both ranks validate
+                "run.name": "ku"}  # the tiny model moves slowly at 5e-5; KU's EL (190 starts) makes epochs dear
         r = run(["unlearn", "--config", ROOT / "configs/ku/neo125m.yaml", *sets(args)], n=2)
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertIn("refinement none", r.stdout + r.stderr)
@@ -265,7 +272,8 @@ class UnlearnRealRows(unittest.TestCase):
             for e in epochs:
                 self.assertTrue(f[f"samples/epoch-{e:04d}/flag"][:].all(), e)  # nothing refined away
         want = next((e for e in epochs[1:] if ku_should_stop(e, ma[e], el[e])), None)
-        self.assertIsNotNone(want, (ma, el))  # the tiny model does forget within 8 epochs
+        self.assertIsNotNone(want, (ma, el))  # the tiny model does forget within 6 epochs
+        self.assertGreater(want, 1, (ma, el))  # and not at once: the rule is checked on a real history
         self.assertEqual(summary["epochs"], want, (summary, ma, el))
         self.assertEqual(summary["stop_reason"], "thresholds")
         self.assertEqual(summary["steps"], want)
