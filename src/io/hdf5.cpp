@@ -273,6 +273,17 @@ std::string H5File::attr_string(const std::string& name) const {
   H5Handle attr(H5Aopen(file_, name.c_str(), H5P_DEFAULT), H5Aclose);
   if (attr.get() < 0) fail("missing attribute", name);
   H5Handle type(H5Aget_type(attr), H5Tclose);
+  if (H5Tget_class(type) != H5T_STRING) fail("attribute is not a string", name);
+  if (H5Tis_variable_str(type) > 0) {  // as h5py writes str attributes: read the pointer, then free it
+    H5Handle mem(H5Tcopy(H5T_C_S1), H5Tclose);
+    H5Tset_size(mem, H5T_VARIABLE);
+    H5Tset_cset(mem, H5Tget_cset(type));
+    char* p = nullptr;
+    if (H5Aread(attr, mem, &p) < 0 || p == nullptr) fail("unreadable attribute", name);
+    std::string v(p);
+    H5free_memory(p);
+    return v;
+  }
   const size_t n = H5Tget_size(type);
   std::string v(n, '\0');
   if (H5Aread(attr, type, v.data()) < 0) fail("unreadable attribute", name);
