@@ -106,11 +106,13 @@ nlohmann::json forget_eval(const Config& cfg, model::GptNeo& model, const text::
   eval::TextScorer bert;
   if (scorer)
     bert = [&](const auto& c, const auto& r) { return scorer->score(c, r, cfg.unlearn.val_batch_size); };
-  const train::Validation v = train::validate_sharded(
-      model, pairs.forget_tokens, train::forget_score_options(cfg, eos), tok, bert, world);
+  const eval::ForgetScoreOptions so = train::forget_score_options(cfg, eos);
+  const train::Validation v =
+      train::validate_sharded(model, train::forget_rows(pairs, so, tok), so, tok, bert, world);
   nlohmann::json result = {{"dataset", cfg.unlearn.dataset},
                            {"el_variant", std::string(enum_name(cfg.unlearn.el_variant))},
                            {"el_n", cfg.unlearn.el_n},
+                           {"rows", std::string(enum_name(pairs.rows))},
                            {"forget",
                             {{"n", pairs.forget_ids.size(0)},
                              {"el", v.el},

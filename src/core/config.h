@@ -34,6 +34,7 @@ enum class ElVariant { kIcu, kKu };
 enum class StopLogic { kAuto, kAnd, kOr };
 enum class Refine { kPairs, kNone };
 enum class DecodeCleanup { kNone, kHf4 };
+enum class RowTokens { kStored, kReencoded };
 enum class EmptyBatch { kSkip, kStep };
 using model::EarlyStopping;  // true | false | never, HF semantics (model/generate_options.h)
 
@@ -79,6 +80,11 @@ template <>
 struct EnumNames<Refine> {
   static constexpr std::pair<Refine, std::string_view> values[] = {{Refine::kPairs, "pairs"},
                                                                    {Refine::kNone, "none"}};
+};
+template <>
+struct EnumNames<RowTokens> {
+  static constexpr std::pair<RowTokens, std::string_view> values[] = {{RowTokens::kStored, "stored"},
+                                                                      {RowTokens::kReencoded, "reencoded"}};
 };
 template <>
 struct EnumNames<DecodeCleanup> {
@@ -337,6 +343,7 @@ struct PrepSection {
   int64_t ngram = 2;
   int64_t max_tokens = 0;
   std::string embeddings_cache;
+  RowTokens rows = RowTokens::kStored;
   int64_t k = 10;
   int64_t batch_size = 16;
   std::string name = "demo";
@@ -364,6 +371,10 @@ struct PrepSection {
     v("embeddings_cache", embeddings_cache,
       "HDF5 file of every row's embedding: reused when it was made from the same source, embedder, "
       "embed_begin and decode_cleanup, else (re)written; empty = no cache");
+    v("rows", rows,
+      "stored (train and validate on the benchmark's tokens) | reencoded (ICU's Datasets_mean.py: each row "
+      "decoded with tokenizer.decode_cleanup, re-encoded, left-padded with EOS or truncated to its length, "
+      "with an attention mask; validation prompts re-encoded likewise)");
     v("k", k, AtLeast{1}, "neighbours kept per target (ICU trains on the first)");
     v("batch_size", batch_size, AtLeast{1}, "rows (lm) or texts (bert) per embedding forward");
     v("name", name, NonEmpty{}, "dataset name: written to <output_dir>/<name>/pairs.h5");

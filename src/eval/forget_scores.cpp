@@ -32,12 +32,26 @@ double text_bleu(const std::string& candidate, const std::string& reference) {
                        text::word_tokenize(text::lower(candidate)));
 }
 
-ForgetScores score_forget_rows(model::GptNeo& model, const torch::Tensor& rows, const ForgetScoreOptions& o,
+ForgetRows ForgetRows::narrow(int64_t begin, int64_t count) const {
+  auto cut = [&](const torch::Tensor& x) { return x.defined() ? x.narrow(0, begin, count) : x; };
+  return {.input = {.ids = cut(input.ids), .mask = cut(input.mask)},
+          .prompts = cut(prompts),
+          .suffixes = cut(suffixes)};
+}
+
+ForgetRows stored_forget_rows(const torch::Tensor& rows, const ForgetScoreOptions& o) {
+  return {.input = data::stored_rows(rows),
+          .prompts = rows.narrow(1, o.prefix_begin, o.suffix_begin - o.prefix_begin),
+          .suffixes = rows.narrow(1, o.suffix_begin, rows.size(1) - o.suffix_begin)};
+}
+
+ForgetScores score_forget_rows(model::GptNeo& model, const ForgetRows& rows, const ForgetScoreOptions& o,
                                const text::Gpt2Tokenizer& tokenizer, const TextScorer& bert) {
   ForgetScores s;
-  const int64_t n = rows.size(0), t = rows.size(1);
-  s.ma = memorization_accuracy(model, rows, o.batch, o.ma_begin);
-  s.el = extraction_likelihood(model, rows, o.el);
+  const torch::Tensor& ids = rows.input.ids;
+  const int64_t n = ids.size(0), t = ids.size(1);
+  s.ma = memorization_accuracy(model, ids, o.batch, o.ma_begin);
+  s.el = extraction_likelihood(model, ids, o.el);
 
   c10::InferenceMode guard;
   const bool was_training = model->is_training();
@@ -47,19 +61,23 @@ ForgetScores score_forget_rows(model::GptNeo& model, const torch::Tensor& rows, 
   g.num_beams = o.num_beams;
   g.eos_token_id = o.eos_token_id;
   g.pad_token_id = o.eos_token_id;
-  const int64_t plen = o.suffix_begin - o.prefix_begin;
+  const int64_t plen = rows.prompts.size(1);
   s.candidates = torch::full({n, o.new_tokens}, o.eos_token_id, on_device_options(model));
-  const torch::Tensor on_device = rows.to(model->head_weight().device());
+  const torch::Device dev = model->head_weight().device();
+  const torch::Tensor on_device = ids.to(dev), prompts = rows.prompts.to(dev);
+  const torch::Tensor mask = rows.input.mask.defined() ? rows.input.mask.to(dev) : torch::Tensor();
   std::vector<torch::Tensor> ce_parts, token_parts;  // per batch, read back once
   for (int64_t b = 0; b < n; b += o.batch) {
     const int64_t m = std::min(o.batch, n - b);
     torch::Tensor x = on_device.narrow(0, b, m);
-    // The prompt is the prefix alone, with no attention mask (ICU passes none: pad = EOS is attended).
-    torch::Tensor seq = model::generate(model, x.narrow(1, o.prefix_begin, plen), {}, g).sequences;
+    // The prompt alone, with no attention mask (ICU passes none: pad = EOS is attended).
+    torch::Tensor seq = model::generate(model, prompts.narrow(0, b, m), {}, g).sequences;
     const int64_t got = std::min(o.new_tokens, seq.size(1) - plen);
     s.candidates.narrow(0, b, m).narrow(1, 0, got).copy_(seq.narrow(1, plen, got));
-    // The row's LM loss, pad (= EOS) labels masked: ICU's val_loss.
-    torch::Tensor logits = model->forward(x).logits.narrow(1, 0, t - 1).to(torch::kFloat);
+    // The row's LM loss with its attention mask, pad (= EOS) labels masked: ICU's val_loss.
+    const torch::Tensor xm = mask.defined() ? mask.narrow(0, b, m) : mask;
+    torch::Tensor logits =
+        model->forward(x, {.attention_mask = xm}).logits.narrow(1, 0, t - 1).to(torch::kFloat);
     torch::Tensor labels = x.narrow(1, 1, t - 1).masked_fill(x.narrow(1, 1, t - 1) == o.eos_token_id, -100);
     torch::Tensor ce =
         torch::nn::functional::cross_entropy(
@@ -80,8 +98,7 @@ ForgetScores score_forget_rows(model::GptNeo& model, const torch::Tensor& rows, 
   for (int64_t r = 0; r < n; ++r) {
     torch::Tensor cand = s.candidates[r];
     s.candidate_text.push_back(decode_text(tokenizer, cand, o.clean_up));
-    s.reference_text.push_back(
-        decode_text(tokenizer, rows[r].narrow(0, o.suffix_begin, t - o.suffix_begin), o.clean_up));
+    s.reference_text.push_back(decode_text(tokenizer, rows.suffixes[r], o.clean_up));
     s.bleu.push_back(text_bleu(s.candidate_text.back(), s.reference_text.back()));
     const std::vector<int64_t> ids(cand.data_ptr<int64_t>(), cand.data_ptr<int64_t>() + cand.numel());
     s.distinct.push_back(distinct_ratio(ids));

@@ -11,6 +11,7 @@
 
 #include <torch/types.h>
 
+#include "data/rows.h"
 #include "eval/extraction.h"
 #include "model/gpt_neo.h"
 #include "text/bpe.h"
@@ -18,7 +19,7 @@
 namespace lethe::eval {
 
 struct ForgetScoreOptions {
-  int64_t prefix_begin = 100, suffix_begin = 150, new_tokens = 50;
+  int64_t prefix_begin = 100, suffix_begin = 150, new_tokens = 50;  // where ForgetRows' prompt and suffix are
   int64_t num_beams = 2;
   int64_t eos_token_id = 50256;  // ends beams; also the pad id whose labels the loss masks
   ElOptions el;
@@ -36,15 +37,30 @@ std::string decode_text(const text::Gpt2Tokenizer& tokenizer, const torch::Tenso
 using TextScorer = std::function<std::vector<std::array<double, 3>>(
     const std::vector<std::string>& candidates, const std::vector<std::string>& references)>;
 
+// The rows one validation reads. input: what MA, EL and the loss see ([N, T]; the mask only enters the loss,
+// as in ICU's val_loss: its MA and EL generate without one). prompts [N, P]: the beam prompts, generated from
+// with no attention mask. suffixes [N, S]: the true continuations, decoded as BLEU's and BERTScore's
+// references. With prep.rows = stored all three are views of the benchmark rows; with reencoded, input is
+// ICU's round trip of the row and the prompt ICU's re-encoding of the stored prefix (train/validation.h).
+struct ForgetRows {
+  data::ModelRows input;
+  torch::Tensor prompts, suffixes;
+  ForgetRows narrow(int64_t begin, int64_t count) const;  // rows begin..begin+count-1
+};
+
 struct ForgetScores {
   std::vector<double> el, ma, bleu, bert_p, bert_r, bert_f1, distinct, entropy, ce_sum, ce_tokens;
   torch::Tensor candidates;  // [N, new_tokens] int64 generated ids (after the prompt)
   std::vector<std::string> candidate_text, reference_text;
 };
 
-// rows [N, T] int64. The candidate is decoded with special tokens kept, as ICU does.
-ForgetScores score_forget_rows(model::GptNeo& model, const torch::Tensor& rows, const ForgetScoreOptions& o,
+// The candidate is decoded with special tokens kept, as ICU does. o.prefix_begin/suffix_begin are not read
+// here: the caller cut rows.prompts and rows.suffixes with them.
+ForgetScores score_forget_rows(model::GptNeo& model, const ForgetRows& rows, const ForgetScoreOptions& o,
                                const text::Gpt2Tokenizer& tokenizer, const TextScorer& bert = {});
+
+// The stored benchmark rows [N, T] as ForgetRows: the whole row as input, prompt and suffix cut from it.
+ForgetRows stored_forget_rows(const torch::Tensor& rows, const ForgetScoreOptions& o);
 
 // Sentence BLEU of two texts, ICU style: lower-cased, NLTK-Treebank word tokens, 4-gram, no smoothing.
 double text_bleu(const std::string& candidate, const std::string& reference);

@@ -61,6 +61,16 @@ void write_pairs(const fs::path& dir, const Pairs& p) {
     put<double>(f, "neighbours/distances", p.neighbour_distances);
     put<int64_t>(f, "neighbours/tokens", p.neighbour_tokens);
     put<int64_t>(f, "retain/ids", p.retain_ids);
+    f.set_attr("rows", std::string(enum_name(p.rows)));
+    if (p.rows == RowTokens::kReencoded) {
+      auto mask = [](const data::ModelRows& r) {
+        return r.mask.defined() ? r.mask : torch::ones_like(r.ids);
+      };
+      put<int64_t>(f, "forget/input_ids", p.forget_input.ids);
+      put<int64_t>(f, "forget/attention_mask", mask(p.forget_input));
+      put<int64_t>(f, "neighbours/input_ids", p.neighbour_input.ids);
+      put<int64_t>(f, "neighbours/attention_mask", mask(p.neighbour_input));
+    }
     f.write_string("config", p.config_yaml);
     f.close();
   }
@@ -80,8 +90,9 @@ Pairs read_pairs(const fs::path& dir_or_file) {
     io::H5File f = io::H5File::open(file);
     LETHE_CHECK_INPUT(f.attr_string("format") == "lethe-pairs", "{}: not a lethe pairs file", file.string());
     const int64_t version = f.attr_int("format_version");
-    LETHE_CHECK_INPUT(version == kPairsFormatVersion, "{}: format_version {} (this lethe reads {})",
-                      file.string(), version, kPairsFormatVersion);
+    LETHE_CHECK_INPUT(version >= 1 && version <= kPairsFormatVersion,
+                      "{}: format_version {} (this lethe reads 1..{})", file.string(), version,
+                      kPairsFormatVersion);
     p.source = f.attr_string("source");
     p.embedder = f.attr_string("embedder");
     p.forget_ids = get<int64_t>(f, "forget/ids", 1, torch::kLong);
@@ -91,6 +102,17 @@ Pairs read_pairs(const fs::path& dir_or_file) {
     p.neighbour_tokens = get<int64_t>(f, "neighbours/tokens", 2, torch::kLong);
     p.retain_ids = get<int64_t>(f, "retain/ids", 1, torch::kLong);
     p.config_yaml = f.read_string("config");
+    const std::string rows = version >= 2 ? f.attr_string("rows") : "stored";
+    const std::optional<RowTokens> kind = enum_from_name<RowTokens>(rows);
+    LETHE_CHECK_INPUT(kind.has_value(), "{}: attribute rows = \"{}\", expected stored or reencoded",
+                      file.string(), rows);
+    p.rows = *kind;
+    if (p.rows == RowTokens::kReencoded) {
+      p.forget_input = {get<int64_t>(f, "forget/input_ids", 2, torch::kLong),
+                        get<int64_t>(f, "forget/attention_mask", 2, torch::kLong)};
+      p.neighbour_input = {get<int64_t>(f, "neighbours/input_ids", 2, torch::kLong),
+                           get<int64_t>(f, "neighbours/attention_mask", 2, torch::kLong)};
+    }
   } catch (const InputError&) {
     throw;
   } catch (const std::exception& e) {
@@ -107,6 +129,20 @@ Pairs read_pairs(const fs::path& dir_or_file) {
                     p.forget_tokens.size(1), p.neighbour_tokens.size(1));
   LETHE_CHECK_INPUT(!p.forget_tokens.equal(p.neighbour_tokens) || n == 0,
                     "{}: every neighbour row equals its target; the pairs would cancel", file.string());
+  if (p.rows == RowTokens::kStored) {
+    p.forget_input = data::stored_rows(p.forget_tokens);
+    p.neighbour_input = data::stored_rows(p.neighbour_tokens);
+    return p;
+  }
+  for (data::ModelRows* r : {&p.forget_input, &p.neighbour_input}) {
+    const char* what = r == &p.forget_input ? "forget" : "neighbours";
+    LETHE_CHECK_INPUT(r->ids.sizes() == p.forget_tokens.sizes() && r->mask.sizes() == r->ids.sizes(),
+                      "{}: /{}/input_ids and attention_mask must be [{}, {}] like the tokens", file.string(),
+                      what, n, p.forget_tokens.size(1));
+    LETHE_CHECK_INPUT(((r->mask == 0) | (r->mask == 1)).all().item<bool>(),
+                      "{}: /{}/attention_mask holds values other than 0 and 1", file.string(), what);
+    if (r->mask.all().item<bool>()) r->mask = torch::Tensor();  // no padding: unmasked attention
+  }
   return p;
 }
 

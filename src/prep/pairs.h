@@ -2,7 +2,7 @@
 // by `lethe prep` to <output_dir>/<name>/pairs.h5 and read by `lethe unlearn` / `lethe eval`.
 //
 // pairs.h5 (every dataset XXH3-checksummed, see io/hdf5.h):
-//   attributes  format = "lethe-pairs", format_version, source, embedder, k, seq_len
+//   attributes  format = "lethe-pairs", format_version, source, embedder, k, seq_len, rows
 //   /forget/ids           [N] int64    row indices into the source array (ascending, as ICU keeps them)
 //   /forget/tokens        [N, T] int64
 //   /neighbours/ids       [N, k] int64 source rows, nearest first (never a target of this set)
@@ -10,6 +10,10 @@
 //   /neighbours/tokens    [N, T] int64 the first neighbour's row: pair i = (forget i, neighbour i)
 //   /retain/ids           [M] int64    every source row that is not a target
 //   /config               resolved YAML of the prep run
+// and, when rows = "reencoded" (prep.rows, data/rows.h), what the model reads instead of the tokens:
+//   /forget/input_ids, /forget/attention_mask, /neighbours/input_ids, /neighbours/attention_mask  [N, T]
+//   int64
+// Version 1 files (no rows attribute, no input datasets) read as rows = "stored".
 #pragma once
 
 #include <cstdint>
@@ -19,9 +23,12 @@
 
 #include <torch/types.h>
 
+#include "core/config.h"
+#include "data/rows.h"
+
 namespace lethe::prep {
 
-inline constexpr int64_t kPairsFormatVersion = 1;
+inline constexpr int64_t kPairsFormatVersion = 2;  // 2 added rows and the re-encoded inputs
 
 struct Pairs {
   torch::Tensor forget_ids;           // [N] int64
@@ -31,6 +38,10 @@ struct Pairs {
   torch::Tensor neighbour_tokens;     // [N, T] int64
   torch::Tensor retain_ids;           // [M] int64
   std::string source, embedder, config_yaml;
+  // What training and validation feed the model: the tokens themselves (rows = "stored", no mask) or ICU's
+  // decode → re-encode of them (rows = "reencoded"). [N, T] each.
+  RowTokens rows = RowTokens::kStored;
+  data::ModelRows forget_input, neighbour_input;
 };
 
 // Writes <dir>/pairs.h5 atomically (temp file, fsync, rename).

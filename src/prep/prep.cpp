@@ -12,6 +12,7 @@
 #include "core/error.h"
 #include "core/io.h"
 #include "data/npy.h"
+#include "data/rows.h"
 #include "data/sampler.h"
 #include "io/hdf5.h"
 #include "model/hf_checkpoint.h"
@@ -182,6 +183,27 @@ void write_embeddings(const Config& cfg, const data::TokenArray& a, const std::s
   }
 }
 
+// prep.rows = reencoded: ICU's Datasets_mean.py round trip of both row sets (data/rows.h), to the rows' own
+// length. The stored tokens stay in the file: validation takes its prompt and true suffix from them.
+void reencode_pairs(const Config& cfg, Pairs& out) {
+  LETHE_CHECK_INPUT(!cfg.tokenizer.path.empty(),
+                    "prep.rows = reencoded decodes and re-encodes the rows: set tokenizer.path to the rows' "
+                    "GPT-2 tokenizer");
+  const text::Gpt2Tokenizer tok = text::Gpt2Tokenizer::from_dir(cfg.tokenizer.path);
+  const bool clean = cfg.tokenizer.decode_cleanup == DecodeCleanup::kHf4;
+  const int64_t t = out.forget_tokens.size(1);
+  out.rows = RowTokens::kReencoded;
+  out.forget_input = data::reencode_rows(out.forget_tokens, tok, clean, t);
+  out.neighbour_input = data::reencode_rows(out.neighbour_tokens, tok, clean, t);
+  const int64_t n = out.forget_tokens.size(0);
+  spdlog::info(
+      "prep: rows decoded ({}) and re-encoded to {} tokens: {} of {} forget rows and {} of {} "
+      "neighbour rows differ from the stored tokens",
+      clean ? "transformers 4.x clean-up" : "no clean-up", t,
+      data::rows_differing(out.forget_input, data::stored_rows(out.forget_tokens)), n,
+      data::rows_differing(out.neighbour_input, data::stored_rows(out.neighbour_tokens)), n);
+}
+
 }  // namespace
 
 PrepOutcome run_prep(const Config& cfg, torch::Device device) {
@@ -230,6 +252,7 @@ PrepOutcome run_prep(const Config& cfg, torch::Device device) {
   out.source = p.source;
   out.embedder = embedder;
   out.config_yaml = dump_config(cfg);
+  if (p.rows == RowTokens::kReencoded) reencode_pairs(cfg, out);
   const fs::path dir = fs::path(p.output_dir) / p.name;
   write_pairs(dir, out);
   PrepOutcome o{dir / "pairs.h5", static_cast<int64_t>(targets.size()), static_cast<int64_t>(pool.size()), 0};

@@ -179,9 +179,10 @@ UnlearnOutcome run_unlearning(const Config& cfg, const comm::Comms& comms,
 
   const unlearn::Thresholds th{u.f1, u.bleu, u.acc, u.el, stop_or};
   const eval::ForgetScoreOptions so = forget_score_options(cfg, eos);
+  const eval::ForgetRows validation_rows = forget_rows(pairs, so, tokenizer);
   UnlearnOutcome out;
   auto validate = [&](int64_t epoch) {
-    Validation v = validate_sharded(model, pairs.forget_tokens, so, tokenizer, bert, comm);
+    Validation v = validate_sharded(model, validation_rows, so, tokenizer, bert, comm);
     if (refine) flags = unlearn::judge_pairs(v.scores.bleu, v.scores.bert_f1, th);
     ++validations;
     const auto active = std::count(flags.begin(), flags.end(), 1);
@@ -234,12 +235,17 @@ UnlearnOutcome run_unlearning(const Config& cfg, const comm::Comms& comms,
       for (int64_t i : my_block(sampler.next(), rank, world))
         if (flags[static_cast<size_t>(i)]) mine.push_back(i);
       const torch::Tensor idx = torch::tensor(mine, torch::kLong);
-      // Counted on the host copy (host data, no device read), trained on the device copy.
-      const torch::Tensor forget_host = pairs.forget_tokens.index_select(0, idx);
-      const torch::Tensor neighbour_host = pairs.neighbour_tokens.index_select(0, idx);
-      const unlearn::Counts local = unlearn::count_labels(forget_host, neighbour_host, eos);
-      const torch::Tensor forget = comm::to_device(forget_host, comms.where);
-      const torch::Tensor neighbour = comm::to_device(neighbour_host, comms.where);
+      // Counted on the host copy (host data, no device read), trained on the device copy: the stored rows or
+      // ICU's re-encoded ones (prep.rows), with their masks when some row is padded.
+      const data::ModelRows forget_host = data::select_rows(pairs.forget_input, idx);
+      const data::ModelRows neighbour_host = data::select_rows(pairs.neighbour_input, idx);
+      const unlearn::Counts local = unlearn::count_labels(forget_host.ids, neighbour_host.ids, eos);
+      auto on_device = [&](const torch::Tensor& t) {
+        return t.defined() ? comm::to_device(t, comms.where) : t;
+      };
+      const torch::Tensor forget = on_device(forget_host.ids), forget_mask = on_device(forget_host.mask);
+      const torch::Tensor neighbour = on_device(neighbour_host.ids);
+      const torch::Tensor neighbour_mask = on_device(neighbour_host.mask);
       torch::Tensor g =
           torch::tensor({local.forget_tokens, local.neighbour_tokens, local.forget_as_neighbour_tokens,
                          local.positions, static_cast<double>(mine.size())},
@@ -261,9 +267,10 @@ UnlearnOutcome run_unlearning(const Config& cfg, const comm::Comms& comms,
       if (!skip) {
         for (int64_t m = 0; m < std::max<int64_t>(1, micro_steps); ++m) {
           const int64_t b = std::min(forget.size(0), m * micro), e = std::min(forget.size(0), b + micro);
-          const unlearn::Terms terms =
-              unlearn::compute_terms(u.method, {u.uw, u.lw, u.kl}, model, reference ? &*reference : nullptr,
-                                     forget.narrow(0, b, e - b), neighbour.narrow(0, b, e - b), eos, global);
+          auto rows = [&](const torch::Tensor& t) { return t.defined() ? t.narrow(0, b, e - b) : t; };
+          const unlearn::Terms terms = unlearn::compute_terms(
+              u.method, {u.uw, u.lw, u.kl}, model, reference ? &*reference : nullptr, rows(forget),
+              rows(neighbour), eos, global, rows(forget_mask), rows(neighbour_mask));
           sums += terms.sums();
           engine.backward(terms.loss);
         }

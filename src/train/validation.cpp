@@ -38,7 +38,8 @@ void check_forget_rows(const UnlearnSection& u, const prep::Pairs& p, const mode
       "the tokenizer has {} tokens but the model's vocabulary is {}: generations could not be decoded; "
       "set tokenizer.path to the model's tokenizer",
       tokenizer_vocab, arch.vocab_size);
-  for (const torch::Tensor* rows : {&p.forget_tokens, &p.neighbour_tokens}) {
+  for (const torch::Tensor* rows :
+       {&p.forget_tokens, &p.neighbour_tokens, &p.forget_input.ids, &p.neighbour_input.ids}) {
     const int64_t lo = rows->min().item<int64_t>(), hi = rows->max().item<int64_t>();
     LETHE_CHECK_INPUT(lo >= 0 && hi < arch.vocab_size,
                       "{}: token ids span [{}, {}] but the model's vocabulary is {}", ds, lo, hi,
@@ -73,11 +74,21 @@ eval::ForgetScoreOptions forget_score_options(const Config& cfg, int64_t eos) {
   return o;
 }
 
-Validation validate_sharded(model::GptNeo& model, const torch::Tensor& rows,
+eval::ForgetRows forget_rows(const prep::Pairs& p, const eval::ForgetScoreOptions& o,
+                             const text::Gpt2Tokenizer& tokenizer) {
+  eval::ForgetRows r = eval::stored_forget_rows(p.forget_tokens, o);
+  if (p.rows == RowTokens::kReencoded) {
+    r.input = p.forget_input;
+    r.prompts = data::reencode_rows(r.prompts, tokenizer, o.clean_up, r.prompts.size(1)).ids;
+  }
+  return r;
+}
+
+Validation validate_sharded(model::GptNeo& model, const eval::ForgetRows& rows,
                             const eval::ForgetScoreOptions& o, const text::Gpt2Tokenizer& tokenizer,
                             const eval::TextScorer& bert, comm::Communicator& comm) {
   const auto t0 = Clock::now();
-  const int64_t n = rows.size(0), world = comm.size(), rank = comm.rank();
+  const int64_t n = rows.input.ids.size(0), world = comm.size(), rank = comm.rank();
   // Shards are whole validation batches, so every batch (and BERTScore's batching) is the same at any N.
   const int64_t batches = (n + o.batch - 1) / o.batch;
   std::vector<int64_t> begin(static_cast<size_t>(world) + 1);
@@ -90,7 +101,7 @@ Validation validate_sharded(model::GptNeo& model, const torch::Tensor& rows,
   torch::Tensor local = torch::zeros({hi - lo, kColumns}, torch::kDouble);
   torch::Tensor local_ids = torch::zeros({hi - lo, o.new_tokens}, torch::kDouble);
   if (hi > lo) {
-    eval::ForgetScores s = eval::score_forget_rows(model, rows.narrow(0, lo, hi - lo), o, tokenizer, bert);
+    eval::ForgetScores s = eval::score_forget_rows(model, rows.narrow(lo, hi - lo), o, tokenizer, bert);
     auto a = local.accessor<double, 2>();
     for (int64_t i = 0; i < hi - lo; ++i) {
       const auto u = static_cast<size_t>(i);
@@ -141,8 +152,7 @@ Validation validate_sharded(model::GptNeo& model, const torch::Tensor& rows,
     ce += a[i][kCe];
     tokens += a[i][kTokens];
     s.candidate_text.push_back(eval::decode_text(tokenizer, s.candidates[i], o.clean_up));
-    s.reference_text.push_back(eval::decode_text(
-        tokenizer, rows[i].narrow(0, o.suffix_begin, rows.size(1) - o.suffix_begin), o.clean_up));
+    s.reference_text.push_back(eval::decode_text(tokenizer, rows.suffixes[i], o.clean_up));
   }
   v.el = mean(s.el);
   v.ma = mean(s.ma);

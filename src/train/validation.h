@@ -33,8 +33,14 @@ void check_forget_rows(const UnlearnSection& u, const prep::Pairs& p, const mode
 // The options the unlearn section describes for a model with this EOS.
 eval::ForgetScoreOptions forget_score_options(const Config& cfg, int64_t eos);
 
-// rows [N, T]: rank r scores a contiguous block of whole validation batches (o.batch rows each).
-Validation validate_sharded(model::GptNeo& model, const torch::Tensor& rows,
+// What a validation of these pairs reads (eval::ForgetRows): for rows = "reencoded", the re-encoded rows and
+// ICU's val_score prompt, the stored prefix decoded (o.clean_up) and re-encoded to its own length,
+// left-padded with EOS; the true suffix always comes from the stored tokens.
+eval::ForgetRows forget_rows(const prep::Pairs& p, const eval::ForgetScoreOptions& o,
+                             const text::Gpt2Tokenizer& tokenizer);
+
+// Rank r scores a contiguous block of whole validation batches (o.batch rows each).
+Validation validate_sharded(model::GptNeo& model, const eval::ForgetRows& rows,
                             const eval::ForgetScoreOptions& o, const text::Gpt2Tokenizer& tokenizer,
                             const eval::TextScorer& bert, comm::Communicator& comm);
 

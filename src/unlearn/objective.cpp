@@ -55,7 +55,8 @@ torch::Tensor Terms::sums() const {
 
 Terms compute_terms(Method method, const Weights& w, model::GptNeo& model, model::GptNeo* reference,
                     const torch::Tensor& forget, const torch::Tensor& neighbour, int64_t pad_id,
-                    const Counts& global) {
+                    const Counts& global, const torch::Tensor& forget_mask,
+                    const torch::Tensor& neighbour_mask) {
   Terms out;
   const auto f32 = torch::TensorOptions().dtype(torch::kFloat).device(model->head_weight().device());
   if (forget.size(0) == 0) {
@@ -72,7 +73,8 @@ Terms compute_terms(Method method, const Weights& w, model::GptNeo& model, model
   const bool learn_on_neighbour = method == Method::kIcu || method == Method::kPo;
   const bool kl = needs_reference(method);
 
-  torch::Tensor forget_hidden = model->forward(forget, {.compute_logits = false}).last_hidden_state;
+  torch::Tensor forget_hidden =
+      model->forward(forget, {.attention_mask = forget_mask, .compute_logits = false}).last_hidden_state;
   torch::Tensor loss = torch::zeros({}, f32);
   if (ascent) {
     out.forget_sum = ce_sum(model, forget_hidden, pad_masked_labels(forget, pad_id));
@@ -86,7 +88,9 @@ Terms compute_terms(Method method, const Weights& w, model::GptNeo& model, model
   }
   if (learn_on_neighbour || kl) {
     // The KL term needs the whole distribution at every position; the CE terms go through the chunked head.
-    torch::Tensor hidden = model->forward(neighbour, {.compute_logits = false}).last_hidden_state;
+    torch::Tensor hidden =
+        model->forward(neighbour, {.attention_mask = neighbour_mask, .compute_logits = false})
+            .last_hidden_state;
     if (learn_on_neighbour) {
       out.neighbour_sum = ce_sum(model, hidden, pad_masked_labels(neighbour, pad_id));
       loss = loss + w.lw * out.neighbour_sum / global.neighbour_tokens;
@@ -95,7 +99,7 @@ Terms compute_terms(Method method, const Weights& w, model::GptNeo& model, model
       torch::Tensor ref_logits;
       {
         torch::NoGradGuard frozen;
-        ref_logits = (*reference)->forward(neighbour).logits;
+        ref_logits = (*reference)->forward(neighbour, {.attention_mask = neighbour_mask}).logits;
       }
       out.kl_sum = kl_sum(model->lm_head(hidden), ref_logits);
       loss = loss + w.kl * out.kl_sum / global.positions;

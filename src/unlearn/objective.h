@@ -40,10 +40,13 @@ struct Terms {
 
 // forget, neighbour: [b, T] int64 (active pairs only, b may be 0 → a zero loss that still touches every
 // parameter, so collective gradient hooks fire on every rank). `global` = Counts summed over all ranks and
-// micro-batches of the step. `reference` may be null when needs_reference(method) is false.
+// micro-batches of the step. `reference` may be null when needs_reference(method) is false. forget_mask,
+// neighbour_mask: [b, T] attention masks of left-padded rows (ICU's re-encoded rows, data/rows.h), or
+// undefined when no row is padded; the KL term still covers every position, padding included, as ICU's does.
 Terms compute_terms(Method method, const Weights& w, model::GptNeo& model, model::GptNeo* reference,
                     const torch::Tensor& forget, const torch::Tensor& neighbour, int64_t pad_id,
-                    const Counts& global);
+                    const Counts& global, const torch::Tensor& forget_mask = {},
+                    const torch::Tensor& neighbour_mask = {});
 
 // Labels for HF's causal-LM loss on ids: ids with pad tokens set to −100. [b, T].
 torch::Tensor pad_masked_labels(const torch::Tensor& ids, int64_t pad_id);

@@ -211,12 +211,12 @@ TEST(ConfigDump, ShowsResolvedValuesAndDocs) {
 
 TEST(ConfigKeys, ListsEveryFieldOnceInDottedForm) {
   const std::vector<std::string> keys = config_keys();
-  EXPECT_EQ(keys.size(), 111u);
+  EXPECT_EQ(keys.size(), 112u);
   EXPECT_EQ(std::set<std::string>(keys.begin(), keys.end()).size(), keys.size());
   for (const char* key :
        {"model.preset", "model.attention_pattern", "tokenizer.path", "generate.num_beams", "runtime.seed",
         "run.output_dir", "data.train_path", "train.global_batch_size", "zero.stage", "zero.reduce_bf16",
-        "train.activation_checkpointing", "checkpoint.resume", "metrics.flush_seconds"})
+        "train.activation_checkpointing", "checkpoint.resume", "metrics.flush_seconds", "prep.rows"})
     EXPECT_NE(std::find(keys.begin(), keys.end(), key), keys.end()) << key;
 }
 

@@ -2,6 +2,7 @@
 // EL_n (both start conventions) transcribed from the reference formulas on a partly memorising tiny
 // GPT-Neo, 2-beam generation against transformers' generate, sentence BLEU against nltk and word tokens
 // against nltk's NLTKWordTokenizer.
+#include <cmath>
 #include <fstream>
 
 #include <gtest/gtest.h>
@@ -104,6 +105,22 @@ TEST_F(IcuOracle, IcuLossTermsAndOneAdamStepMatchReference) {
   EXPECT_NEAR(after.neighbour_sum.item<double>() / c.neighbour_tokens, scalar("ce_l_after"), 2e-4);
   EXPECT_NEAR(after.kl_sum.item<double>() / c.positions, scalar("kl_after"), 2e-4);
   EXPECT_NEAR(after.loss.item<double>(), scalar("total_after"), 2e-4);
+}
+
+// ICU's re-encoded rows are left-padded with EOS under an attention mask (data/rows.h): the masks reach both
+// forwards and the frozen reference, and the KL term still averages over every position.
+TEST_F(IcuOracle, IcuLossTermsOnLeftPaddedRowsUnderMasksMatchReference) {
+  model::GptNeo ref = model::load_hf_model(dir_ / "model");
+  const torch::Tensor f = exp("forget_padded"), n = exp("neighbour_padded");
+  const unlearn::Counts c = unlearn::count_labels(f, n, 299);
+  const unlearn::Terms t = unlearn::compute_terms(unlearn::Method::kIcu, {}, model_, &ref, f, n, 299, c,
+                                                  exp("forget_mask"), exp("neighbour_mask"));
+  EXPECT_NEAR(t.forget_sum.item<double>() / c.forget_tokens, scalar("ce_u_masked"), 1e-5);
+  EXPECT_NEAR(t.neighbour_sum.item<double>() / c.neighbour_tokens, scalar("ce_l_masked"), 1e-5);
+  EXPECT_NEAR(t.kl_sum.item<double>() / c.positions, scalar("kl_masked"), 1e-5);
+  EXPECT_NEAR(t.loss.item<double>(), scalar("total_masked"), 1e-5);
+  // Without the masks the padded rows give other terms: the test sees the masks.
+  EXPECT_GT(std::abs(terms_on(model_, ref, f, n).loss.item<double>() - scalar("total_masked")), 1e-4);
 }
 
 nlohmann::json bleu_cases(const fs::path& dir) {

@@ -18,6 +18,9 @@ Contents:
       active [3] = [1,0,1]; ce_u_active, ce_l_active, kl_active, total_active [1]: the same on rows 0 and 2 only
       ce_u_after, ce_l_after, kl_after, total_after [1]: after ONE torch Adam step (lr 1e-3, betas (0.9, 0.98),
                                          eps 1e-8) on the full-batch total, p unchanged
+      forget_padded, neighbour_padded, forget_mask, neighbour_mask [3,40]: the pairs left-padded with EOS
+                                         (forget row 1 by 4, neighbour rows 0 and 2 by 3 and 6) under masks;
+      ce_u_masked, ce_l_masked, kl_masked, total_masked [1]: the ICU terms on them with the masks (p too)
       beam_prompt [3,10], beam_out [3,10]: num_beams 2, 10 new tokens, eos = pad = 299, length_penalty 1,
                                          early_stopping False, no attention mask; new tokens only (299-padded)
   DIR/bleu.json  {"bleu": [{"reference", "hypothesis", "bleu"}], "tokenize": [{"text", "tokens"}]}
@@ -127,9 +130,9 @@ def memorisation_accuracy(model, rows: torch.Tensor) -> torch.Tensor:
     return (logits.argmax(-1) == rows[:, 1:]).double().mean(1)
 
 
-def icu_terms(model, forget, neighbour, p) -> dict:
-    ce_u = model(forget, labels=lm_labels(forget)).loss
-    out = model(neighbour, labels=lm_labels(neighbour))
+def icu_terms(model, forget, neighbour, p, forget_mask=None, neighbour_mask=None) -> dict:
+    ce_u = model(forget, attention_mask=forget_mask, labels=lm_labels(forget)).loss
+    out = model(neighbour, attention_mask=neighbour_mask, labels=lm_labels(neighbour))
     ce_l = out.loss
     q = torch.softmax(out.logits.float(), -1)
     kl = (-(p * torch.log(q + 1e-12)).sum(-1)).mean()
@@ -191,6 +194,18 @@ def model_fixtures(out: pathlib.Path) -> None:
     with torch.no_grad():
         exp.update(scalars(icu_terms(model, forget[keep], neighbour[keep], p[keep]), "_active"))
 
+    # ICU's re-encoded rows (Datasets_mean.py): left-padded with EOS under an attention mask; the KL term
+    # still averages over every position, padding included.
+    fp, npad = forget.clone(), neighbour.clone()
+    fm, nm = torch.ones_like(forget), torch.ones_like(neighbour)
+    fp[1, :4], fm[1, :4] = EOS, 0
+    npad[0, :3], nm[0, :3] = EOS, 0
+    npad[2, :6], nm[2, :6] = EOS, 0
+    exp["forget_padded"], exp["forget_mask"], exp["neighbour_padded"], exp["neighbour_mask"] = fp, fm, npad, nm
+    with torch.no_grad():
+        p_masked = torch.softmax(model(npad, attention_mask=nm).logits.float(), -1)
+        exp.update(scalars(icu_terms(model, fp, npad, p_masked, fm, nm), "_masked"))
+
     opt = torch.optim.Adam(model.parameters(), lr=1e-3, betas=(0.9, 0.98), eps=1e-8)
     opt.zero_grad()
     terms = icu_terms(model, forget, neighbour, p)
@@ -206,7 +221,7 @@ def model_fixtures(out: pathlib.Path) -> None:
     print(f"el_icu {fmt(exp['el_icu'])}")
     print(f"el_ku  {fmt(exp['el_ku'])}")
     print(f"argmax ever EOS on rows: {eos_picked}")
-    for s in ("", "_active", "_after"):
+    for s in ("", "_active", "_masked", "_after"):
         print(f"terms{s or ' (before)'}: " + ", ".join(f"{k}{s}={exp[k + s].item():.8f}"
                                                       for k in ("ce_u", "ce_l", "kl", "total")))
     print(f"beam_out {beam.tolist()}")

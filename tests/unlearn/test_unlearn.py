@@ -150,6 +150,45 @@ class Prep(unittest.TestCase):
         q = e[self.expected_targets()]
         self.check_against(p, (q ** 2).sum(1)[:, None] + (e ** 2).sum(1)[None, :] - 2 * q @ e.T)
 
+    def test_reencoded_rows_equal_icu_round_trip_on_exp0_to_exp4(self):
+        """prep.rows reencoded = ICU's Datasets_mean.py: every forget and neighbour row decoded as transformers
+        4.x did (clean-up included) and re-encoded, left-padded with EOS or truncated to 200, with a mask. One
+        prep over the targets of exp0..exp4 covers every forget row of the five experiments."""
+        import csv
+        import sys
+        sys.path.insert(0, str(ROOT / "tests" / "reference"))
+        from make_minilm_fixtures import clean_up_tokenization, gpt2_decoder
+        from transformers import GPT2TokenizerFast
+        targets = set()
+        for i in range(5):
+            with open(SHARED / "icu" / "exp" / f"exp{i}" / f"lm_extraction_128_{i}.csv", newline="") as f:
+                targets |= {int(r["doc_id"]) for r in csv.DictReader(f)}
+        listing = self.tmp / "exp0-4.csv"
+        listing.write_text("doc_id\n" + "".join(f"{i}\n" for i in sorted(targets)))
+        self.prep("reencoded", {"prep.forget_csv": listing, "prep.embedder": "tfidf", "prep.k": 1,
+                                "prep.rows": "reencoded", "tokenizer.path": TOKENIZER,
+                                "tokenizer.decode_cleanup": "hf4"})
+        decoder = gpt2_decoder(TOKENIZER)
+        encoder = GPT2TokenizerFast.from_pretrained(self.gpt2)
+        encoder.pad_token, encoder.padding_side = encoder.eos_token, "left"
+        with h5py.File(self.tmp / "reencoded" / "pairs.h5", "r") as f:
+            self.assertEqual(np.bytes_(f.attrs["rows"]).decode(), "reencoded")
+            self.assertEqual(len(f["forget/ids"]), len(targets))
+            for group in ("forget", "neighbours"):
+                stored = f[f"{group}/tokens"][()]
+                np.testing.assert_array_equal(stored, self.rows[f[f"{group}/ids"][()].reshape(len(stored), -1)[:, 0]])
+                texts = [clean_up_tokenization(t) for t in decoder.decode_batch(stored.tolist(),
+                                                                                skip_special_tokens=False)]
+                want = encoder(texts, max_length=200, padding="max_length", truncation=True, return_tensors="np")
+                got_ids, got_mask = f[f"{group}/input_ids"][()], f[f"{group}/attention_mask"][()]
+                np.testing.assert_array_equal(got_ids, want["input_ids"], group)
+                np.testing.assert_array_equal(got_mask, want["attention_mask"], group)
+                changed = int((got_ids != stored).any(1).sum())
+                padded = int((got_mask == 0).any(1).sum())
+                print(f"{group}: {changed} of {len(stored)} rows re-encode to other tokens, {padded} padded")
+                self.assertGreater(changed, len(stored) // 20)  # about 1 row in 10 (README)
+                self.assertGreater(padded, 0)
+
     def test_tfidf_neighbours_equal_python_transcription(self):
         p = self.prep("tfidf", {"prep.forget_csv": EXP0, "prep.embedder": "tfidf", "prep.ngram": 2})
         text = self.rows[:, 100:]
@@ -174,6 +213,89 @@ class Prep(unittest.TestCase):
                 small, big = (qv, v) if len(qv) < len(v) else (v, qv)
                 sq[a, b] = max(0.0, 2 - 2 * sum(x * big.get(g, 0.0) for g, x in small.items()))
         self.check_against(p, sq)
+
+
+@unittest.skipUnless(SOURCE.exists(), f"shared data not found at {SHARED} (set LETHE_SHARED_DATA)")
+class ReencodedRows(unittest.TestCase):
+    """prep.rows reencoded through the whole loop: one ICU step over 8 exp0 pairs, 4 of them left-padded by the
+    round trip, under mpirun -np 2 on a tiny random GPT-Neo. The step's terms and the epoch-0 validation (MA on
+    the unmasked re-encoded ids, the loss under the masks) equal transformers on the re-encoded rows."""
+
+    @classmethod
+    def setUpClass(cls):
+        import csv
+        import sys
+        sys.path.insert(0, str(ROOT / "tests" / "reference"))
+        from make_minilm_fixtures import clean_up_tokenization, gpt2_decoder
+        cls.tmp = pathlib.Path(tempfile.mkdtemp(prefix="lethe-reencoded-"))
+        rows = np.load(SOURCE).astype(np.int64)
+        with open(EXP0, newline="") as f:
+            exp0 = sorted(int(r["doc_id"]) for r in csv.DictReader(f))
+        gpt2 = gpt2_decoder(TOKENIZER)
+        length = {i: len(gpt2.encode(clean_up_tokenization(gpt2.decode(rows[i].tolist(), skip_special_tokens=False))).ids)
+                  for i in exp0}
+        short = [i for i in exp0 if length[i] < 200][:4]
+        same = [i for i in exp0 if length[i] == 200][:4]
+        (cls.tmp / "targets.csv").write_text("doc_id\n" + "".join(f"{i}\n" for i in sorted(short + same)))
+        cls.args = {"prep.source": SOURCE, "prep.forget_csv": cls.tmp / "targets.csv", "prep.k": 1,
+                    "prep.rows": "reencoded", "prep.output_dir": cls.tmp, "prep.name": "pairs",
+                    "tokenizer.path": TOKENIZER, "tokenizer.decode_cleanup": "hf4", "unlearn.dataset": cls.tmp / "pairs",
+                    "model.path": cls.tmp / "model", "unlearn.method": "icu", "unlearn.batch_size": 0,
+                    "unlearn.refine": "none", "unlearn.max_epochs": 1, "unlearn.lr": 1e-3, "unlearn.val_batch_size": 4,
+                    "run.output_dir": cls.tmp, "run.name": "run", "runtime.threads": 1}
+        r = run(["prep", *sets(cls.args)])
+        assert r.returncode == 0, r.stderr
+        cls.model = tiny_gpt_neo(cls.tmp / "model", seed=3)
+        with torch.no_grad():  # sharper attention than the random init's near-uniform one: padding then matters
+            for name, w in cls.model.named_parameters():
+                if name.endswith(("q_proj.weight", "k_proj.weight")):
+                    w.mul_(30)
+        cls.model.save_pretrained(cls.tmp / "model")
+        r = run(["unlearn", *sets(cls.args)], n=2)
+        assert r.returncode == 0, r.stderr
+        with h5py.File(cls.tmp / "pairs" / "pairs.h5", "r") as f:
+            cls.pairs = {k: torch.from_numpy(f[k][()]) for k in ["forget/input_ids", "forget/attention_mask",
+                                                                 "neighbours/input_ids", "neighbours/attention_mask"]}
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def test_padded_rows_reach_the_loop(self):
+        self.assertEqual(int((self.pairs["forget/attention_mask"] == 0).any(1).sum()), 4)
+        self.assertGreater(int((self.pairs["neighbours/attention_mask"] == 0).sum()), 0)
+
+    def test_first_step_terms_equal_transformers_under_the_masks(self):
+        fi, fm = self.pairs["forget/input_ids"], self.pairs["forget/attention_mask"]
+        ni, nm = self.pairs["neighbours/input_ids"], self.pairs["neighbours/attention_mask"]
+        lab = lambda ids: ids.masked_fill(ids == 50256, -100)
+        with torch.no_grad():
+            ce_u = self.model(fi, attention_mask=fm, labels=lab(fi)).loss.item()
+            out = self.model(ni, attention_mask=nm, labels=lab(ni))
+            p = torch.softmax(out.logits.float(), -1)  # the frozen original = the model before the step
+            kl = (-(p * torch.log(p + 1e-12)).sum(-1)).mean().item()
+        with h5py.File(self.tmp / "run" / "metrics.h5", "r") as f:
+            got = {k: float(f[f"train/{k}"][0]) for k in ("forget_ce", "neighbour_ce", "kl", "loss")}
+            self.assertEqual(int(f["train/active_pairs"][0]), 8)
+        self.assertAlmostEqual(got["forget_ce"], ce_u, delta=2e-5)
+        self.assertAlmostEqual(got["neighbour_ce"], out.loss.item(), delta=2e-5)
+        self.assertAlmostEqual(got["kl"], kl, delta=2e-5)
+        self.assertAlmostEqual(got["loss"], -ce_u + 0.5 * out.loss.item() + kl, delta=5e-5)
+        with torch.no_grad():  # the masks are visible at this tolerance
+            unmasked = self.model(fi, labels=lab(fi)).loss.item()
+        self.assertGreater(abs(unmasked - ce_u), 1e-4)  # 5x the tolerance (measured 4e-4)
+
+    def test_epoch0_ma_and_loss_read_the_reencoded_rows(self):
+        fi, fm = self.pairs["forget/input_ids"], self.pairs["forget/attention_mask"]
+        with torch.no_grad():
+            ma = (self.model(fi).logits.argmax(-1)[:, :-1] == fi[:, 1:]).double().mean(1).mean().item()
+            logits = self.model(fi, attention_mask=fm).logits[:, :-1].float()
+            labels = fi[:, 1:].masked_fill(fi[:, 1:] == 50256, -100)
+            ce = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1),
+                                                   ignore_index=-100).item()
+        with h5py.File(self.tmp / "run" / "metrics.h5", "r") as f:
+            self.assertAlmostEqual(float(f["epoch/ma"][0]), ma, delta=1e-9)
+            self.assertAlmostEqual(float(f["epoch/val_loss"][0]), ce, delta=2e-5)
 
 
 @unittest.skipUnless(SOURCE.exists(), f"shared data not found at {SHARED} (set LETHE_SHARED_DATA)")
@@ -397,6 +519,15 @@ class BadInput(unittest.TestCase):
         (self.tmp / "ds" / "broken").mkdir(parents=True, exist_ok=True)
         (self.tmp / "ds" / "broken" / "pairs.h5").write_bytes(b"not hdf5")
         self.expect_error(run(["unlearn", *sets({**ok, "unlearn.dataset": self.tmp / "ds" / "broken"})]), "pairs.h5")
+        (self.tmp / "ds" / "badrows").mkdir(parents=True, exist_ok=True)
+        shutil.copy(self.tmp / "ds" / "ok" / "pairs.h5", self.tmp / "ds" / "badrows" / "pairs.h5")
+        with h5py.File(self.tmp / "ds" / "badrows" / "pairs.h5", "r+") as f:
+            f.attrs["rows"] = "sideways"
+        self.expect_error(run(["unlearn", *sets({**ok, "unlearn.dataset": self.tmp / "ds" / "badrows"})]),
+                          "expected stored or reencoded")
+        self.expect_error(self.prep(**{"prep.forget_ids": "[3, 4]", "prep.name": "nt", "prep.rows": "reencoded",
+                                       "tokenizer.path": ""}), "set tokenizer.path")
+        self.assertFalse((self.tmp / "ds" / "nt").exists())
         self.assertFalse((self.tmp / "runs").exists())
 
 
