@@ -14,9 +14,9 @@ ModelRows stored_rows(const torch::Tensor& rows) {
   return {.ids = rows, .mask = {}};
 }
 
-ModelRows reencode_rows(const torch::Tensor& rows, const text::Gpt2Tokenizer& tokenizer, bool clean_up,
-                        int64_t length) {
-  TORCH_CHECK(rows.dim() == 2 && length > 0, "reencode_rows: rows [N, S] and a positive length");
+std::vector<std::string> decode_rows(const torch::Tensor& rows, const text::Gpt2Tokenizer& tokenizer,
+                                     bool clean_up) {
+  TORCH_CHECK(rows.dim() == 2, "decode_rows: rows [N, S]");
   const torch::Tensor ids32 = rows.to(torch::kCPU, torch::kInt).contiguous();
   std::vector<std::string> texts;
   texts.reserve(static_cast<size_t>(ids32.size(0)));
@@ -25,11 +25,18 @@ ModelRows reencode_rows(const torch::Tensor& rows, const text::Gpt2Tokenizer& to
         std::span<const int32_t>(ids32[r].data_ptr<int32_t>(), static_cast<size_t>(ids32.size(1))));
     texts.push_back(clean_up ? text::clean_up_tokenization(t) : std::move(t));
   }
+  return texts;
+}
+
+ModelRows reencode_rows(const torch::Tensor& rows, const text::Gpt2Tokenizer& tokenizer, bool clean_up,
+                        int64_t length) {
+  TORCH_CHECK(rows.dim() == 2 && length > 0, "reencode_rows: rows [N, S] and a positive length");
+  const std::vector<std::string> texts = decode_rows(rows, tokenizer, clean_up);
   // transformers' tokenizer(..., max_length, padding="max_length", truncation=True) with padding_side left
   // and pad = EOS, as ICU sets them; truncation keeps the first ids (truncation_side right).
   const text::BatchEncoding enc =
       tokenizer.encode_batch(texts, {.max_length = length, .pad_left = true, .truncate_left = false});
-  const int64_t n = ids32.size(0);
+  const int64_t n = rows.size(0);
   torch::Tensor ids = torch::empty({n, length}, torch::kLong), mask = torch::empty({n, length}, torch::kLong);
   int64_t* id = ids.data_ptr<int64_t>();
   int64_t* m = mask.data_ptr<int64_t>();

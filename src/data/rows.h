@@ -13,6 +13,8 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
+#include <vector>
 
 #include <torch/types.h>
 
@@ -24,6 +26,11 @@ struct ModelRows {
   torch::Tensor ids;   // [N, T] int64
   torch::Tensor mask;  // [N, T] int64, 1 = token, 0 = padding; undefined when no row is padded
 };
+
+// Each row of rows [N, S] int64 decoded to text, special tokens kept (as ICU decodes), then cleaned up as
+// transformers 4.x's decode did when clean_up is set (text/cleanup.h).
+std::vector<std::string> decode_rows(const torch::Tensor& rows, const text::Gpt2Tokenizer& tokenizer,
+                                     bool clean_up);
 
 // The stored rows as they are: no padding, no mask. rows [N, T] int64.
 ModelRows stored_rows(const torch::Tensor& rows);

@@ -20,7 +20,6 @@
 #include "prep/pairs.h"
 #include "prep/sentence_embedder.h"
 #include "text/bpe.h"
-#include "text/cleanup.h"
 #include "text/csv.h"
 
 namespace lethe::prep {
@@ -82,13 +81,7 @@ torch::Tensor embed_with_bert(const Config& cfg, const torch::Tensor& text, torc
   const text::Gpt2Tokenizer gpt2 = text::Gpt2Tokenizer::from_dir(cfg.tokenizer.path);
   const SentenceEmbedder embedder = SentenceEmbedder::load(p.embedder_path, p.max_tokens, device);
   const bool clean = cfg.tokenizer.decode_cleanup == DecodeCleanup::kHf4;
-  std::vector<std::string> texts;
-  torch::Tensor ids32 = text.to(torch::kInt).contiguous();
-  for (int64_t r = 0; r < ids32.size(0); ++r) {
-    std::string t = gpt2.decode(
-        std::span<const int32_t>(ids32[r].data_ptr<int32_t>(), static_cast<size_t>(ids32.size(1))));
-    texts.push_back(clean ? text::clean_up_tokenization(t) : std::move(t));
-  }
+  const std::vector<std::string> texts = data::decode_rows(text, gpt2, clean);
   what = fmt::format("bert({}; {})", p.embedder_path, embedder.describe());
   spdlog::info("prep: sentence embeddings of {} decoded rows ({}) with {}", texts.size(),
                clean ? "transformers 4.x clean-up" : "no clean-up", embedder.describe());
