@@ -10,7 +10,7 @@
 #include <ATen/Parallel.h>
 
 #include "core/memory.h"
-#include "model/gpt_neo.h"
+#include "model/causal_lm.h"
 #include "model/presets.h"
 
 namespace lethe::bench {
@@ -39,10 +39,10 @@ inline bool parse_flags(int argc, char** argv, const std::map<std::string, Flag>
 }
 
 // Process set-up as `lethe` does it, then the preset's model with transformers' init (seed 1234).
-inline model::GptNeo random_model(const std::string& preset, int64_t threads) {
+inline model::CausalLm random_model(const std::string& preset, int64_t threads) {
   retain_freed_memory();
   at::set_num_threads(static_cast<int>(threads));
-  model::GptNeo m(model::preset(preset));
+  model::CausalLm m = model::make_causal_lm(model::preset(preset));
   m->reset_parameters(1234);
   return m;
 }

@@ -25,14 +25,14 @@ int main(int argc, char** argv) {
                                   {"--reps", &reps},
                                   {"--threads", &threads}}))
     return 2;
-  lethe::model::GptNeo model = lethe::bench::random_model(preset, threads);
+  lethe::model::CausalLm model = lethe::bench::random_model(preset, threads);
   const auto& cfg = model->config();
   model->eval();
   at::manual_seed(0);
-  at::Tensor ids = at::randint(0, cfg.vocab_size - 1, {batch, prompt}, at::kLong);
+  at::Tensor ids = at::randint(0, cfg.vocab_size() - 1, {batch, prompt}, at::kLong);
   for (int64_t k : {int64_t{1}, beams}) {
     lethe::model::GenerateOptions o{
-        .max_new_tokens = fresh, .num_beams = k, .eos_token_id = cfg.eos_token_id};
+        .max_new_tokens = fresh, .num_beams = k, .eos_token_ids = cfg.eos_token_ids()};
     lethe::model::generate(model, ids, {}, o);  // warm-up
     double best = 1e30;
     int64_t produced = 0;

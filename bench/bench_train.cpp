@@ -51,12 +51,12 @@ int main(int argc, char** argv) {
                                   {"--threads", &threads},
                                   {"--loss", &loss_kind}}))
     return 2;
-  lethe::model::GptNeo model = lethe::bench::random_model(preset, threads);
-  const lethe::model::GptNeoConfig& cfg = model->config();
+  lethe::model::CausalLm model = lethe::bench::random_model(preset, threads);
+  const lethe::model::ModelConfig& cfg = model->config();
   model->train();
   lethe::zero::AdamW opt(model->parameters(), {.lr = 1e-5, .weight_decay = 0.01});
   at::manual_seed(0);
-  at::Tensor ids = at::randint(0, cfg.vocab_size, {batch, seq}, at::kLong);
+  at::Tensor ids = at::randint(0, cfg.vocab_size(), {batch, seq}, at::kLong);
 
   double mean = 0, fwd = 0, bwd = 0, optim = 0, loss = 0;
   for (int64_t s = 0; s < warmup + steps; ++s) {
@@ -82,8 +82,9 @@ int main(int argc, char** argv) {
   }
   // FLOPs per token: 6N (N = parameters, embedding tied into the head) + 12·L·C·T for attention scores and
   // values, no causal discount (the torchtitan / nanoGPT convention).
-  const double n = static_cast<double>(lethe::model::parameter_count(cfg));
-  const double flops_per_token = 6.0 * n + 12.0 * static_cast<double>(cfg.num_layers * cfg.hidden_size * seq);
+  const double n = static_cast<double>(cfg.parameter_count());
+  const double flops_per_token =
+      6.0 * n + 12.0 * static_cast<double>(cfg.num_layers() * cfg.hidden_size() * seq);
   const double tokens_per_s = static_cast<double>(batch * seq) / mean;
   const double peak = peak_mm_flops();
   nlohmann::json j = {{"impl", "lethe"},

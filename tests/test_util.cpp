@@ -1,5 +1,7 @@
 #include "test_util.h"
 
+#include "model/hf_config.h"
+
 #include <cstring>
 #include <random>
 #include <stdexcept>
@@ -108,6 +110,10 @@ void expect_same_architecture(const model::GptNeoConfig& a, const model::GptNeoC
   EXPECT_EQ(a.attention_layers, b.attention_layers);
 }
 
+void expect_same_architecture(const model::ModelConfig& a, const model::ModelConfig& b) {
+  EXPECT_EQ(model::hf_config_text(a), model::hf_config_text(b));
+}
+
 model::GptNeoConfig small_gpt_neo(int64_t vocab, int64_t hidden, int64_t positions) {
   model::GptNeoConfig c;
   c.vocab_size = vocab;
@@ -117,6 +123,7 @@ model::GptNeoConfig small_gpt_neo(int64_t vocab, int64_t hidden, int64_t positio
   c.num_heads = 2;
   c.window_size = 4;
   c.attention_layers = model::alternating_attention(2);
+  c.bos_token_id = c.eos_token_id = vocab - 1;  // inside the vocabulary, as config.json requires
   return c;
 }
 

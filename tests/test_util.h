@@ -13,6 +13,7 @@
 #include <torch/types.h>
 
 #include "model/gpt_neo_config.h"
+#include "model/model_config.h"
 
 namespace lethe::test {
 
@@ -32,6 +33,8 @@ void expect_input_error(const std::function<void()>& f, const std::vector<std::s
 
 // Field-by-field equality of two architectures, each mismatch reported by name.
 void expect_same_architecture(const model::GptNeoConfig& a, const model::GptNeoConfig& b);
+// Any family: equal config.json texts.
+void expect_same_architecture(const model::ModelConfig& a, const model::ModelConfig& b);
 
 // A small GPT-Neo for engine and checkpoint tests: 2 alternating layers, 2 heads, window 4.
 model::GptNeoConfig small_gpt_neo(int64_t vocab, int64_t hidden, int64_t positions);

@@ -33,7 +33,7 @@ struct RowScores {
 
 // Mean MA, LM loss and (when `el` is given) EL of `rows` [M, T]: each rank scores its block; sums are
 // all-reduced.
-RowScores row_scores(model::GptNeo& model, const torch::Tensor& rows, int64_t eos, int64_t batch,
+RowScores row_scores(model::CausalLm& model, const torch::Tensor& rows, int64_t eos, int64_t batch,
                      int64_t ma_begin, const eval::ElOptions* el, comm::Communicator& comm) {
   const int64_t m = rows.size(0), lo = comm.rank() * m / comm.size(),
                 hi = (comm.rank() + 1) * m / comm.size();
@@ -80,7 +80,7 @@ std::pair<int64_t, int64_t> parse_range(const std::string& text) {
 
 // The model to evaluate: an HF folder, or a lethe checkpoint (a step folder, a checkpoints root or a run
 // folder: the newest complete one). A checkpoint without a configured tokenizer uses the one its run used.
-model::GptNeo load_eval_model(Config& cfg, torch::Device device) {
+model::CausalLm load_eval_model(Config& cfg, torch::Device device) {
   if (const auto ckpt = io::checkpoint_folder(cfg.model.path)) {
     if (cfg.tokenizer.path.empty()) {
       const YAML::Node saved = YAML::Load(io::checkpoint_config_yaml(*ckpt));
@@ -88,17 +88,17 @@ model::GptNeo load_eval_model(Config& cfg, torch::Device device) {
       if (cfg.tokenizer.path.empty()) cfg.tokenizer.path = saved["model"]["path"].as<std::string>("");
     }
     spdlog::info("eval: checkpoint {}", ckpt->string());
-    model::GptNeo m = io::load_checkpoint_model(*ckpt, train::torch_dtype(cfg.model.dtype));
+    model::CausalLm m = io::load_checkpoint_model(*ckpt, train::torch_dtype(cfg.model.dtype));
     m->to(device);
     return m;
   }
   return train::make_model(cfg, device);
 }
 
-nlohmann::json forget_eval(const Config& cfg, model::GptNeo& model, const text::Gpt2Tokenizer& tok,
+nlohmann::json forget_eval(const Config& cfg, model::CausalLm& model, const text::Gpt2Tokenizer& tok,
                            int64_t retain_rows, const std::string& heldout, comm::Communicator& world) {
   const prep::Pairs pairs = prep::read_pairs(cfg.unlearn.dataset);
-  const int64_t eos = model->config().eos_token_id;
+  const int64_t eos = model->config().eos_token_id();
   train::check_forget_rows(cfg.unlearn, pairs, model->config(), tok.vocab_size());
   std::optional<eval::BertScorer> scorer;
   if (!cfg.unlearn.bert_path.empty())
@@ -211,7 +211,7 @@ int run_eval(int argc, char** argv) {
   LETHE_CHECK_INPUT(std::filesystem::exists(cfg.model.path), "--model {}: no such folder", cfg.model.path);
   return run_on_world(cfg, [&](const comm::World& job) {
     comm::Communicator& world = *job.host;
-    model::GptNeo model = load_eval_model(cfg, job.device);
+    model::CausalLm model = load_eval_model(cfg, job.device);
     const text::Gpt2Tokenizer tok = load_tokenizer("", cfg.model.path, cfg);
     nlohmann::json result = {{"model", cfg.model.path}};
     if (!utility || forget) result.update(forget_eval(cfg, model, tok, retain_rows, heldout, world));

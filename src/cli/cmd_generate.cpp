@@ -6,8 +6,8 @@
 
 #include "cli/common.h"
 #include "core/error.h"
+#include "model/causal_lm.h"
 #include "model/generate.h"
-#include "model/gpt_neo.h"
 #include "text/bpe.h"
 
 namespace lethe::cli {
@@ -56,19 +56,19 @@ int run_generate(int argc, char** argv) {
   for (const auto& p : prompt_ids) rows.push_back(parse_ids(p, "--prompt-ids"));
 
   const torch::Device device = local_device(cfg);
-  model::GptNeo model = load_model(model_dir, cfg, device);
+  model::CausalLm model = load_model(model_dir, cfg, device);
   const auto& mc = model->config();
   size_t width = 0;
   for (const auto& r : rows) {
     for (int64_t id : r)
-      LETHE_CHECK_INPUT(id < mc.vocab_size, "--prompt-ids: token id {} is not below the vocabulary size {}",
-                        id, mc.vocab_size);
+      LETHE_CHECK_INPUT(id < mc.vocab_size(), "--prompt-ids: token id {} is not below the vocabulary size {}",
+                        id, mc.vocab_size());
     width = std::max(width, r.size());
   }
   LETHE_CHECK_INPUT(
-      static_cast<int64_t>(width) + cfg.generate.max_new_tokens <= mc.max_position_embeddings,
+      static_cast<int64_t>(width) + cfg.generate.max_new_tokens <= mc.max_position_embeddings(),
       "prompt ({} tokens) + max_new_tokens ({}) exceeds the model's max_position_embeddings ({})", width,
-      cfg.generate.max_new_tokens, mc.max_position_embeddings);
+      cfg.generate.max_new_tokens, mc.max_position_embeddings());
 
   // Left padding: generation appends on the right, so every row's last real token must be in the last column.
   const int64_t b = static_cast<int64_t>(rows.size()), t = static_cast<int64_t>(width);
@@ -83,7 +83,8 @@ int run_generate(int argc, char** argv) {
   opt.num_beams = cfg.generate.num_beams;
   opt.length_penalty = cfg.generate.length_penalty;
   opt.early_stopping = cfg.generate.early_stopping;
-  opt.eos_token_id = cfg.generate.eos_token_id >= 0 ? cfg.generate.eos_token_id : mc.eos_token_id;
+  opt.eos_token_ids =
+      cfg.generate.eos_token_id >= 0 ? std::vector<int64_t>{cfg.generate.eos_token_id} : mc.eos_token_ids();
   model::GenerateResult res = model::generate(model, ids.to(device), mask.to(device), opt);
   res.sequences = res.sequences.cpu();  // decoded and printed here
   if (res.scores.defined()) res.scores = res.scores.cpu();

@@ -7,7 +7,7 @@
 
 #include "cli/common.h"
 #include "core/error.h"
-#include "model/gpt_neo.h"
+#include "model/causal_lm.h"
 #include "model/hf_checkpoint.h"
 #include "model/presets.h"
 #include "text/bpe.h"
@@ -18,13 +18,17 @@ int run_init_model(int argc, char** argv) {
   ConfigOptions co;
   std::string out, tok_dir;
   bool force = false;
+  std::string preset;
   po::options_description desc;
   desc.add_options()("out,o", po::value(&out)->required(), "folder to write")(
       "tokenizer,t", po::value(&tok_dir), "copy this folder's tokenizer files into the output")(
-      "force", po::bool_switch(&force), "overwrite an existing model folder");
+      "force", po::bool_switch(&force), "overwrite an existing model folder")(
+      "preset", po::value(&preset),
+      "build this named architecture (any family, e.g. llama-tiny) instead of the config's model section");
   co.add_to(desc);
   if (!parse(
-          argc, argv, desc, "lethe init-model --out DIR [--set model.preset=tiny] [--tokenizer DIR]",
+          argc, argv, desc,
+          "lethe init-model --out DIR [--set model.preset=tiny | --preset llama-tiny] [--tokenizer DIR]",
           "Builds the architecture the config's model section describes (preset + overrides), initialises it "
           "as transformers does (normal(0, initializer_range), seed runtime.seed) and saves it."))
     return 0;
@@ -38,14 +42,14 @@ int run_init_model(int argc, char** argv) {
                       "--out {}: already holds a model ({}); pass --force to overwrite it", out, f);
   // Validate the tokenizer before writing anything, so a bad --tokenizer leaves no half-made folder behind.
   if (!tok_dir.empty()) text::Gpt2Tokenizer::from_dir(tok_dir);
-  const model::GptNeoConfig arch = architecture(cfg.model);
-  spdlog::info("initialising GPT-Neo: {} layers, hidden {}, {} heads, vocab {} ({:.1f} M parameters)",
-               arch.num_layers, arch.hidden_size, arch.num_heads, arch.vocab_size,
-               static_cast<double>(model::parameter_count(arch)) / 1e6);
-  model::GptNeo m(arch);
+  const model::ModelConfig arch = preset.empty() ? architecture(cfg.model) : model::preset(preset);
+  spdlog::info(
+      "initialising {}: {} layers, hidden {}, {} heads ({} key/value), vocab {} ({:.1f} M parameters)",
+      arch.model_type(), arch.num_layers(), arch.hidden_size(), arch.num_heads(), arch.num_kv_heads(),
+      arch.vocab_size(), static_cast<double>(arch.parameter_count()) / 1e6);
+  model::CausalLm m = model::make_causal_lm(arch);
   m->reset_parameters(cfg.runtime.seed);
-  model::save_hf_model(m, out);
-  if (!tok_dir.empty()) model::copy_tokenizer_files(tok_dir, out);  // validated above, so files are there
+  model::save_hf_model(m, out, {.tokenizer_from = tok_dir});  // validated above, so its files are there
   spdlog::info("wrote {}", out);
   return 0;
 }

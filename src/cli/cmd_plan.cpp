@@ -21,10 +21,12 @@ int run_plan(int argc, char** argv) {
   train::PlanInput in;
   bool json = false;
   po::options_description desc;
-  desc.add_options()("model,m", po::value(&model_name)->default_value(model_name),
-                     "preset name (gpt-neo-125m, gpt-neo-1.3B, gpt-neo-2.7B, tiny) or an HF folder")(
-      "ranks,n", po::value(&in.ranks)->default_value(1), "data-parallel ranks N")(
-      "zero", po::value(&in.stage)->default_value(1), "ZeRO stage 0, 1 or 2")(
+  desc.add_options()(
+      "model,m", po::value(&model_name)->default_value(model_name),
+      "preset name (gpt-neo-125m, gpt-neo-1.3B, gpt-neo-2.7B, tiny, llama-3.2-1b, llama-3.2-3b, llama-2-7b, "
+      "llama-tiny) or an HF folder")("ranks,n", po::value(&in.ranks)->default_value(1),
+                                     "data-parallel ranks N")("zero", po::value(&in.stage)->default_value(1),
+                                                              "ZeRO stage 0, 1 or 2")(
       "dtype", po::value(&dtype)->default_value(dtype), "parameter dtype: float32 | bfloat16 | float16")(
       "device", po::value(&device)->default_value(device),
       "cpu (this process's resident memory) | cuda (one GPU's memory: CUDA context and NCCL buffers "
@@ -69,7 +71,7 @@ int run_plan(int argc, char** argv) {
   const int64_t total = plan.total();
   if (json) {
     nlohmann::json j = {{"model", model_name},
-                        {"parameters", model::parameter_count(in.arch)},
+                        {"parameters", in.arch.parameter_count()},
                         {"ranks", in.ranks},
                         {"zero", in.stage},
                         {"dtype", dtype},
@@ -89,7 +91,7 @@ int run_plan(int argc, char** argv) {
   }
   std::cout << fmt::format(
       "{}: {:.1f} M parameters, {} rank(s), ZeRO-{}, {}, micro-batch {} x {} tokens, {} memory per rank\n\n",
-      model_name, static_cast<double>(model::parameter_count(in.arch)) / 1e6, in.ranks, in.stage, dtype,
+      model_name, static_cast<double>(in.arch.parameter_count()) / 1e6, in.ranks, in.stage, dtype,
       in.micro_batch, in.seq, in.cuda ? "GPU" : "host");
   auto mib = [](int64_t b) { return static_cast<double>(b) / (1 << 20); };
   for (const auto& t : plan.terms)

@@ -8,7 +8,7 @@
 
 #include "cli/common.h"
 #include "core/error.h"
-#include "model/gpt_neo.h"
+#include "model/causal_lm.h"
 #include "text/bpe.h"
 
 namespace lethe::cli {
@@ -79,9 +79,9 @@ int run_score(int argc, char** argv) {
   Config cfg = co.load();
   apply_runtime(cfg.runtime);
   const torch::Device device = local_device(cfg);
-  model::GptNeo model = load_model(model_dir, cfg, device);
+  model::CausalLm model = load_model(model_dir, cfg, device);
   const auto& mc = model->config();
-  auto rows = read_inputs(input, tok_dir, model_dir, cfg, mc.vocab_size, mc.max_position_embeddings);
+  auto rows = read_inputs(input, tok_dir, model_dir, cfg, mc.vocab_size(), mc.max_position_embeddings());
 
   torch::NoGradGuard no_grad;
   for (size_t start = 0; start < rows.size(); start += batch) {

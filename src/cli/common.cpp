@@ -8,7 +8,7 @@
 #include <spdlog/spdlog.h>
 
 #include "core/error.h"
-#include "model/gpt_neo.h"
+#include "model/causal_lm.h"
 #include "model/hf_checkpoint.h"
 #include "text/bpe.h"
 #include "train/run_common.h"
@@ -77,8 +77,8 @@ torch::Device local_device(const Config& cfg) {
   return comm::choose_device(device_request(cfg.runtime.device), /*node_rank=*/0);
 }
 
-model::GptNeo load_model(const fs::path& dir, const Config& cfg, torch::Device device) {
-  model::GptNeo m = model::load_hf_model(dir, train::torch_dtype(cfg.model.dtype), device);
+model::CausalLm load_model(const fs::path& dir, const Config& cfg, torch::Device device) {
+  model::CausalLm m = model::load_hf_model(dir, train::torch_dtype(cfg.model.dtype), device);
   m->eval();
   return m;
 }

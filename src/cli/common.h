@@ -11,10 +11,10 @@
 #include <nlohmann/json.hpp>
 
 #include "comm/device.h"
-#include "core/config.h"
+#include "config/config.h"
 
 namespace lethe::model {
-class GptNeo;
+class CausalLm;
 }
 namespace lethe::text {
 class Gpt2Tokenizer;
@@ -55,7 +55,7 @@ comm::DeviceRequest device_request(Device d);
 torch::Device local_device(const Config& cfg);
 
 // The model named by --model DIR (HF folder) in the config's dtype, built on `device`.
-model::GptNeo load_model(const std::filesystem::path& dir, const Config& cfg, torch::Device device);
+model::CausalLm load_model(const std::filesystem::path& dir, const Config& cfg, torch::Device device);
 
 // The tokenizer from `dir` (or, when empty, the model folder, then tokenizer.path from the config).
 text::Gpt2Tokenizer load_tokenizer(const std::string& dir, const std::string& model_dir, const Config& cfg);

@@ -6,7 +6,7 @@
 #include <functional>
 
 #include "comm/world.h"
-#include "core/config.h"
+#include "config/config.h"
 
 namespace lethe::cli {
 

@@ -13,7 +13,7 @@
 
 namespace lethe::eval {
 
-std::vector<double> memorization_accuracy(model::GptNeo& model, const torch::Tensor& rows, int64_t batch,
+std::vector<double> memorization_accuracy(model::CausalLm& model, const torch::Tensor& rows, int64_t batch,
                                           int64_t first) {
   c10::InferenceMode guard;
   const bool was_training = model->is_training();
@@ -47,7 +47,7 @@ double ngram_overlap(const int64_t* pred, const int64_t* label, int64_t length, 
   return static_cast<double>(hits) / static_cast<double>(grams);
 }
 
-std::vector<double> extraction_likelihood(model::GptNeo& model, const torch::Tensor& rows,
+std::vector<double> extraction_likelihood(model::CausalLm& model, const torch::Tensor& rows,
                                           const ElOptions& o) {
   const int64_t b = rows.size(0), t = rows.size(1);
   LETHE_CHECK_INPUT(o.n >= 1 && o.first >= 1 && o.first <= t - o.n,
@@ -61,11 +61,11 @@ std::vector<double> extraction_likelihood(model::GptNeo& model, const torch::Ten
   // pass per row fills a KV cache whose first i positions *are* the prompt's cache for every start, and its
   // logit at i-1 gives the first new token. Continuations of several starts are decoded together: each
   // job's cache prefix is right-aligned in a [m, H, L, D] block and the padding masked out.
-  const int64_t starts = t - o.n - o.first + 1, num_layers = model->config().num_layers;
+  const int64_t starts = t - o.n - o.first + 1, num_layers = model->config().num_layers();
   // Rows are taken `chunk` at a time and their jobs ordered by start, so a decode batch holds (mostly) one
   // start and runs exactly the T - i - 1 steps it needs.
   const int64_t rows_per_block = std::max<int64_t>(1, o.chunk);
-  const int64_t max_pos = model->config().max_position_embeddings;
+  const int64_t max_pos = model->config().max_position_embeddings();
   torch::Tensor cpu_rows = rows.to(torch::kCPU).contiguous();
   const int64_t* data = cpu_rows.data_ptr<int64_t>();
   const torch::Tensor dev_rows = rows.to(model->head_weight().device());

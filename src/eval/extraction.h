@@ -9,15 +9,15 @@
 
 #include <torch/types.h>
 
-#include "model/gpt_neo.h"
+#include "model/causal_lm.h"
 
 namespace lethe::eval {
 
 // Per-row MA: the fraction of positions t = first..T-1 whose greedy next-token prediction from x_<t equals
 // x_t (ICU and KU: first = 1, every position). The model is causal, so one forward pass gives every
 // prediction. rows [B, T] → [B] double; `batch` rows per forward.
-std::vector<double> memorization_accuracy(model::GptNeo& model, const torch::Tensor& rows, int64_t batch = 8,
-                                          int64_t first = 1);
+std::vector<double> memorization_accuracy(model::CausalLm& model, const torch::Tensor& rows,
+                                          int64_t batch = 8, int64_t first = 1);
 
 // Which start positions EL averages over. ICU scores only the suffix region: starts first..T-n with first =
 // the suffix column (150 for 200-token rows: 41 starts, "/41"). Knowledge Unlearning uses first = 1 (190
@@ -33,7 +33,7 @@ struct ElOptions {
 // Per-row EL_n: for each start i, greedy-continue x_<i to length T and count the continuation's n-grams
 // (with multiplicity) that occur among the true x_i..x_{T-1}'s n-grams, / (T - i - n + 1); EL = the mean
 // over starts. All (row, start) continuations are batched with left padding and a KV cache. rows [B, T].
-std::vector<double> extraction_likelihood(model::GptNeo& model, const torch::Tensor& rows,
+std::vector<double> extraction_likelihood(model::CausalLm& model, const torch::Tensor& rows,
                                           const ElOptions& options);
 
 // Overlap of one continuation with its label (both length L ≥ n), the inner term of EL.

@@ -14,7 +14,7 @@
 namespace lethe::eval {
 namespace {
 
-torch::TensorOptions on_device_options(model::GptNeo& model) {
+torch::TensorOptions on_device_options(model::CausalLm& model) {
   return torch::TensorOptions().dtype(torch::kLong).device(model->head_weight().device());
 }
 
@@ -45,7 +45,7 @@ ForgetRows stored_forget_rows(const torch::Tensor& rows, const ForgetScoreOption
           .suffixes = rows.narrow(1, o.suffix_begin, rows.size(1) - o.suffix_begin)};
 }
 
-ForgetScores score_forget_rows(model::GptNeo& model, const ForgetRows& rows, const ForgetScoreOptions& o,
+ForgetScores score_forget_rows(model::CausalLm& model, const ForgetRows& rows, const ForgetScoreOptions& o,
                                const text::Gpt2Tokenizer& tokenizer, const TextScorer& bert) {
   ForgetScores s;
   const torch::Tensor& ids = rows.input.ids;
@@ -59,7 +59,7 @@ ForgetScores score_forget_rows(model::GptNeo& model, const ForgetRows& rows, con
   model::GenerateOptions g;
   g.max_new_tokens = o.new_tokens;
   g.num_beams = o.num_beams;
-  g.eos_token_id = o.eos_token_id;
+  g.eos_token_ids = {o.eos_token_id};
   g.pad_token_id = o.eos_token_id;
   const int64_t plen = rows.prompts.size(1);
   s.candidates = torch::full({n, o.new_tokens}, o.eos_token_id, on_device_options(model));

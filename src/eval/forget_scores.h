@@ -13,7 +13,7 @@
 
 #include "data/rows.h"
 #include "eval/extraction.h"
-#include "model/gpt_neo.h"
+#include "model/causal_lm.h"
 #include "text/bpe.h"
 
 namespace lethe::eval {
@@ -56,7 +56,7 @@ struct ForgetScores {
 
 // The candidate is decoded with special tokens kept, as ICU does. o.prefix_begin/suffix_begin are not read
 // here: the caller cut rows.prompts and rows.suffixes with them.
-ForgetScores score_forget_rows(model::GptNeo& model, const ForgetRows& rows, const ForgetScoreOptions& o,
+ForgetScores score_forget_rows(model::CausalLm& model, const ForgetRows& rows, const ForgetScoreOptions& o,
                                const text::Gpt2Tokenizer& tokenizer, const TextScorer& bert = {});
 
 // The stored benchmark rows [N, T] as ForgetRows: the whole row as input, prompt and suffix cut from it.

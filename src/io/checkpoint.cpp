@@ -16,6 +16,7 @@
 #include "core/io.h"
 #include "io/hdf5.h"
 #include "lethe/version.h"
+#include "model/hf_config.h"
 
 namespace lethe::io {
 namespace fs = std::filesystem;
@@ -160,20 +161,39 @@ std::vector<fs::path> complete_checkpoints(const fs::path& root) {
 
 }  // namespace
 
-std::string architecture_json(const model::GptNeoConfig& a) {
-  nlohmann::json layers = nlohmann::json::array();
-  for (auto k : a.attention_layers) layers.push_back(k == model::AttentionKind::kGlobal ? "global" : "local");
-  nlohmann::json j = {{"vocab_size", a.vocab_size},
-                      {"max_position_embeddings", a.max_position_embeddings},
-                      {"hidden_size", a.hidden_size},
-                      {"num_layers", a.num_layers},
-                      {"num_heads", a.num_heads},
-                      {"intermediate_size", a.inner_dim()},
-                      {"window_size", a.window_size},
-                      {"layer_norm_epsilon", a.layer_norm_epsilon},
-                      {"activation_function", a.activation_function},
-                      {"attention_layers", layers}};
+std::string architecture_json(const model::ModelConfig& a) {
+  nlohmann::json j = nlohmann::json::parse(model::hf_config_text(a));
+  j.erase("dtype");
+  j.erase("torch_dtype");
   return j.dump();
+}
+
+model::ModelConfig architecture_from_json(const std::string& text, const fs::path& file) {
+  const nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
+  LETHE_CHECK_INPUT(!j.is_discarded() && j.is_object(), "{}: /architecture is not a JSON object",
+                    file.string());
+  if (j.contains("model_type")) return model::parse_hf_config(text, file.string() + ":/architecture");
+  model::GptNeoConfig a;  // older checkpoints: GPT-Neo's fields, no special tokens
+  try {
+    a.vocab_size = j.at("vocab_size").get<int64_t>();
+    a.max_position_embeddings = j.at("max_position_embeddings").get<int64_t>();
+    a.hidden_size = j.at("hidden_size").get<int64_t>();
+    a.num_layers = j.at("num_layers").get<int64_t>();
+    a.num_heads = j.at("num_heads").get<int64_t>();
+    a.intermediate_size = j.at("intermediate_size").get<int64_t>();
+    a.window_size = j.at("window_size").get<int64_t>();
+    a.layer_norm_epsilon = j.at("layer_norm_epsilon").get<double>();
+    a.activation_function = j.at("activation_function").get<std::string>();
+    for (const auto& k : j.at("attention_layers"))
+      a.attention_layers.push_back(k.get<std::string>() == "global" ? model::AttentionKind::kGlobal
+                                                                    : model::AttentionKind::kLocal);
+  } catch (const nlohmann::json::exception& e) {
+    throw_input("{}: /architecture: {}", file.string(), e.what());
+  }
+  LETHE_CHECK_INPUT(static_cast<int64_t>(a.attention_layers.size()) == a.num_layers,
+                    "{}: /architecture lists {} attention layers for {} layers", file.string(),
+                    a.attention_layers.size(), a.num_layers);
+  return a;
 }
 
 SaveReport save_checkpoint(const fs::path& root, const CheckpointContent& content,

@@ -4,7 +4,8 @@
 //   step-00000012/
 //     meta.h5            rank 0: attributes format/format_version/step/epoch/batch/world_size/zero_stage/
 //                        adam_steps, loss_scale + loss_scale_finite_steps (fp16 runs), num_samples,
-//                        global_batch; /config (resolved YAML), /architecture (JSON),
+//                        global_batch; /config (resolved YAML), /architecture (JSON: the model's HF
+//                        config.json object without dtype; in older checkpoints GPT-Neo's fields only),
 //                        /layout/{names,ndims,dims} (the FlatLayout: tensor order, shapes), /rng/torch_cpu,
 //                        /rng/torch_cuda (GPU runs), /model/<HF name> (fp32 weights), /method/<name>
 //                        (free-form state of the training method)
@@ -33,7 +34,7 @@
 
 #include "comm/communicator.h"
 #include "data/sampler.h"
-#include "model/gpt_neo_config.h"
+#include "model/model_config.h"
 #include "zero/engine.h"
 
 namespace lethe::io {
@@ -49,7 +50,7 @@ struct TrainProgress {
 struct CheckpointContent {
   TrainProgress progress;
   std::string config_yaml;
-  model::GptNeoConfig architecture;
+  model::ModelConfig architecture;
   std::map<std::string, torch::Tensor> method;  // saved under /method (float32 or int64 tensors)
 };
 
@@ -80,9 +81,13 @@ struct LoadReport {
 // state from the overlapping old slices, and refreshes the parameters from it. `architecture` is the current
 // run's. Corruption is an InputError naming the file and dataset.
 LoadReport load_checkpoint(const std::filesystem::path& dir, zero::ZeroEngine& engine,
-                           const model::GptNeoConfig& architecture);
+                           const model::ModelConfig& architecture);
 
-// Architecture as JSON text (stored in meta.h5; compared on resume).
-std::string architecture_json(const model::GptNeoConfig& a);
+// Architecture as JSON text (stored in meta.h5; compared on resume): the HF config.json object, dtype left
+// out (a property of the tensors, not of the architecture).
+std::string architecture_json(const model::ModelConfig& a);
+// The architecture stored in `file` (meta.h5): that JSON, or the GPT-Neo-only object of older checkpoints,
+// whose special-token ids default to GPT-2's. InputError naming the file and field when malformed.
+model::ModelConfig architecture_from_json(const std::string& text, const std::filesystem::path& file);
 
 }  // namespace lethe::io

@@ -72,7 +72,7 @@ std::string architecture_difference(const std::string& saved, const std::string&
 }  // namespace
 
 LoadReport load_checkpoint(const fs::path& dir, zero::ZeroEngine& engine,
-                           const model::GptNeoConfig& architecture) {
+                           const model::ModelConfig& architecture) {
   const auto t0 = std::chrono::steady_clock::now();
   LoadReport report;
   try {
@@ -85,7 +85,9 @@ LoadReport load_checkpoint(const fs::path& dir, zero::ZeroEngine& engine,
                       "checkpoint {}: format version {} is not supported by this lethe (reads version {})",
                       dir.string(), version, kCheckpointFormatVersion);
     const std::string saved_arch = meta.read_string("architecture");
-    const std::string diff = architecture_difference(saved_arch, architecture_json(architecture));
+    const std::string diff =
+        architecture_difference(architecture_json(architecture_from_json(saved_arch, dir / "meta.h5")),
+                                architecture_json(architecture));
     LETHE_CHECK_INPUT(
         diff.empty(),
         "checkpoint {} was written for a different model: {}. Resume with the checkpoint's model "

@@ -1,5 +1,6 @@
 #include "model/generate.h"
 
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -13,7 +14,7 @@ namespace {
 // An unpadded batch (the common case: one prompt, or prompts of equal length) carries no mask at all, so
 // prefill takes the mask-free causal attention path and every step is one token against its cache.
 struct Decoder {
-  GptNeo& model;
+  CausalLm& model;
   torch::Tensor mask;      // [R, K] grows by one column per step; undefined when nothing is padded
   torch::Tensor last_pos;  // [R, 1] position id of each row's last token (padded batches only)
   KvCache cache;
@@ -77,8 +78,15 @@ int64_t first_all_finished(const std::vector<torch::Tensor>& any_open) {
   return -1;
 }
 
+// o.eos_token_ids on the device, [E] int64; undefined when there are none.
+torch::Tensor eos_tensor(const GenerateOptions& o, const torch::Tensor& like) {
+  if (o.eos_token_ids.empty()) return {};
+  return torch::tensor(o.eos_token_ids, torch::kLong).to(like.device());
+}
+
 GenerateResult greedy(Decoder& dec, torch::Tensor ids, const GenerateOptions& o) {
-  const int64_t pad = o.pad_token_id >= 0 ? o.pad_token_id : o.eos_token_id;
+  const torch::Tensor eos = eos_tensor(o, ids);
+  const int64_t pad = o.pad_token_id >= 0 ? o.pad_token_id : eos.defined() ? o.eos_token_ids.front() : 0;
   const int64_t t0 = ids.size(1), max_length = t0 + o.max_new_tokens;
   torch::Tensor unfinished = torch::ones({ids.size(0)}, ids.options());
   std::vector<torch::Tensor> any_open;  // per decoded token: 1 while some row is unfinished after it
@@ -87,11 +95,11 @@ GenerateResult greedy(Decoder& dec, torch::Tensor ids, const GenerateOptions& o)
   while (ids.size(1) < max_length) {
     torch::Tensor next = logits.argmax(-1);  // [R]; first index on ties, as torch.argmax
     // Rows that already produced EOS keep emitting padding (HF _sample).
-    if (o.eos_token_id >= 0) next = next * unfinished + pad * (1 - unfinished);
+    if (eos.defined()) next = next * unfinished + pad * (1 - unfinished);
     ids = torch::cat({ids, next.unsqueeze(1)}, 1);
     if (ids.size(1) >= max_length) break;
-    if (o.eos_token_id >= 0) {
-      unfinished = unfinished * (next != o.eos_token_id).to(torch::kLong);
+    if (eos.defined()) {
+      unfinished = unfinished * torch::isin(next, eos).logical_not().to(torch::kLong);
       any_open.push_back(unfinished.max());
       if (static_cast<int64_t>(any_open.size()) % kCheckEvery == 0)
         if (const int64_t i = first_all_finished(any_open); i >= 0) return cut(i);  // HF stops right there
@@ -119,12 +127,14 @@ torch::Tensor gather_beams(const torch::Tensor& t, const torch::Tensor& idx) {
 GenerateResult beam_search(Decoder& dec, const torch::Tensor& prompt, const GenerateOptions& o) {
   const int64_t nb = o.num_beams, b = prompt.size(0), t0 = prompt.size(1);
   const int64_t max_length = t0 + o.max_new_tokens;
-  const bool has_eos = o.eos_token_id >= 0;
-  // HF keeps max(2, 1 + number of EOS ids) · num_beams candidates; with at most one EOS id that is 2 ·
-  // num_beams.
-  const int64_t keep = 2 * nb;
-  // HF's `pad_token_id or eos_token_id if eos_token_id is not None else -1`: a pad id of 0 counts as unset.
-  const int64_t fill = has_eos ? (o.pad_token_id > 0 ? o.pad_token_id : o.eos_token_id) : -1;
+  const torch::Tensor eos = eos_tensor(o, prompt);
+  const bool has_eos = eos.defined();
+  // HF keeps max(2, 1 + number of EOS ids) · num_beams candidates, so that enough continuations that did
+  // not end remain.
+  const int64_t keep = std::max<int64_t>(2, 1 + static_cast<int64_t>(o.eos_token_ids.size())) * nb;
+  // HF's `pad_token_id or eos_token_id[0] if eos_token_id is not None else -1`: a pad id of 0 counts as
+  // unset.
+  const int64_t fill = has_eos ? (o.pad_token_id > 0 ? o.pad_token_id : o.eos_token_ids.front()) : -1;
   auto f32 = torch::TensorOptions().dtype(torch::kFloat).device(prompt.device());
   auto i64 = torch::TensorOptions().dtype(torch::kLong).device(prompt.device());
   auto flag = torch::TensorOptions().dtype(torch::kBool).device(prompt.device());
@@ -157,7 +167,7 @@ GenerateResult beam_search(Decoder& dec, const torch::Tensor& prompt, const Gene
 
     // Stopping criteria on the extended sequences: max length for all, EOS for those that just emitted it.
     torch::Tensor hits = torch::full({b, keep}, cur + 1 >= max_length, flag);
-    if (has_eos) hits = hits | (topk_ids == o.eos_token_id);
+    if (has_eos) hits = hits | torch::isin(topk_ids, eos);
 
     // Next running beams: the best `nb` continuations that did not stop.
     torch::Tensor running_lp = topk_lp + hits.to(torch::kFloat) * -1e9;
@@ -208,12 +218,12 @@ GenerateResult beam_search(Decoder& dec, const torch::Tensor& prompt, const Gene
 
 }  // namespace
 
-GenerateResult generate(GptNeo& model, const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
+GenerateResult generate(CausalLm& model, const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
                         const GenerateOptions& options) {
   TORCH_CHECK(options.num_beams >= 1, "num_beams must be >= 1");
   // Eval mode for the duration, the caller's mode back afterwards, even when something throws.
   struct ModeGuard {
-    GptNeo& m;
+    CausalLm& m;
     bool was_training;
     ~ModeGuard() { m->train(was_training); }
   } mode{model, model->is_training()};

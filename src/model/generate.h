@@ -4,8 +4,8 @@
 
 #include <torch/types.h>
 
+#include "model/causal_lm.h"
 #include "model/generate_options.h"
-#include "model/gpt_neo.h"
 
 namespace lethe::model {
 
@@ -16,7 +16,7 @@ struct GenerateResult {
 
 // input_ids: [B, T] int64, left padded; attention_mask: [B, T] (1 = token) or undefined for no padding.
 // Runs in eval and inference mode; the model's training mode is restored afterwards.
-GenerateResult generate(GptNeo& model, const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
+GenerateResult generate(CausalLm& model, const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
                         const GenerateOptions& options);
 
 }  // namespace lethe::model

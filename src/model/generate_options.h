@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 namespace lethe::model {
 
@@ -14,8 +15,8 @@ struct GenerateOptions {
   int64_t num_beams = 1;  // 1 = greedy
   double length_penalty = 1.0;
   EarlyStopping early_stopping = EarlyStopping::kFalse;
-  int64_t eos_token_id = -1;  // -1 = never stop on a token
-  int64_t pad_token_id = -1;  // fills finished rows; -1 = eos_token_id (HF's fallback)
+  std::vector<int64_t> eos_token_ids = {};  // any of them ends a row; empty = never stop on a token
+  int64_t pad_token_id = -1;                // fills finished rows; -1 = the first EOS id (HF's fallback)
 };
 
 }  // namespace lethe::model

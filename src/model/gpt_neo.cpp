@@ -5,69 +5,9 @@
 #include <ATen/ATen.h>
 #include <torch/autograd.h>
 #include <torch/nn/functional/activation.h>
-#include <torch/nn/functional/loss.h>
 
 namespace lethe::model {
 namespace F = torch::nn::functional;
-
-namespace {
-// Decoding steps multiply a handful of rows by weights streamed from DRAM. MKL's sgemm streams a [N, K]
-// weight markedly faster as W·xᵀ than as x·Wᵀ when x has few rows (measured on this project's machine, 8
-// rows: LM head 8.5 vs 17.9 ms; 566 MB of [3072, 768] layers 31 vs 39 ms), so small inputs take that
-// orientation. Same sums, same result up to float rounding.
-constexpr int64_t kFewRows = 16;
-
-// x [..., K] · Wᵀ (+ b) → [..., N] for weight W [N, K].
-torch::Tensor project(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b = {}) {
-  const int64_t rows = x.numel() / x.size(-1);
-  if (rows > kFewRows) return F::linear(x, w, b);
-  torch::Tensor x2 = x.reshape({rows, x.size(-1)}).t();                                    // [K, R]
-  torch::Tensor y = b.defined() ? torch::addmm(b.unsqueeze(1), w, x2) : torch::mm(w, x2);  // [N, R]
-  std::vector<int64_t> shape = x.sizes().vec();
-  shape.back() = w.size(0);
-  return y.t().contiguous().view(shape);
-}
-
-torch::Tensor project(const torch::Tensor& x, const torch::nn::Linear& l) {
-  return project(x, l->weight, l->bias);
-}
-}  // namespace
-
-std::pair<torch::Tensor, torch::Tensor> KvCache::append(int64_t layer, const torch::Tensor& k,
-                                                        const torch::Tensor& v) {
-  torch::Tensor& ck = keys[layer];
-  torch::Tensor& cv = values[layer];
-  const int64_t t = k.size(2);
-  if (capacity == 0) {  // concatenation re-copies the cache every step (faster on the CPU, see above)
-    ck = ck.defined() ? torch::cat({ck, k}, 2) : k;
-    cv = cv.defined() ? torch::cat({cv, v}, 2) : v;
-    return {ck, cv};
-  }
-  TORCH_CHECK(length + t <= capacity, "KV cache of ", capacity, " positions cannot take ", length + t);
-  if (!ck.defined()) {
-    ck = torch::empty({k.size(0), k.size(1), capacity, k.size(3)}, k.options());
-    cv = torch::empty({v.size(0), v.size(1), capacity, v.size(3)}, v.options());
-  }
-  ck.narrow(2, length, t).copy_(k);
-  cv.narrow(2, length, t).copy_(v);
-  return {ck.narrow(2, 0, length + t), cv.narrow(2, 0, length + t)};
-}
-
-void KvCache::reorder(const torch::Tensor& index) {
-  for (auto* store : {&keys, &values})
-    for (auto& t : *store) {
-      if (!t.defined()) continue;
-      if (capacity == 0) {
-        t = t.index_select(0, index);
-        continue;
-      }
-      // Rows may also multiply (prefill → beams): a fresh buffer of index.size(0) rows, filled positions
-      // only.
-      torch::Tensor fresh = torch::empty({index.size(0), t.size(1), capacity, t.size(3)}, t.options());
-      fresh.narrow(2, 0, length).copy_(t.narrow(2, 0, length).index_select(0, index));
-      t = fresh;
-    }
-}
 
 // ---------------------------------------------------------------------------------------------------------------
 SelfAttentionImpl::SelfAttentionImpl(const GptNeoConfig& cfg, AttentionKind kind)
@@ -99,12 +39,6 @@ torch::Tensor SelfAttentionImpl::forward(const torch::Tensor& x, const Attention
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-namespace {
-// A module with no computation of its own, only children: it reproduces HF's nesting ("transformer.",
-// "attn.attention.", "mlp.") so parameter names equal the checkpoint's tensor names.
-struct Holder : torch::nn::Module {};
-}  // namespace
-
 BlockImpl::BlockImpl(const GptNeoConfig& cfg, int64_t layer) : layer_(layer) {
   const int64_t c = cfg.hidden_size;
   auto ln = [&] {
@@ -119,64 +53,24 @@ BlockImpl::BlockImpl(const GptNeoConfig& cfg, int64_t layer) : layer_(layer) {
   c_proj_ = mlp->register_module("c_proj", torch::nn::Linear(cfg.inner_dim(), c));
 }
 
-torch::Tensor BlockImpl::forward(const torch::Tensor& x, const AttentionMask& mask, KvCache* cache) {
-  torch::Tensor h = x + attention_->forward(ln_1_(x), mask, cache, layer_);
+torch::Tensor BlockImpl::forward(const torch::Tensor& x, const BlockInputs& in, KvCache* cache) {
+  torch::Tensor h = x + attention_->forward(ln_1_(x), in.mask, cache, layer_);
   // gelu_new is GELU with the tanh approximation.
   return h + project(F::gelu(project(ln_2_(h), c_fc_), F::GELUFuncOptions().approximate("tanh")), c_proj_);
 }
 
 // ---------------------------------------------------------------------------------------------------------------
 namespace {
-using torch::autograd::AutogradContext;
-using torch::autograd::variable_list;
-
-// One block whose activations are not kept: forward runs it without recording and saves its input x
-// [B, T, C]; backward runs it again with recording on and takes the gradients of x and of the block's
-// trainable parameters through that copy (autograd::grad, nothing accumulated there). The parameters are
-// inputs of this node, so the outer graph keeps one AccumulateGrad per parameter: a model run twice before
-// one backward (ICU's forget and neighbour batches) sums both contributions before the parameter's hook
-// fires once, as ZeRO-2's bucket counting requires. The block has no dropout: nothing random to replay.
-struct CheckpointedBlock : torch::autograd::Function<CheckpointedBlock> {
-  // params: the block's parameters that require gradients, in a fixed order.
-  static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& x, torch::TensorList params,
-                               BlockImpl* block, const AttentionMask* mask) {
-    std::vector<torch::Tensor> saved{x};
-    saved.insert(saved.end(), params.begin(), params.end());
-    ctx->save_for_backward(saved);
-    // The block outlives its graph (the model owns it); saved_data holds IValues, so its address as an int.
-    ctx->saved_data["block"] = reinterpret_cast<int64_t>(block);
-    ctx->saved_data["causal"] = mask->causal;
-    ctx->saved_data["built"] = mask->built;
-    if (mask->additive.defined()) ctx->saved_data["additive"] = mask->additive;
-    return block->forward(x, *mask, nullptr);
-  }
-
-  static variable_list backward(AutogradContext* ctx, variable_list grad_out) {
-    auto* block = reinterpret_cast<BlockImpl*>(ctx->saved_data["block"].toInt());
-    AttentionMask mask;
-    mask.causal = ctx->saved_data["causal"].toBool();
-    mask.built = ctx->saved_data["built"].toBool();
-    if (ctx->saved_data.count("additive")) mask.additive = ctx->saved_data["additive"].toTensor();
-    variable_list inputs = ctx->get_saved_variables();  // x, then the parameters
-    inputs[0] = inputs[0].detach().requires_grad_(true);
-    torch::Tensor y;
-    {
-      torch::AutoGradMode record(true);
-      y = block->forward(inputs[0], mask, nullptr);
-    }
-    variable_list grads = torch::autograd::grad({y}, inputs, {grad_out[0]}, /*retain_graph=*/false,
-                                                /*create_graph=*/false, /*allow_unused=*/true);
-    grads.emplace_back();  // block
-    grads.emplace_back();  // mask
-    return grads;
-  }
-};
+GptNeoConfig completed(GptNeoConfig cfg) {
+  if (cfg.attention_layers.empty()) cfg.attention_layers = alternating_attention(cfg.num_layers);
+  TORCH_CHECK(static_cast<int64_t>(cfg.attention_layers.size()) == cfg.num_layers, "attention_layers has ",
+              cfg.attention_layers.size(), " entries for ", cfg.num_layers, " layers");
+  return cfg;
+}
 }  // namespace
 
-GptNeoImpl::GptNeoImpl(const GptNeoConfig& cfg, torch::Device device, torch::ScalarType dtype) : cfg_(cfg) {
-  if (cfg_.attention_layers.empty()) cfg_.attention_layers = alternating_attention(cfg_.num_layers);
-  TORCH_CHECK(static_cast<int64_t>(cfg_.attention_layers.size()) == cfg_.num_layers, "attention_layers has ",
-              cfg_.attention_layers.size(), " entries for ", cfg_.num_layers, " layers");
+GptNeoImpl::GptNeoImpl(const GptNeoConfig& cfg, torch::Device device, torch::ScalarType dtype)
+    : CausalLmImpl(completed(cfg)), cfg_(completed(cfg)) {
   auto transformer = register_module("transformer", std::make_shared<Holder>());
   wte_ = transformer->register_module("wte", torch::nn::Embedding(cfg_.vocab_size, cfg_.hidden_size));
   wte_->to(device, dtype);
@@ -213,6 +107,11 @@ void GptNeoImpl::reset_parameters(uint64_t seed) {
   }
 }
 
+bool GptNeoImpl::ignorable_tensor(const std::string& name) const {
+  return name == "lm_head.weight" || name.ends_with(".attn.attention.bias") ||
+         name.ends_with(".attn.attention.masked_bias");
+}
+
 AttentionMask GptNeoImpl::build_mask(AttentionKind kind, int64_t past, int64_t t,
                                      const torch::Tensor& attention_mask, torch::ScalarType dtype,
                                      torch::Device device) const {
@@ -226,24 +125,19 @@ AttentionMask GptNeoImpl::build_mask(AttentionKind kind, int64_t past, int64_t t
   // its flash kernel (an explicit mask rules that out). The same numbers: HF's masked scores are the dtype's
   // minimum, which the softmax turns into exact zeros, as the causal kernel's −inf.
   if (past == 0 && !attention_mask.defined() && in_window) return {.causal = true, .built = true};
-  auto opts = torch::TensorOptions().dtype(torch::kLong).device(device);
-  torch::Tensor qi = torch::arange(past, k, opts).unsqueeze(1);  // [T, 1] absolute slot of each query
-  torch::Tensor kj = torch::arange(0, k, opts).unsqueeze(0);     // [1, K]
-  torch::Tensor causal = kj <= qi;                               // [T, K]
-  torch::Tensor allowed = kind == AttentionKind::kLocal ? causal & (kj > qi - cfg_.window_size) : causal;
-  const double min = dtype == torch::kBFloat16
-                         ? static_cast<double>(std::numeric_limits<c10::BFloat16>::lowest())
-                     : dtype == torch::kHalf ? static_cast<double>(std::numeric_limits<c10::Half>::lowest())
-                                             : static_cast<double>(std::numeric_limits<float>::lowest());
+  torch::Tensor causal = causal_pattern(past, t, device);  // [T, K]
+  torch::Tensor allowed = causal;
+  if (kind == AttentionKind::kLocal) {
+    auto opts = torch::TensorOptions().dtype(torch::kLong).device(device);
+    torch::Tensor qi = torch::arange(past, k, opts).unsqueeze(1), kj = torch::arange(0, k, opts).unsqueeze(0);
+    allowed = causal & (kj > qi - cfg_.window_size);
+  }
   // HF: scores = where(layer's causal window, scores, fp32 min) + where(causal & not padding, 0, dtype min).
   // Scores are fp32, so the mask is built in fp32 for every model dtype.
   auto f32 = torch::TensorOptions().dtype(torch::kFloat).device(device);
   torch::Tensor window_term = torch::where(allowed, torch::zeros({}, f32),
                                            torch::full({}, std::numeric_limits<float>::lowest(), f32));
-  torch::Tensor visible = causal.unsqueeze(0);  // [1, T, K]
-  if (attention_mask.defined())
-    visible = visible & attention_mask.to(torch::kBool).unsqueeze(1);  // [B, T, K]
-  torch::Tensor model_term = torch::where(visible, torch::zeros({}, f32), torch::full({}, min, f32));
+  torch::Tensor model_term = padding_causal_term(causal, attention_mask, dtype);
   // [B or 1, 1, T, K]; in the model's dtype for SDPA (bf16 rounds the fp32 minimum to -inf, which SDPA
   // handles: every row keeps at least its own diagonal at a finite value).
   return {.additive = (window_term + model_term).unsqueeze(1).to(dtype), .built = true};
@@ -273,23 +167,16 @@ ForwardOutput GptNeoImpl::forward(const torch::Tensor& input_ids, const ForwardA
   // The caller says whether there is padding (a mask given); it is not inspected here, since reading it back
   // would cost a host sync every forward.
   const torch::Tensor& padding = args.attention_mask;
-  const AttentionMask global_mask = build_mask(AttentionKind::kGlobal, past, t, padding, dtype, x.device());
-  AttentionMask local_mask;  // built once, only if some layer is local
+  const BlockInputs global_inputs{build_mask(AttentionKind::kGlobal, past, t, padding, dtype, x.device())};
+  BlockInputs local_inputs;  // built once, only if some layer is local
   ForwardOutput out;
   for (auto& block : blocks_) {
     if (args.output_hidden_states) out.hidden_states.push_back(x);
-    if (block->kind() == AttentionKind::kLocal && !local_mask.built)
-      local_mask = build_mask(AttentionKind::kLocal, past, t, padding, dtype, x.device());
-    const AttentionMask& mask = block->kind() == AttentionKind::kLocal ? local_mask : global_mask;
+    if (block->kind() == AttentionKind::kLocal && !local_inputs.mask.built)
+      local_inputs.mask = build_mask(AttentionKind::kLocal, past, t, padding, dtype, x.device());
+    const BlockInputs& in = block->kind() == AttentionKind::kLocal ? local_inputs : global_inputs;
     const bool recompute = checkpoint_blocks_ && !cache && torch::GradMode::is_enabled() && x.requires_grad();
-    if (recompute) {
-      std::vector<torch::Tensor> params;
-      for (const torch::Tensor& p : block->parameters())
-        if (p.requires_grad()) params.push_back(p);
-      x = CheckpointedBlock::apply(x, torch::TensorList(params), block.get(), &mask);
-    } else {
-      x = block->forward(x, mask, cache);
-    }
+    x = run_block(*block, x, in, cache, recompute);
   }
   if (cache) cache->length += t;
   x = ln_f_(x);
@@ -300,34 +187,7 @@ ForwardOutput GptNeoImpl::forward(const torch::Tensor& input_ids, const ForwardA
 }
 
 torch::Tensor GptNeoImpl::lm_head(const torch::Tensor& hidden) const {
-  const int64_t rows = hidden.numel() / cfg_.hidden_size;
-  if (rows <= 4 || rows > kFewRows) return project(hidden, wte_->weight);
-  // The [V, C] head is the largest weight a decoding step streams; MKL reads it fastest 4 rows at a time
-  // (measured, 8 rows: 7.9 ms as two 4-row products vs 8.9 ms as one).
-  std::vector<torch::Tensor> parts;
-  for (const torch::Tensor& chunk : hidden.reshape({rows, cfg_.hidden_size}).split(4))
-    parts.push_back(project(chunk, wte_->weight));
-  std::vector<int64_t> shape = hidden.sizes().vec();
-  shape.back() = cfg_.vocab_size;
-  return torch::cat(parts).view(shape);
-}
-
-// ---------------------------------------------------------------------------------------------------------------
-torch::Tensor position_ids_from_mask(const torch::Tensor& attention_mask) {
-  torch::Tensor m = attention_mask.to(torch::kLong);
-  return (m.cumsum(-1) - 1).masked_fill(m == 0, 0);
-}
-
-torch::Tensor causal_lm_loss(const torch::Tensor& logits, const torch::Tensor& labels) {
-  const int64_t v = logits.size(-1);
-  torch::Tensor shift_logits = logits.slice(1, 0, -1).to(torch::kFloat).reshape({-1, v});
-  torch::Tensor shift_labels = labels.slice(1, 1).reshape({-1});
-  return F::cross_entropy(shift_logits, shift_labels, F::CrossEntropyFuncOptions().ignore_index(-100));
-}
-
-torch::Tensor next_token_logprobs(const torch::Tensor& logits, const torch::Tensor& input_ids) {
-  torch::Tensor lp = torch::log_softmax(logits.slice(1, 0, -1).to(torch::kFloat), -1);  // [B, T-1, V]
-  return lp.gather(-1, input_ids.slice(1, 1).unsqueeze(-1)).squeeze(-1);
+  return head_project(hidden, wte_->weight);
 }
 
 }  // namespace lethe::model

@@ -1,5 +1,5 @@
-// config.json for GPT-Neo. Field names, defaults and the attention_types run encoding follow
-// transformers/models/gpt_neo/configuration_gpt_neo.py so that our files load with
+// config.json: the dispatch on model_type, and GPT-Neo's half. Field names, defaults and the attention_types
+// run encoding follow transformers/models/gpt_neo/configuration_gpt_neo.py so that our files load with
 // GPTNeoConfig.from_pretrained and theirs load here.
 #include "model/hf_config.h"
 
@@ -21,73 +21,17 @@
 
 #include "core/error.h"
 #include "core/io.h"
+#include "model/hf_config_reader.h"
 #include "model/safetensors.h"
-
-namespace lethe::model {
-namespace {
 
 using nlohmann::json;
 
+namespace lethe::model {
+
+namespace {
+
 // Guards the attention_types expansion against absurd counts; real models have at most a few hundred layers.
 constexpr int64_t kMaxLayers = 1 << 16;
-
-class Reader {
- public:
-  Reader(std::string file, const json& root) : file_(std::move(file)), root_(root) {}
-
-  [[noreturn]] void fail(std::string_view key, std::string_view problem) const {
-    throw_input("{}: {} {}", file_, key, problem);
-  }
-
-  // The value of the first of `keys` present (aliases), or nullptr.
-  const json* find(std::initializer_list<std::string_view> keys) const {
-    for (auto k : keys) {
-      const auto it = root_.find(k);
-      if (it != root_.end()) return &*it;
-    }
-    return nullptr;
-  }
-
-  // Integer field in [min, max]; required fields have no default.
-  int64_t integer(std::initializer_list<std::string_view> keys, std::optional<int64_t> fallback, int64_t min,
-                  int64_t max = std::numeric_limits<int64_t>::max()) const {
-    const std::string_view key = *keys.begin();
-    const json* v = find(keys);
-    if (v == nullptr) {
-      if (!fallback) fail(key, "is missing; it is required to build the model");
-      return *fallback;
-    }
-    if (!v->is_number_integer()) fail(key, fmt::format("must be an integer, found {}", describe_json(*v)));
-    // Compared in the JSON's own signedness so values above INT64_MAX cannot wrap into range.
-    const bool above =
-        v->is_number_unsigned() ? v->get<uint64_t>() > static_cast<uint64_t>(max) : v->get<int64_t>() > max;
-    if (above || v->get<int64_t>() < min)
-      fail(key, fmt::format("is {}; expected an integer in [{}, {}]", v->dump(), min, max));
-    return v->get<int64_t>();
-  }
-
-  // A finite number; the caller checks the range.
-  double number(std::string_view key, double fallback) const {
-    const json* v = find({key});
-    if (v == nullptr) return fallback;
-    if (!v->is_number()) fail(key, fmt::format("must be a number, found {}", describe_json(*v)));
-    return v->get<double>();
-  }
-
-  std::string string(std::string_view key, std::optional<std::string> fallback) const {
-    const json* v = find({key});
-    if (v == nullptr) {
-      if (!fallback) fail(key, "is missing");
-      return *fallback;
-    }
-    if (!v->is_string()) fail(key, fmt::format("must be a string, found {}", describe_json(*v)));
-    return v->get<std::string>();
-  }
-
- private:
-  std::string file_;
-  const json& root_;
-};
 
 // [[["global","local"],6]] -> 12 alternating kinds, checked against num_layers.
 std::vector<AttentionKind> expand_attention_types(const Reader& r, const json* types, int64_t num_layers) {
@@ -154,23 +98,7 @@ json compress_attention_types(const std::vector<AttentionKind>& kinds) {
 
 }  // namespace
 
-GptNeoConfig read_hf_config(const std::filesystem::path& config_json) {
-  const std::string file = config_json.string();
-  const std::string text = read_text_file(config_json, "a Hugging Face GPT-Neo config.json");
-  json root;
-  try {
-    root = json::parse(text);
-  } catch (const json::exception& e) {
-    throw_input("{}: not valid JSON ({})", file, e.what());
-  }
-  if (!root.is_object()) throw_input("{}: expected a JSON object, found {}", file, root.type_name());
-  const Reader r(file, root);
-
-  const std::string model_type = r.string("model_type", std::nullopt);
-  if (model_type != "gpt_neo")
-    throw_input("{}: model_type '{}' is not supported; lethe loads GPT-Neo (model_type 'gpt_neo')", file,
-                model_type);
-
+GptNeoConfig read_gpt_neo_config(const Reader& r) {
   GptNeoConfig c;
   c.vocab_size = r.integer({"vocab_size"}, std::nullopt, 1);
   c.max_position_embeddings = r.integer({"max_position_embeddings"}, std::nullopt, 1);
@@ -199,16 +127,49 @@ GptNeoConfig read_hf_config(const std::filesystem::path& config_json) {
   return c;
 }
 
-void write_hf_config(const std::filesystem::path& config_json, const GptNeoConfig& c) {
+ModelConfig parse_hf_config(const std::string& text, const std::string& where) {
+  json root;
+  try {
+    root = json::parse(text);
+  } catch (const json::exception& e) {
+    throw_input("{}: not valid JSON ({})", where, e.what());
+  }
+  if (!root.is_object()) throw_input("{}: expected a JSON object, found {}", where, root.type_name());
+  const Reader r(where, root);
+  const std::string model_type = r.string("model_type", std::nullopt);
+  if (model_type == "gpt_neo") return read_gpt_neo_config(r);
+  if (model_type == "llama") return read_llama_config(r);
+  r.fail("model_type", fmt::format("'{}' is not supported; lethe loads 'gpt_neo' (GPTNeoForCausalLM) and "
+                                   "'llama' (LlamaForCausalLM)",
+                                   model_type));
+}
+
+ModelConfig read_hf_config(const std::filesystem::path& config_json) {
+  return parse_hf_config(read_text_file(config_json, "a Hugging Face config.json"), config_json.string());
+}
+
+std::string hf_config_text(const ModelConfig& config, std::string_view dtype) {
+  const json j =
+      config.gpt_neo() ? gpt_neo_json(*config.gpt_neo(), dtype) : llama_json(*config.llama(), dtype);
+  // nlohmann::json objects are key-sorted, matching transformers' to_json_string(sort_keys=True).
+  return j.dump(2) + "\n";
+}
+
+void write_hf_config(const std::filesystem::path& config_json, const ModelConfig& config,
+                     std::string_view dtype) {
+  const std::string text = hf_config_text(config, dtype);
+  write_file_atomic(config_json, {std::as_bytes(std::span(text))});
+}
+
+json gpt_neo_json(const GptNeoConfig& c, std::string_view dtype) {
   if (static_cast<int64_t>(c.attention_layers.size()) != c.num_layers)
-    throw std::invalid_argument(fmt::format("write_hf_config '{}': {} attention_layers for num_layers {}",
-                                            config_json.string(), c.attention_layers.size(), c.num_layers));
+    throw std::invalid_argument(fmt::format("write_hf_config: {} attention_layers for num_layers {}",
+                                            c.attention_layers.size(), c.num_layers));
   json layers = json::array();
   for (AttentionKind k : c.attention_layers)
     layers.push_back(k == AttentionKind::kGlobal ? "global" : "local");
 
-  // nlohmann::json objects are key-sorted, matching transformers' to_json_string(sort_keys=True).
-  json j = {
+  return {
       {"activation_function", c.activation_function},
       {"architectures", {"GPTNeoForCausalLM"}},
       {"attention_dropout", 0.0},
@@ -216,7 +177,7 @@ void write_hf_config(const std::filesystem::path& config_json, const GptNeoConfi
       {"attention_types", compress_attention_types(c.attention_layers)},
       {"bos_token_id", c.bos_token_id},
       {"classifier_dropout", 0.1},
-      {"dtype", "float32"},
+      {"dtype", std::string(dtype)},
       {"embed_dropout", 0.0},
       {"eos_token_id", c.eos_token_id},
       {"hidden_size", c.hidden_size},
@@ -230,13 +191,11 @@ void write_hf_config(const std::filesystem::path& config_json, const GptNeoConfi
       {"pad_token_id", nullptr},
       {"resid_dropout", 0.0},
       {"tie_word_embeddings", true},
-      {"torch_dtype", "float32"},  // transformers < 4.56 reads this name; newer ones read "dtype"
+      {"torch_dtype", std::string(dtype)},  // transformers < 4.56 reads this name; newer ones read "dtype"
       {"use_cache", true},
       {"vocab_size", c.vocab_size},
       {"window_size", c.window_size},
   };
-  const std::string text = j.dump(2) + "\n";
-  write_file_atomic(config_json, {std::as_bytes(std::span(text))});
 }
 
 }  // namespace lethe::model

@@ -77,7 +77,7 @@ torch::Tensor tfidf_sq_distances(const torch::Tensor& rows, int64_t max_n, const
   return d2;
 }
 
-torch::Tensor lm_embeddings(model::GptNeo& model, const torch::Tensor& rows, int64_t batch) {
+torch::Tensor lm_embeddings(model::CausalLm& model, const torch::Tensor& rows, int64_t batch) {
   c10::InferenceMode guard;
   model->eval();
   Progress progress("prep: embedding rows", rows.size(0), "rows");

@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "model/gpt_neo.h"
+#include "model/causal_lm.h"
 
 namespace lethe::prep {
 
@@ -31,7 +31,7 @@ torch::Tensor tfidf_sq_distances(const torch::Tensor& rows, int64_t max_n, const
 // The LM's own sentence embedding: mean over positions of the final hidden state (after ln_f), L2
 // normalised, as sentence-transformers pools MiniLM. rows [R, L] (host) → [R, C] float32 on the host,
 // computed on the model's device.
-torch::Tensor lm_embeddings(model::GptNeo& model, const torch::Tensor& rows, int64_t batch);
+torch::Tensor lm_embeddings(model::CausalLm& model, const torch::Tensor& rows, int64_t batch);
 
 // k-NN of the query rows (indices into distances' columns) given squared distances [Q, P], excluding
 // nothing: callers pass only the pool columns.

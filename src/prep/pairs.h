@@ -23,7 +23,7 @@
 
 #include <torch/types.h>
 
-#include "core/config.h"
+#include "config/config.h"
 #include "data/rows.h"
 
 namespace lethe::prep {

@@ -93,10 +93,10 @@ torch::Tensor embed_with_lm(const Config& cfg, const torch::Tensor& text, torch:
   const std::string path = !cfg.prep.embedder_path.empty() ? cfg.prep.embedder_path : cfg.model.path;
   LETHE_CHECK_INPUT(!path.empty(),
                     "prep.embedder = lm needs prep.embedder_path (or model.path): an HF GPT-Neo folder");
-  model::GptNeo lm = model::load_hf_model(path, torch::kFloat, device);
-  LETHE_CHECK_INPUT(text.max().item<int64_t>() < lm->config().vocab_size,
+  model::CausalLm lm = model::load_hf_model(path, torch::kFloat, device);
+  LETHE_CHECK_INPUT(text.max().item<int64_t>() < lm->config().vocab_size(),
                     "{}: token ids exceed the vocabulary ({}) of {}", cfg.prep.source,
-                    lm->config().vocab_size, path);
+                    lm->config().vocab_size(), path);
   what = fmt::format("lm({})", path);
   spdlog::info("prep: embedding {} rows with {}", text.size(0), path);
   return lm_embeddings(lm, text, cfg.prep.batch_size);

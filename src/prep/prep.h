@@ -6,7 +6,7 @@
 
 #include <torch/types.h>
 
-#include "core/config.h"
+#include "config/config.h"
 
 namespace lethe::prep {
 

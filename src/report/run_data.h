@@ -12,7 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "core/config.h"
+#include "config/config.h"
 
 namespace lethe::report {
 

@@ -8,13 +8,13 @@
 namespace lethe::train {
 
 Plan memory_plan(const PlanInput& in) {
-  const model::GptNeoConfig& a = in.arch;
-  const int64_t psi = model::parameter_count(a);
+  const model::ModelConfig& a = in.arch;
+  const int64_t psi = a.parameter_count();
   const int64_t unit = 16ll * in.ranks;
   const int64_t padded = (psi + unit - 1) / unit * unit;
   const int64_t slice = in.stage == 0 ? padded : padded / in.ranks;
-  const int64_t b = in.param_bytes, B = in.micro_batch, T = in.seq, C = a.hidden_size, L = a.num_layers,
-                V = a.vocab_size, H = a.num_heads, I = a.inner_dim();
+  const int64_t b = in.param_bytes, B = in.micro_batch, T = in.seq, C = a.hidden_size(), L = a.num_layers(),
+                V = a.vocab_size(), H = a.num_heads(), A = a.saved_values_per_token();
   std::vector<PlanTerm> t;
   if (!in.cuda) {
     t.push_back({"runtime", "resident size of this process: libtorch and its libraries loaded",
@@ -63,19 +63,20 @@ Plan memory_plan(const PlanInput& in) {
   }
   t.push_back({"optimizer", "12·S (fp32 master, Adam m and v of the owned slice)", 12 * slice});
   if (in.reference_model) t.push_back({"reference model", "b·Ψ (frozen copy, replicated)", b * psi});
-  // Saved for backward per layer (b bytes each): LN inputs/outputs and residuals ~6·BTC, q k v and the
-  // attention output 4·BTC, the MLP's c_fc output and GELU output 2·BTI; attention keeps B·H·T
-  // log-sum-exp values (fused SDPA, no T² matrix). Plus the embeddings' output.
-  const int64_t per_layer = b * B * T * (10 * C + 2 * I) + 4 * B * H * T;
+  // Saved for backward per layer: A values of b bytes per token (norms, residuals, q k v, the attention
+  // output and the MLP's intermediates: model/model_config.h); attention keeps B·H·T log-sum-exp values
+  // (fused SDPA, no T² matrix). Plus the embeddings' output.
+  const int64_t per_layer = b * B * T * A + 4 * B * H * T;
   // With activation checkpointing each block keeps only its input; one block's activations exist again
   // while backward recomputes it.
   const int64_t activations = in.activation_checkpointing ? L * b * B * T * C + per_layer + b * B * T * C
                                                           : L * per_layer + b * B * T * C;
   t.push_back({"activations",
                in.activation_checkpointing
-                   ? "L·b·B·T·C block inputs + one block's b·B·T·(10·C + 2·I) + 4·B·H·T "
-                     "(recomputed in backward) + b·B·T·C"
-                   : "L·(b·B·T·(10·C + 2·I) + 4·B·H·T) + b·B·T·C",
+                   ? "L·b·B·T·C block inputs + one block's b·B·T·A + 4·B·H·T (recomputed in backward) + "
+                     "b·B·T·C; A = 10·C + 2·I (GPT-Neo), 6·C + 2·H·D + 2·G·D + 4·I (Llama)"
+                   : "L·(b·B·T·A + 4·B·H·T) + b·B·T·C; A = 10·C + 2·I (GPT-Neo), 6·C + 2·H·D + 2·G·D + 4·I "
+                     "(Llama)",
                activations});
   // The LM head + loss run in row chunks (model/lm_loss.h): one chunk's fp32 logits, softmax-minus-one-hot
   // and their model-dtype copies are alive at once, while the gradients the forward pass already formed wait

@@ -12,12 +12,12 @@
 #include <string>
 #include <vector>
 
-#include "model/gpt_neo_config.h"
+#include "model/model_config.h"
 
 namespace lethe::train {
 
 struct PlanInput {
-  model::GptNeoConfig arch;
+  model::ModelConfig arch;
   int ranks = 1;
   int stage = 1;
   int param_bytes = 4;  // 4 = float32, 2 = bfloat16 or float16

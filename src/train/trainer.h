@@ -11,7 +11,7 @@
 #include <cstdint>
 
 #include "comm/world.h"
-#include "core/config.h"
+#include "config/config.h"
 
 namespace lethe::train {
 

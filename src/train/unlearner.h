@@ -11,7 +11,7 @@
 #include <string>
 
 #include "comm/world.h"
-#include "core/config.h"
+#include "config/config.h"
 #include "eval/forget_scores.h"
 #include "text/bpe.h"
 

@@ -16,7 +16,7 @@
 namespace lethe::train {
 
 PreparedSuite prepare_utility(const text::Gpt2Tokenizer& tokenizer, const utility::Suite& suite,
-                              const std::vector<utility::TaskSpec>& tasks, const model::GptNeoConfig& arch,
+                              const std::vector<utility::TaskSpec>& tasks, const model::ModelConfig& arch,
                               bool keep_going, comm::Communicator& comm) {
   const auto t0 = Clock::now();
   PreparedSuite p;
@@ -49,7 +49,7 @@ PreparedSuite prepare_utility(const text::Gpt2Tokenizer& tokenizer, const utilit
   return p;
 }
 
-UtilityReport run_utility(model::GptNeo& model, const PreparedSuite& prepared, comm::Communicator& comm) {
+UtilityReport run_utility(model::CausalLm& model, const PreparedSuite& prepared, comm::Communicator& comm) {
   const auto t0 = Clock::now();
   UtilityReport report;
   report.failed = prepared.failed;
@@ -136,7 +136,7 @@ std::string utility_line(const utility::TaskResult& t) {
 
 UtilityTracker::UtilityTracker(const UtilitySection& u, const std::filesystem::path& run_dir,
                                std::optional<int64_t> keep_through, const text::Gpt2Tokenizer& tokenizer,
-                               const model::GptNeoConfig& arch, comm::Communicator& comm)
+                               const model::ModelConfig& arch, comm::Communicator& comm)
     : u_(u), enabled_(u.every > 0 || u.at_start || u.at_end), lead_(comm.rank() == 0), run_dir_(run_dir) {
   const auto file = run_dir / "utility.json";
   if (lead_ && !keep_through && std::filesystem::exists(file)) std::filesystem::remove(file);  // a fresh run
@@ -171,7 +171,7 @@ UtilityTracker::UtilityTracker(const UtilitySection& u, const std::filesystem::p
   }
 }
 
-void UtilityTracker::run(int64_t epoch, model::GptNeo& model, comm::Communicator& comm) {
+void UtilityTracker::run(int64_t epoch, model::CausalLm& model, comm::Communicator& comm) {
   if (!enabled_ || epoch == last_epoch_) return;
   last_epoch_ = epoch;
   if (lead_)

@@ -12,9 +12,9 @@
 #include <nlohmann/json.hpp>
 
 #include "comm/communicator.h"
-#include "core/config.h"
+#include "config/config.h"
 #include "io/metrics.h"
-#include "model/gpt_neo.h"
+#include "model/causal_lm.h"
 #include "text/bpe.h"
 #include "utility/suite.h"
 #include "utility/tasks.h"
@@ -40,10 +40,10 @@ struct PreparedSuite {
 // `failed` and the others still run; otherwise its InputError propagates. `suite` and `tokenizer` must
 // outlive the result.
 PreparedSuite prepare_utility(const text::Gpt2Tokenizer& tokenizer, const utility::Suite& suite,
-                              const std::vector<utility::TaskSpec>& tasks, const model::GptNeoConfig& arch,
+                              const std::vector<utility::TaskSpec>& tasks, const model::ModelConfig& arch,
                               bool keep_going, comm::Communicator& comm);
 
-UtilityReport run_utility(model::GptNeo& model, const PreparedSuite& prepared, comm::Communicator& comm);
+UtilityReport run_utility(model::CausalLm& model, const PreparedSuite& prepared, comm::Communicator& comm);
 
 // {"tasks": {name: {kind, n, metrics..., seconds}}, "summary": {"Cls Avg", "Dia Avg", <ppl columns>},
 // "failed"}.
@@ -70,13 +70,13 @@ class UtilityTracker {
   // suite or file stops the run before training. Collective. `tokenizer` must outlive the tracker.
   UtilityTracker(const UtilitySection& u, const std::filesystem::path& run_dir,
                  std::optional<int64_t> keep_through, const text::Gpt2Tokenizer& tokenizer,
-                 const model::GptNeoConfig& arch, comm::Communicator& comm);
+                 const model::ModelConfig& arch, comm::Communicator& comm);
   bool enabled() const { return enabled_; }
   bool at_start() const { return u_.at_start; }
   bool at_end() const { return u_.at_end; }
   bool due(int64_t epoch) const { return enabled_ && u_.every > 0 && epoch % u_.every == 0; }
   // Runs the suite for `epoch` unless it already ran for it. Collective.
-  void run(int64_t epoch, model::GptNeo& model, comm::Communicator& comm);
+  void run(int64_t epoch, model::CausalLm& model, comm::Communicator& comm);
   // {"<epoch>": summary columns} of every run so far (for unlearn.json).
   nlohmann::json summaries() const;
 

@@ -25,32 +25,32 @@ double mean(const std::vector<double>& v) {
 
 }  // namespace
 
-void check_forget_rows(const UnlearnSection& u, const prep::Pairs& p, const model::GptNeoConfig& arch,
+void check_forget_rows(const UnlearnSection& u, const prep::Pairs& p, const model::ModelConfig& arch,
                        int64_t tokenizer_vocab) {
   const int64_t t = p.forget_tokens.size(1);
   const std::string& ds = u.dataset;
   LETHE_CHECK_INPUT(t >= 2, "{}: rows of {} tokens", ds, t);
-  LETHE_CHECK_INPUT(t <= arch.max_position_embeddings,
+  LETHE_CHECK_INPUT(t <= arch.max_position_embeddings(),
                     "{}: rows of {} tokens exceed the model's {} positions", ds, t,
-                    arch.max_position_embeddings);
+                    arch.max_position_embeddings());
   LETHE_CHECK_INPUT(
-      arch.vocab_size <= tokenizer_vocab,
+      arch.vocab_size() <= tokenizer_vocab,
       "the tokenizer has {} tokens but the model's vocabulary is {}: generations could not be decoded; "
       "set tokenizer.path to the model's tokenizer",
-      tokenizer_vocab, arch.vocab_size);
+      tokenizer_vocab, arch.vocab_size());
   for (const torch::Tensor* rows :
        {&p.forget_tokens, &p.neighbour_tokens, &p.forget_input.ids, &p.neighbour_input.ids}) {
     const int64_t lo = rows->min().item<int64_t>(), hi = rows->max().item<int64_t>();
-    LETHE_CHECK_INPUT(lo >= 0 && hi < arch.vocab_size,
+    LETHE_CHECK_INPUT(lo >= 0 && hi < arch.vocab_size(),
                       "{}: token ids span [{}, {}] but the model's vocabulary is {}", ds, lo, hi,
-                      arch.vocab_size);
+                      arch.vocab_size());
   }
   LETHE_CHECK_INPUT(u.prefix_begin < u.suffix_begin && u.suffix_begin < t,
                     "unlearn.prefix_begin ({}) < unlearn.suffix_begin ({}) < row length ({}) must hold",
                     u.prefix_begin, u.suffix_begin, t);
-  LETHE_CHECK_INPUT(u.suffix_begin - u.prefix_begin + u.new_tokens <= arch.max_position_embeddings,
+  LETHE_CHECK_INPUT(u.suffix_begin - u.prefix_begin + u.new_tokens <= arch.max_position_embeddings(),
                     "prompt ({}) + unlearn.new_tokens ({}) exceed the model's {} positions",
-                    u.suffix_begin - u.prefix_begin, u.new_tokens, arch.max_position_embeddings);
+                    u.suffix_begin - u.prefix_begin, u.new_tokens, arch.max_position_embeddings());
   LETHE_CHECK_INPUT(u.ma_begin < t, "unlearn.ma_begin = {}: rows have {} tokens", u.ma_begin, t);
   const int64_t first = u.el_variant == ElVariant::kIcu ? u.suffix_begin : 1;
   LETHE_CHECK_INPUT(first <= t - u.el_n, "unlearn.el_n = {}: rows of {} tokens leave no EL start from {}",
@@ -84,7 +84,7 @@ eval::ForgetRows forget_rows(const prep::Pairs& p, const eval::ForgetScoreOption
   return r;
 }
 
-Validation validate_sharded(model::GptNeo& model, const eval::ForgetRows& rows,
+Validation validate_sharded(model::CausalLm& model, const eval::ForgetRows& rows,
                             const eval::ForgetScoreOptions& o, const text::Gpt2Tokenizer& tokenizer,
                             const eval::TextScorer& bert, comm::Communicator& comm) {
   const auto t0 = Clock::now();

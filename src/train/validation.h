@@ -11,9 +11,9 @@
 #include <torch/types.h>
 
 #include "comm/communicator.h"
-#include "core/config.h"
+#include "config/config.h"
 #include "eval/forget_scores.h"
-#include "model/gpt_neo.h"
+#include "model/causal_lm.h"
 #include "prep/pairs.h"
 #include "text/bpe.h"
 
@@ -27,7 +27,7 @@ struct Validation {
 
 // The forget rows against the model, tokenizer and unlearn geometry (prompt, suffix, EL and MA ranges):
 // InputError naming the key or file. `lethe unlearn` and `lethe eval` both run it before any work.
-void check_forget_rows(const UnlearnSection& u, const prep::Pairs& p, const model::GptNeoConfig& arch,
+void check_forget_rows(const UnlearnSection& u, const prep::Pairs& p, const model::ModelConfig& arch,
                        int64_t tokenizer_vocab);
 
 // The options the unlearn section describes for a model with this EOS.
@@ -40,7 +40,7 @@ eval::ForgetRows forget_rows(const prep::Pairs& p, const eval::ForgetScoreOption
                              const text::Gpt2Tokenizer& tokenizer);
 
 // Rank r scores a contiguous block of whole validation batches (o.batch rows each).
-Validation validate_sharded(model::GptNeo& model, const eval::ForgetRows& rows,
+Validation validate_sharded(model::CausalLm& model, const eval::ForgetRows& rows,
                             const eval::ForgetScoreOptions& o, const text::Gpt2Tokenizer& tokenizer,
                             const eval::TextScorer& bert, comm::Communicator& comm);
 

@@ -8,7 +8,7 @@ namespace {
 
 // Summed next-token CE of `labels` given the final hidden states (model/lm_loss.h: the head in chunks, fp32,
 // labels shifted by one, −100 ignored). hidden [b, T, C], labels [b, T] → scalar.
-torch::Tensor ce_sum(model::GptNeo& model, const torch::Tensor& hidden, const torch::Tensor& labels) {
+torch::Tensor ce_sum(model::CausalLm& model, const torch::Tensor& hidden, const torch::Tensor& labels) {
   return model::next_token_ce_sum(hidden, model->head_weight(), labels);
 }
 
@@ -53,7 +53,7 @@ torch::Tensor Terms::sums() const {
   return torch::stack({term(loss), term(forget_sum), term(neighbour_sum), term(mismatch_sum), term(kl_sum)});
 }
 
-Terms compute_terms(Method method, const Weights& w, model::GptNeo& model, model::GptNeo* reference,
+Terms compute_terms(Method method, const Weights& w, model::CausalLm& model, model::CausalLm* reference,
                     const torch::Tensor& forget, const torch::Tensor& neighbour, int64_t pad_id,
                     const Counts& global, const torch::Tensor& forget_mask,
                     const torch::Tensor& neighbour_mask) {

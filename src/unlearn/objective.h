@@ -10,7 +10,7 @@
 
 #include <torch/types.h>
 
-#include "model/gpt_neo.h"
+#include "model/causal_lm.h"
 #include "unlearn/method.h"
 
 namespace lethe::unlearn {
@@ -43,7 +43,7 @@ struct Terms {
 // micro-batches of the step. `reference` may be null when needs_reference(method) is false. forget_mask,
 // neighbour_mask: [b, T] attention masks of left-padded rows (ICU's re-encoded rows, data/rows.h), or
 // undefined when no row is padded; the KL term still covers every position, padding included, as ICU's does.
-Terms compute_terms(Method method, const Weights& w, model::GptNeo& model, model::GptNeo* reference,
+Terms compute_terms(Method method, const Weights& w, model::CausalLm& model, model::CausalLm* reference,
                     const torch::Tensor& forget, const torch::Tensor& neighbour, int64_t pad_id,
                     const Counts& global, const torch::Tensor& forget_mask = {},
                     const torch::Tensor& neighbour_mask = {});

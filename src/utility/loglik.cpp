@@ -48,10 +48,10 @@ std::vector<int64_t> longest_first(const std::vector<int64_t>& len) {
   return order;
 }
 
-std::vector<std::vector<Score>> score_part(model::GptNeo& model,
+std::vector<std::vector<Score>> score_part(model::CausalLm& model,
                                            const std::vector<std::vector<Request>>& groups, int64_t pad) {
   const auto g_count = static_cast<int64_t>(groups.size());
-  const int64_t layers = model->config().num_layers, c = model->config().hidden_size;
+  const int64_t layers = model->config().num_layers(), c = model->config().hidden_size();
   // Token rows are laid out on the host (the loops below index them) and copied once per forward; every
   // activation, cache and index stays on the model's device, and the scores come back in one copy.
   const torch::Device dev = model->head_weight().device();
@@ -206,7 +206,7 @@ std::vector<std::vector<Score>> score_part(model::GptNeo& model,
 
   // 3. LM head in chunks: [chunk, V] fp32 logits at a time instead of [N, V]; one copy to the host at the
   // end.
-  const int64_t chunk = model::loss_chunk_rows(model->config().vocab_size);
+  const int64_t chunk = model::loss_chunk_rows(model->config().vocab_size());
   std::vector<torch::Tensor> lp_parts, am_parts;
   for (int64_t b = 0; b < picked.size(0); b += chunk) {
     const int64_t m = std::min(chunk, picked.size(0) - b);
@@ -239,13 +239,14 @@ std::vector<std::vector<Score>> score_part(model::GptNeo& model,
 
 }  // namespace
 
-std::vector<std::vector<Score>> score(model::GptNeo& model, const std::vector<std::vector<Request>>& groups,
+std::vector<std::vector<Score>> score(model::CausalLm& model, const std::vector<std::vector<Request>>& groups,
                                       int64_t pad) {
   torch::NoGradGuard no_grad;
   // The prefix caches of a part are held densely, [G, H, p_max, D] per layer for keys and values: cap them
   // (~1 GiB) by scoring the groups in consecutive parts. Parts depend only on `groups`, never on the rank.
   const auto& cfg = model->config();
-  const int64_t per_token = 2 * cfg.num_layers * cfg.hidden_size * 4, budget = (int64_t{1} << 30) / per_token;
+  const int64_t per_token = 2 * cfg.num_layers() * cfg.num_kv_heads() * cfg.head_dim() * 4,
+                budget = (int64_t{1} << 30) / per_token;
   std::vector<std::vector<Score>> out;
   for (size_t b = 0; b < groups.size();) {
     size_t e = b;

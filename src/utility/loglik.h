@@ -10,7 +10,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "model/gpt_neo.h"
+#include "model/causal_lm.h"
 
 namespace lethe::utility {
 
@@ -35,7 +35,7 @@ Request make_request(const std::vector<int64_t>& context, const std::vector<int6
 
 // groups[g] = the requests of one example (its options); returns the scores in the same nesting. One
 // batched prefix forward for all groups, one batched forward of all tails. pad: any valid token id.
-std::vector<std::vector<Score>> score(model::GptNeo& model, const std::vector<std::vector<Request>>& groups,
+std::vector<std::vector<Score>> score(model::CausalLm& model, const std::vector<std::vector<Request>>& groups,
                                       int64_t pad);
 
 }  // namespace lethe::utility

@@ -42,17 +42,17 @@ void check_fits(const Suite& suite, int64_t max_positions) {
 }
 
 TaskRunner::TaskRunner(const Suite& suite, TaskSpec spec, TaskData data, const text::Gpt2Tokenizer& tokenizer,
-                       const model::GptNeoConfig& arch)
+                       const model::ModelConfig& arch)
     : suite_(suite),
       spec_(std::move(spec)),
       data_(std::move(data)),
       tok_(tokenizer),
       eos_(tokenizer.eos_id()) {
-  const int64_t max_positions = arch.max_position_embeddings;
+  const int64_t max_positions = arch.max_position_embeddings();
   check_fits(suite_, max_positions);
-  LETHE_CHECK_INPUT(tok_.vocab_size() <= arch.vocab_size,
+  LETHE_CHECK_INPUT(tok_.vocab_size() <= arch.vocab_size(),
                     "the tokenizer has {} ids but the model only {}: use the model's own tokenizer",
-                    tok_.vocab_size(), arch.vocab_size);
+                    tok_.vocab_size(), arch.vocab_size());
   // Dialogue prompts keep their first tokens (ICU: 512) and must leave room for the generated ones.
   const int64_t prompt_cap = std::min(suite_.window, max_positions - suite_.max_new_tokens);
   std::vector<int64_t> lengths;
@@ -184,7 +184,7 @@ void TaskRunner::cut_batches(const std::vector<int64_t>& lengths) {
                                               order.size(), i + static_cast<size_t>(suite_.batch_size))));
 }
 
-void TaskRunner::run(model::GptNeo& model, int64_t b, std::vector<double>& values) const {
+void TaskRunner::run(model::CausalLm& model, int64_t b, std::vector<double>& values) const {
   torch::NoGradGuard no_grad;
   const std::vector<int64_t>& batch = batches_.at(static_cast<size_t>(b));
   switch (data_.kind) {
@@ -232,7 +232,7 @@ void TaskRunner::run(model::GptNeo& model, int64_t b, std::vector<double>& value
       }
       model::GenerateOptions o;
       o.max_new_tokens = suite_.max_new_tokens;
-      o.eos_token_id = eos_;
+      o.eos_token_ids = {eos_};
       o.pad_token_id = eos_;
       // Generation ends early once every row has produced EOS: the width is what came back. The rows go to
       // the model's device and the generated tokens come back in one copy, to be decoded here.

@@ -19,7 +19,7 @@
 #include <utility>
 #include <vector>
 
-#include "model/gpt_neo.h"
+#include "model/causal_lm.h"
 #include "text/bpe.h"
 #include "utility/loglik.h"
 #include "utility/readers.h"
@@ -52,14 +52,14 @@ class TaskRunner {
   // its windows exceed the model's positions or the tokenizer has ids the model lacks. pad = EOS = the
   // tokenizer's (ICU). `suite` and `tokenizer` must outlive the runner.
   TaskRunner(const Suite& suite, TaskSpec spec, TaskData data, const text::Gpt2Tokenizer& tokenizer,
-             const model::GptNeoConfig& arch);
+             const model::ModelConfig& arch);
 
   const TaskSpec& spec() const { return spec_; }
   int64_t batches() const { return static_cast<int64_t>(batches_.size()); }
   int64_t value_count() const { return static_cast<int64_t>(per_unit_ * units_); }
 
   // Runs batch b and writes its slots of `values` (size value_count(), zeros elsewhere).
-  void run(model::GptNeo& model, int64_t b, std::vector<double>& values) const;
+  void run(model::CausalLm& model, int64_t b, std::vector<double>& values) const;
 
   // Metrics and the per-example table from the complete value buffer.
   TaskResult finish(const std::vector<double>& values) const;

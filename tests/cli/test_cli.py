@@ -112,7 +112,7 @@ class Tokenize(unittest.TestCase):
             self.assertIn("vocab.json", r.stderr)
 
 
-@unittest.skipUnless(FIXTURES.is_dir(), f"{FIXTURES} absent (built by the fixtures.gpt_neo test)")
+@unittest.skipUnless(FIXTURES.is_dir(), f"{FIXTURES} absent (built by the fixtures.causal_lm test)")
 class ModelCommands(unittest.TestCase):
     case = FIXTURES / "window"
 

@@ -37,7 +37,7 @@ class IcuOracle : public ::testing::Test {
 
   fs::path dir_;
   std::map<std::string, torch::Tensor> exp_;
-  model::GptNeo model_{nullptr};
+  model::CausalLm model_{nullptr};
 };
 
 void expect_near_all(const std::vector<double>& got, const torch::Tensor& want, double tol) {
@@ -62,21 +62,21 @@ TEST_F(IcuOracle, ExtractionLikelihoodBothVariantsMatchReference) {
 }
 
 TEST_F(IcuOracle, TwoBeamGenerationIsTokenIdentical) {
-  model::GenerateOptions g{.max_new_tokens = 10, .num_beams = 2, .eos_token_id = 299, .pad_token_id = 299};
+  model::GenerateOptions g{.max_new_tokens = 10, .num_beams = 2, .eos_token_ids = {299}, .pad_token_id = 299};
   torch::Tensor out = model::generate(model_, exp("beam_prompt"), {}, g).sequences;
   torch::Tensor got = torch::full({3, 10}, 299, torch::kLong);
   got.narrow(1, 0, out.size(1) - 10).copy_(out.narrow(1, 10, out.size(1) - 10));
   EXPECT_TRUE(got.equal(exp("beam_out"))) << got << exp("beam_out");
 }
 
-unlearn::Terms terms_on(model::GptNeo& m, model::GptNeo& ref, const torch::Tensor& f,
+unlearn::Terms terms_on(model::CausalLm& m, model::CausalLm& ref, const torch::Tensor& f,
                         const torch::Tensor& n) {
   const unlearn::Counts c = unlearn::count_labels(f, n, 299);
   return unlearn::compute_terms(unlearn::Method::kIcu, {}, m, &ref, f, n, 299, c);
 }
 
 TEST_F(IcuOracle, IcuLossTermsAndOneAdamStepMatchReference) {
-  model::GptNeo ref = model::load_hf_model(dir_ / "model");
+  model::CausalLm ref = model::load_hf_model(dir_ / "model");
   const torch::Tensor f = exp("forget_ids"), n = exp("neighbour_ids");
   const unlearn::Counts c = unlearn::count_labels(f, n, 299);
   unlearn::Terms t = terms_on(model_, ref, f, n);
@@ -110,7 +110,7 @@ TEST_F(IcuOracle, IcuLossTermsAndOneAdamStepMatchReference) {
 // ICU's re-encoded rows are left-padded with EOS under an attention mask (data/rows.h): the masks reach both
 // forwards and the frozen reference, and the KL term still averages over every position.
 TEST_F(IcuOracle, IcuLossTermsOnLeftPaddedRowsUnderMasksMatchReference) {
-  model::GptNeo ref = model::load_hf_model(dir_ / "model");
+  model::CausalLm ref = model::load_hf_model(dir_ / "model");
   const torch::Tensor f = exp("forget_padded"), n = exp("neighbour_padded");
   const unlearn::Counts c = unlearn::count_labels(f, n, 299);
   const unlearn::Terms t = unlearn::compute_terms(unlearn::Method::kIcu, {}, model_, &ref, f, n, 299, c,

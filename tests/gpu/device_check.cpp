@@ -56,7 +56,7 @@ model::GptNeoConfig released_config(int64_t layers, int64_t hidden, int64_t head
   return c;
 }
 
-void copy_parameters(model::GptNeo& dst, const model::GptNeo& src) {
+void copy_parameters(model::CausalLm& dst, const model::CausalLm& src) {
   torch::NoGradGuard no_grad;
   const auto from = src->named_parameters();
   for (auto& p : dst->named_parameters()) p.value().copy_(from[p.key()]);
@@ -89,7 +89,7 @@ torch::Tensor flat_cpu(const zero::ZeroEngine& e) {
 
 ZeroRun train_tiny(comm::Communicator& comm, torch::Device device, int stage, int64_t begin, int64_t rows,
                    const TinyOptions& options) {
-  model::GptNeo m(tiny_config(), device, options.dtype);
+  model::CausalLm m = model::make_causal_lm(tiny_config(), device, options.dtype);
   m->reset_parameters(5);  // drawn on the CPU: the same weights on every device
   m->set_activation_checkpointing(options.activation_checkpointing);
   zero::EngineOptions o;

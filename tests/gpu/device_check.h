@@ -18,7 +18,7 @@
 #include <torch/types.h>
 
 #include "comm/communicator.h"
-#include "model/gpt_neo.h"
+#include "model/causal_lm.h"
 
 namespace lethe::device_check {
 
@@ -77,7 +77,7 @@ model::GptNeoConfig tiny_config();
 model::GptNeoConfig released_config(int64_t layers, int64_t hidden, int64_t heads);
 
 // dst's parameters = src's (same architecture; device and dtype may differ), matched by name.
-void copy_parameters(model::GptNeo& dst, const model::GptNeo& src);
+void copy_parameters(model::CausalLm& dst, const model::CausalLm& src);
 // max |a − b| in fp64 on the CPU; +inf on a shape mismatch.
 double max_abs_diff(const torch::Tensor& a, const torch::Tensor& b);
 

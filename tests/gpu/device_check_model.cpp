@@ -59,7 +59,7 @@ std::vector<Case> parity_cases() {
   return {padded, Case{"long", ids(2, 40)}, Case{"causal", ids(2, 8)}};
 }
 
-model::ForwardOutput run_forward(model::GptNeo& m, const Case& c, torch::Device d, bool logits = true) {
+model::ForwardOutput run_forward(model::CausalLm& m, const Case& c, torch::Device d, bool logits = true) {
   model::ForwardArgs args{.compute_logits = logits};
   if (c.mask.defined()) {
     args.attention_mask = c.mask.to(d);
@@ -81,7 +81,7 @@ double kept_absmax(const torch::Tensor& a, const torch::Tensor& keep) {
 }
 
 // Mean next-token CE of `labels` through the chunked head, then backward; returns the loss.
-double loss_backward(model::GptNeo& m, const Case& c, const torch::Tensor& labels, torch::Device d) {
+double loss_backward(model::CausalLm& m, const Case& c, const torch::Tensor& labels, torch::Device d) {
   const torch::Tensor hidden = run_forward(m, c, d, /*logits=*/false).last_hidden_state;
   const double n = (labels.slice(1, 1) != -100).sum().item<double>();
   const torch::Tensor loss = model::next_token_ce_sum(hidden, m->head_weight(), labels.to(d)) / n;
@@ -90,7 +90,7 @@ double loss_backward(model::GptNeo& m, const Case& c, const torch::Tensor& label
 }
 
 // max over parameters of max |grad_a − grad_b|, and max |grad_b| (the scale for relative measures).
-std::pair<double, double> grad_diff(const model::GptNeo& a, const model::GptNeo& b) {
+std::pair<double, double> grad_diff(const model::CausalLm& a, const model::CausalLm& b) {
   const auto from = a->named_parameters();
   double diff = 0, scale = 0;
   for (const auto& p : b->named_parameters()) {
@@ -114,7 +114,8 @@ constexpr double kBf16Logits = 2e-2, kBf16Loss = 1e-2, kBf16Grad = 5e-2;
 void parity(Result& r, torch::ScalarType dtype) {
   const bool bf16 = dtype == torch::kBFloat16;
   const model::GptNeoConfig cfg = tiny_config();
-  model::GptNeo cpu(cfg, torch::kCPU, dtype), gpu(cfg, kCuda, dtype), exact(cfg);
+  model::CausalLm cpu = model::make_causal_lm(cfg, torch::kCPU, dtype),
+                  gpu = model::make_causal_lm(cfg, kCuda, dtype), exact = model::make_causal_lm(cfg);
   cpu->reset_parameters(7);
   copy_parameters(gpu, cpu);
   copy_parameters(exact, cpu);  // fp32 copy of the same (bf16-rounded) weights: the yardstick for bf16
@@ -156,7 +157,7 @@ void parity(Result& r, torch::ScalarType dtype) {
 
 void generate_step(Result& r) {
   const model::GptNeoConfig cfg = tiny_config();
-  model::GptNeo cpu(cfg), gpu(cfg, kCuda);
+  model::CausalLm cpu = model::make_causal_lm(cfg), gpu = model::make_causal_lm(cfg, kCuda);
   cpu->reset_parameters(7);
   copy_parameters(gpu, cpu);
   // A left-padded prompt batch: 3 rows of 10 tokens with 0, 3 and 6 pads.
@@ -172,8 +173,8 @@ void generate_step(Result& r) {
       model::generate(cpu, ids, mask, {.max_new_tokens = 24}).sequences[0][14].item<int64_t>();
   r.number("eos_token_id", static_cast<double>(eos));
   const std::vector<std::pair<std::string, model::GenerateOptions>> modes = {
-      {"greedy", {.max_new_tokens = 24, .eos_token_id = eos}},
-      {"beam3", {.max_new_tokens = 12, .num_beams = 3, .eos_token_id = eos}}};
+      {"greedy", {.max_new_tokens = 24, .eos_token_ids = {eos}}},
+      {"beam3", {.max_new_tokens = 12, .num_beams = 3, .eos_token_ids = {eos}}}};
   for (const auto& [name, o] : modes) {
     const model::GenerateResult want = model::generate(cpu, ids, mask, o);
     const model::GenerateResult got = model::generate(gpu, ids.to(kCuda), mask.to(kCuda), o);
@@ -221,7 +222,7 @@ double time_ms(const std::function<void()>& fn, int reps) {
 }
 
 // GPT-Neo 125M attention at the training shape: B 8, H 12, T 200, D 64, scale 1 (GPT-Neo does not divide by
-// √D). causal = an unpadded batch (GptNeo passes is_causal, no mask); masked = a padded batch (the additive
+// √D). causal = an unpadded batch (CausalLm passes is_causal, no mask); masked = a padded batch (the additive
 // [B, 1, T, K] mask build_mask makes); decode = one new query against 200 cached keys, no mask.
 void sdpa_step(Result& r) {
   const int64_t b = 8, h = 12, t = 200, d = 64;
@@ -270,7 +271,7 @@ double time_steps(const std::function<void()>& fn, int reps) {
 // A training step as lethe's trainer takes it: forward to the final hidden states, chunked CE, ZeRO-0
 // backward and AdamW step, batch 8 × 200 tokens of the 125M shape. Returns tokens/s.
 double train_tokens_per_s(torch::ScalarType dtype) {
-  model::GptNeo m(released_config(12, 768, 12), kCuda, dtype);
+  model::CausalLm m = model::make_causal_lm(released_config(12, 768, 12), kCuda, dtype);
   m->reset_parameters(0);
   auto self = comm::make_self();
   zero::EngineOptions o;
@@ -292,7 +293,7 @@ double train_tokens_per_s(torch::ScalarType dtype) {
 
 // Greedy generation, batch 8, 100-token prompts, 100 new tokens (no EOS), 125M shape. Returns new tokens/s.
 double generate_tokens_per_s(torch::ScalarType dtype) {
-  model::GptNeo m(released_config(12, 768, 12), kCuda, dtype);
+  model::CausalLm m = model::make_causal_lm(released_config(12, 768, 12), kCuda, dtype);
   m->reset_parameters(0);
   const torch::Tensor ids =
       torch::randint(0, 50257, {8, 100}, torch::TensorOptions().dtype(torch::kLong).device(kCuda));
@@ -346,9 +347,9 @@ void memory_step(Result& r) {
   alloc::emptyCache();
   alloc::resetPeakStats(0);
   auto t0 = Clock::now();
-  model::GptNeo m(cfg, kCuda, torch::kBFloat16);
+  model::CausalLm m = model::make_causal_lm(cfg, kCuda, torch::kBFloat16);
   m->reset_parameters(0);  // HF's init: torch's default init can overflow a 32-layer bf16 forward
-  model::GptNeo ref(cfg, kCuda, torch::kBFloat16);
+  model::CausalLm ref = model::make_causal_lm(cfg, kCuda, torch::kBFloat16);
   copy_parameters(ref, m);
   for (auto& p : ref->parameters()) p.requires_grad_(false);
   auto self = comm::make_self();

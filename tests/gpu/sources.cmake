@@ -3,7 +3,9 @@
 #
 # It compiles the lethe sources it needs itself rather than linking lethe_core, which brings MPI, HDF5, spdlog,
 # yaml-cpp and the rest: these need only libtorch, NCCL and fmt.
-#   model/gpt_neo.cpp, generate.cpp, lm_loss.cpp   the model, generation, the chunked next-token loss
+#   model/causal_lm.cpp, layers.cpp, gpt_neo.cpp,  the model interface, the shared layers, both families
+#   llama.cpp, model_config.cpp
+#   model/generate.cpp, lm_loss.cpp               generation, the chunked next-token loss
 #   zero/engine.cpp, flat_layout.cpp, adamw.cpp     the ZeRO engine and its layout (adamw.h is in engine.h)
 #   core/memory.cpp                                 release_free_memory(), which engine.cpp calls
 #   comm/communicator.cpp, local.cpp, nccl.cpp      the helpers, make_self() and the NCCL communicator
@@ -20,7 +22,11 @@ function(lethe_device_check_sources out src)
       ${LETHE_DEVICE_CHECK_DIR}/device_check_nccl.cpp
       ${LETHE_DEVICE_CHECK_DIR}/device_check_rank.cpp
       ${LETHE_DEVICE_CHECK_DIR}/device_check_precision.cpp
+      ${src}/model/causal_lm.cpp
+      ${src}/model/layers.cpp
       ${src}/model/gpt_neo.cpp
+      ${src}/model/llama.cpp
+      ${src}/model/model_config.cpp
       ${src}/model/generate.cpp
       ${src}/model/lm_loss.cpp
       ${src}/zero/engine.cpp

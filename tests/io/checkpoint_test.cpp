@@ -5,13 +5,14 @@
 #include <filesystem>
 #include <mutex>
 
+#include <ATen/Parallel.h>
 #include <gtest/gtest.h>
 
 #include "comm/local.h"
 #include "core/error.h"
 #include "io/hdf5.h"
 #include "io/metrics.h"
-#include "model/gpt_neo.h"
+#include "model/causal_lm.h"
 #include "test_util.h"
 
 namespace lethe::io {
@@ -35,7 +36,7 @@ void train_and_save(const fs::path& root, Global& g) {
     batches.push_back(torch::randint(0, 50, {2, 6}, torch::kLong));
   }
   comm::run_local(2, [&](comm::Communicator& c) {
-    model::GptNeo m(small());
+    model::CausalLm m = model::make_causal_lm(small());
     m->reset_parameters(1);
     zero::EngineOptions o;
     o.stage = 2;
@@ -73,7 +74,7 @@ TEST(Checkpoint, ReslicesOntoAnyWorldSize) {
     EXPECT_TRUE(fs::exists(*dir / f)) << f;
   for (int world : {1, 2, 3}) {
     comm::run_local(world, [&](comm::Communicator& c) {
-      model::GptNeo m(small());
+      model::CausalLm m = model::make_causal_lm(small());
       m->reset_parameters(99);  // different weights: the checkpoint must replace them
       zero::EngineOptions o;
       o.stage = world == 1 ? 0 : 1;
@@ -97,7 +98,7 @@ TEST(Checkpoint, ReslicesOntoAnyWorldSize) {
   model::GptNeoConfig other = small();
   other.window_size = 2;
   comm::run_local(1, [&](comm::Communicator& c) {
-    model::GptNeo m(other);
+    model::CausalLm m = model::make_causal_lm(other);
     zero::ZeroEngine e(*m, c, {});
     test::expect_input_error([&] { load_checkpoint(*dir, e, other); }, {"different model", "window_size"});
   });

@@ -108,7 +108,7 @@ GptNeoConfig unusual_config() {
 }
 
 TEST_F(HfConfigTest, ReadsReleasedGptNeo125M) {
-  const GptNeoConfig c = read_hf_config(write(json::parse(kGptNeo125M)));
+  const GptNeoConfig c = *read_hf_config(write(json::parse(kGptNeo125M))).gpt_neo();
   GptNeoConfig want;  // the struct's defaults are the 125M shape
   want.attention_layers = alternating_attention(12);
   test::expect_same_architecture(c, want);
@@ -154,8 +154,8 @@ TEST_F(HfConfigTest, RejectsInvalidConfigs) {
     ADD_FAILURE() << "gpt2 accepted";
   } catch (const InputError& e) {
     EXPECT_EQ(std::string(e.what()), (dir_ / "config.json").string() +
-                                         ": model_type 'gpt2' is not supported; lethe loads GPT-Neo "
-                                         "(model_type 'gpt_neo')");
+                                         ": model_type 'gpt2' is not supported; lethe loads 'gpt_neo' "
+                                         "(GPTNeoForCausalLM) and 'llama' (LlamaForCausalLM)");
   }
   expect_bad([](json& j) { j.erase("model_type"); }, {"model_type is missing"});
   expect_bad([](json& j) { j["attention_types"] = json::parse(R"([[["global", "local"], 5]])"); },

@@ -7,7 +7,7 @@
 #include <gtest/gtest.h>
 #include <torch/nn/functional/loss.h>
 
-#include "model/gpt_neo.h"
+#include "model/causal_lm.h"
 #include "test_util.h"
 
 namespace lethe::model {
@@ -15,8 +15,8 @@ namespace {
 
 constexpr int64_t kVocab = 97, kBatch = 3, kSeq = 11;
 
-GptNeo small_model(torch::ScalarType dtype = torch::kFloat) {
-  GptNeo m(test::small_gpt_neo(kVocab, 16, 32), torch::kCPU, dtype);
+CausalLm small_model(torch::ScalarType dtype = torch::kFloat) {
+  CausalLm m = make_causal_lm(test::small_gpt_neo(kVocab, 16, 32), torch::kCPU, dtype);
   m->reset_parameters(7);
   return m;
 }
@@ -29,7 +29,7 @@ torch::Tensor labels_with_ignored() {
 }
 
 // Plain path: logits [B, T, V] → fp32 → summed CE of labels shifted by one.
-torch::Tensor plain_sum(GptNeo& m, const torch::Tensor& ids, const torch::Tensor& labels) {
+torch::Tensor plain_sum(CausalLm& m, const torch::Tensor& ids, const torch::Tensor& labels) {
   torch::Tensor logits = m->forward(ids.clamp_min(0)).logits;
   return torch::nn::functional::cross_entropy(
       logits.narrow(1, 0, kSeq - 1).reshape({-1, kVocab}).to(torch::kFloat),
@@ -37,7 +37,7 @@ torch::Tensor plain_sum(GptNeo& m, const torch::Tensor& ids, const torch::Tensor
       torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum).ignore_index(-100));
 }
 
-std::vector<torch::Tensor> grads_of(GptNeo& m, const torch::Tensor& loss) {
+std::vector<torch::Tensor> grads_of(CausalLm& m, const torch::Tensor& loss) {
   for (auto& p : m->parameters()) p.mutable_grad() = torch::Tensor();
   loss.backward();
   std::vector<torch::Tensor> g;
@@ -47,7 +47,7 @@ std::vector<torch::Tensor> grads_of(GptNeo& m, const torch::Tensor& loss) {
 
 TEST(LmLoss, ChunkedEqualsPlainLossAndGradients) {
   const torch::Tensor labels = labels_with_ignored(), ids = labels.clamp_min(0);
-  GptNeo a = small_model(), b = small_model();
+  CausalLm a = small_model(), b = small_model();
   const torch::Tensor plain = plain_sum(a, ids, labels);
   const auto ga = grads_of(a, plain * 0.37);  // a non-unit upstream gradient, as the engine's 1/tokens
   for (int64_t chunk : {1, 4, 7, 1000}) {
@@ -64,7 +64,7 @@ TEST(LmLoss, ChunkedEqualsPlainLossAndGradients) {
 
 TEST(LmLoss, NoGradientsWorkWithoutAutograd) {
   const torch::Tensor labels = labels_with_ignored(), ids = labels.clamp_min(0);
-  GptNeo m = small_model();
+  CausalLm m = small_model();
   torch::NoGradGuard no_grad;
   const torch::Tensor plain = plain_sum(m, ids, labels);
   const torch::Tensor hidden = m->forward(ids, {.compute_logits = false}).last_hidden_state;
@@ -74,7 +74,7 @@ TEST(LmLoss, NoGradientsWorkWithoutAutograd) {
 
 TEST(LmLoss, ChunkedLogprobsEqualPlain) {
   const torch::Tensor ids = labels_with_ignored().clamp_min(0);
-  GptNeo m = small_model();
+  CausalLm m = small_model();
   torch::NoGradGuard no_grad;
   const ForwardOutput out = m->forward(ids);
   const torch::Tensor want = next_token_logprobs(out.logits, ids);
@@ -87,7 +87,7 @@ TEST(LmLoss, Bf16FollowsThePlainPath) {
   // bf16 logits round before the fp32 upcast on both paths; the gradients differ only by the fp32
   // accumulation of the head's gradient over chunks (the plain path accumulates in one bf16 product).
   const torch::Tensor labels = labels_with_ignored(), ids = labels.clamp_min(0);
-  GptNeo a = small_model(torch::kBFloat16), b = small_model(torch::kBFloat16);
+  CausalLm a = small_model(torch::kBFloat16), b = small_model(torch::kBFloat16);
   const torch::Tensor plain = plain_sum(a, ids, labels);
   const torch::Tensor hidden = b->forward(ids, {.compute_logits = false}).last_hidden_state;
   const torch::Tensor chunked = next_token_ce_sum(hidden, b->head_weight(), labels, 4);
@@ -116,7 +116,7 @@ TEST(ActivationCheckpointing, SameLossAndGradients) {
     std::vector<torch::Tensor> got[2];
     torch::Tensor loss[2];
     for (int on : {0, 1}) {
-      GptNeo m = small_model();
+      CausalLm m = small_model();
       m->set_activation_checkpointing(on == 1);
       const torch::Tensor h = m->forward(ids, args).last_hidden_state;
       loss[on] = next_token_ce_sum(h, m->head_weight(), ids);
@@ -135,7 +135,7 @@ TEST(Attention, CausalPathEqualsExplicitMask) {
   // against HF's explicit additive mask (an all-ones attention mask forces the masked path).
   GptNeoConfig cfg = test::small_gpt_neo(kVocab, 16, 32);
   cfg.window_size = 16;
-  GptNeo m(cfg);
+  CausalLm m = make_causal_lm(cfg);
   m->reset_parameters(11);
   torch::NoGradGuard no_grad;
   torch::manual_seed(4);

@@ -1,4 +1,4 @@
-"""Loads a folder lethe saved with transformers' GPTNeoForCausalLM.from_pretrained and checks its logits.
+"""Loads a folder lethe saved with transformers' AutoModelForCausalLM.from_pretrained and checks its logits.
 
 Usage: check_saved_model.py MODEL_DIR EXPECTED.safetensors   (exit 0 = loads and max |Δlogits| ≤ 1e-4)
 """
@@ -6,12 +6,12 @@ import sys
 
 import torch
 from safetensors.torch import load_file
-from transformers import GPTNeoForCausalLM
+from transformers import AutoModelForCausalLM
 
 
 def main() -> int:
     model_dir, expected = sys.argv[1], sys.argv[2]
-    model = GPTNeoForCausalLM.from_pretrained(model_dir, attn_implementation="eager").eval()
+    model = AutoModelForCausalLM.from_pretrained(model_dir, attn_implementation="eager").eval()
     exp = load_file(expected)
     with torch.no_grad():
         logits = model(exp["ids"]).logits

@@ -6,7 +6,7 @@
 #include <cstdlib>
 #include <fstream>
 
-#include "core/config.h"
+#include "config/config.h"
 #include "io/hdf5.h"
 #include "io/metrics.h"
 #include "io/run_log.h"

@@ -11,8 +11,8 @@
 #include <gtest/gtest.h>
 
 #include "comm/local.h"
+#include "model/causal_lm.h"
 #include "model/generate.h"
-#include "model/gpt_neo.h"
 #include "model/lm_loss.h"
 #include "test_util.h"
 #include "unlearn/objective.h"
@@ -61,8 +61,8 @@ class SyncCounter {
 
 constexpr int64_t kVocab = 64, kSeq = 12;
 
-model::GptNeo tiny(uint64_t seed = 3) {
-  model::GptNeo m(test::small_gpt_neo(kVocab, 16, 64));
+model::CausalLm tiny(uint64_t seed = 3) {
+  model::CausalLm m = model::make_causal_lm(test::small_gpt_neo(kVocab, 16, 64));
   m->reset_parameters(seed);
   return m;
 }
@@ -83,7 +83,7 @@ TEST(DeviceDiscipline, CounterSeesEverySyncKind) {
 }
 
 TEST(DeviceDiscipline, ForwardAndBackwardDoNoHostSync) {
-  model::GptNeo m = tiny();
+  model::CausalLm m = tiny();
   const torch::Tensor x = ids(4);
   SyncCounter c;
   torch::Tensor hidden = m->forward(x, {.compute_logits = false}).last_hidden_state;
@@ -97,7 +97,7 @@ TEST(DeviceDiscipline, ForwardAndBackwardDoNoHostSync) {
 }
 
 TEST(DeviceDiscipline, ObjectivesDoNoHostSync) {
-  model::GptNeo m = tiny(), ref = tiny();
+  model::CausalLm m = tiny(), ref = tiny();
   const torch::Tensor forget = ids(3, 5), neighbour = ids(3, 6);
   const unlearn::Counts global = unlearn::count_labels(forget, neighbour, 0);  // host counts, before
   for (auto method :
@@ -112,7 +112,7 @@ TEST(DeviceDiscipline, ObjectivesDoNoHostSync) {
 }
 
 TEST(DeviceDiscipline, PrefillAndDecodingStepsDoNoHostSync) {
-  model::GptNeo m = tiny();
+  model::CausalLm m = tiny();
   m->eval();
   torch::NoGradGuard no_grad;
   SyncCounter c;
@@ -125,10 +125,10 @@ TEST(DeviceDiscipline, PrefillAndDecodingStepsDoNoHostSync) {
 }
 
 TEST(DeviceDiscipline, GreedyDecodingReadsTheHostOncePerEightTokens) {
-  model::GptNeo m = tiny();
+  model::CausalLm m = tiny();
   model::GenerateOptions o;
   o.max_new_tokens = 32;
-  o.eos_token_id = kVocab + 1;  // never produced: every row runs to the end
+  o.eos_token_ids = {kVocab + 1};  // never produced: every row runs to the end
   SyncCounter c;
   const auto out = model::generate(m, ids(2), {}, o);
   EXPECT_EQ(out.sequences.size(1), kSeq + 32);
@@ -137,7 +137,7 @@ TEST(DeviceDiscipline, GreedyDecodingReadsTheHostOncePerEightTokens) {
 
 TEST(DeviceDiscipline, OptimizerStepSyncsAtMostTwice) {
   for (int stage : {0, 1, 2}) {
-    model::GptNeo m = tiny();
+    model::CausalLm m = tiny();
     auto self = comm::make_self();
     zero::EngineOptions eo;
     eo.stage = stage;

@@ -11,10 +11,10 @@
 
 #include "comm/local.h"
 #include "comm/world.h"
-#include "core/config.h"
+#include "config/config.h"
 #include "core/io.h"
 #include "data/npy.h"
-#include "model/gpt_neo.h"
+#include "model/causal_lm.h"
 #include "model/hf_checkpoint.h"
 #include "prep/pairs.h"
 #include "test_util.h"
@@ -123,7 +123,7 @@ TEST(Routing, UnlearnValidateCheckpointAndResumeKeepHostAndDeviceApart) {
   test::TempDir dir;
   model::GptNeoConfig arch = test::small_gpt_neo(50257, 16, 64);
   arch.eos_token_id = arch.bos_token_id = 50256;
-  model::GptNeo init(arch);
+  model::CausalLm init = model::make_causal_lm(arch);
   init->reset_parameters(3);
   model::save_hf_model(init, dir.path() / "init");
 

@@ -68,6 +68,16 @@ def tiny_gpt_neo(out, seed=0, hidden=32, layers=2):
     return model
 
 
+def tiny_llama(out, seed=0):
+    """A tiny random Llama (GQA 2:1, tied head) with the GPT-2 vocabulary, saved by transformers."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+    torch.manual_seed(seed)
+    cfg = LlamaConfig(vocab_size=50257, max_position_embeddings=256, hidden_size=32, intermediate_size=64,
+                      num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=True,
+                      rms_norm_eps=1e-5, bos_token_id=50256, eos_token_id=50256)
+    LlamaForCausalLM(cfg).save_pretrained(out)
+
+
 @unittest.skipUnless(SOURCE.exists(), f"shared data not found at {SHARED} (set LETHE_SHARED_DATA)")
 class Prep(unittest.TestCase):
     @classmethod
@@ -370,6 +380,26 @@ class UnlearnRealRows(unittest.TestCase):
             self.assertEqual(len(json.loads(bytes(f["samples/epoch-0000/candidates"][()]).decode())), 8)
             self.assertTrue(any((a != b).any() for a, b in zip(flags, flags[1:])), flags)
             self.assertEqual(len(f["train/loss"]), summary["steps"])
+
+    def test_icu_and_eval_run_on_a_llama(self):
+        """The same loop on the other family: ICU (frozen reference, beams, refinement) under mpirun -np 2 on a
+        tiny Llama from transformers, then `eval`; final/ is a Llama folder with the run's tokenizer files."""
+        from transformers import AutoModelForCausalLM
+        tiny_llama(self.tmp / "llama", seed=3)
+        # A random model has nothing to forget: thresholds it cannot meet and no refinement keep it stepping.
+        r = run(["unlearn", *sets({**self.icu, "model.path": self.tmp / "llama", "unlearn.max_epochs": 2,
+                                   "unlearn.acc": 0.0, "unlearn.el": 0.0, "unlearn.refine": "none",
+                                   "run.name": "icu-llama"})], n=2)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        summary = json.loads((self.tmp / "icu-llama/unlearn.json").read_text())
+        self.assertEqual(summary["epochs"], 2, summary)
+        self.assertGreater(summary["steps"], 0, summary)
+        final = self.tmp / "icu-llama" / "final"
+        self.assertEqual(json.loads((final / "config.json").read_text())["model_type"], "llama")
+        self.assertTrue((final / "vocab.json").exists())
+        AutoModelForCausalLM.from_pretrained(final)
+        after = self.evaluate(final)
+        self.assertIn("ma", after["forget"])
 
     def test_ku_protocol_takes_one_full_step_per_epoch_without_refinement(self):
         """configs/ku/neo125m.yaml (KUMPR) on the tiny model: one optimizer step per epoch over the whole forget set,

@@ -191,7 +191,7 @@ TEST(UtilitySuite, RejectsBadKeysAndUnknownTasks) {
 // The scorer's shared-prefix path equals one unpadded forward per request.
 TEST(UtilityLoglik, PrefixSharingEqualsPlainForwards) {
   torch::manual_seed(3);
-  model::GptNeo m(test::small_gpt_neo(40, 16, 64));
+  model::CausalLm m = model::make_causal_lm(test::small_gpt_neo(40, 16, 64));
   m->reset_parameters(7);
   m->eval();
   const std::vector<std::vector<Request>> groups = {

@@ -6,12 +6,13 @@
 #include <cmath>
 #include <mutex>
 
+#include <ATen/Parallel.h>
 #include <gtest/gtest.h>
 #include <torch/nn/utils/clip_grad.h>
 #include <torch/optim/adamw.h>
 
 #include "comm/local.h"
-#include "model/gpt_neo.h"
+#include "model/causal_lm.h"
 #include "test_util.h"
 
 namespace lethe::zero {
@@ -31,7 +32,7 @@ torch::Tensor batch(int64_t step) {
 
 // Reference: one process, the whole global batch, mean loss, torch's AdamW.
 std::vector<torch::Tensor> reference() {
-  model::GptNeo m(small());
+  model::CausalLm m = model::make_causal_lm(small());
   m->reset_parameters(5);
   torch::optim::AdamW opt(m->parameters(), torch::optim::AdamWOptions(kLr).weight_decay(0.1));
   for (int64_t s = 0; s < kSteps; ++s) {
@@ -59,7 +60,7 @@ std::vector<RankResult> train(int world, int stage) {
   std::vector<torch::Tensor> batches;
   for (int64_t s = 0; s < kSteps; ++s) batches.push_back(batch(s));
   comm::run_local(world, [&](comm::Communicator& c) {
-    model::GptNeo m(small());
+    model::CausalLm m = model::make_causal_lm(small());
     m->reset_parameters(5);
     EngineOptions o;
     o.stage = stage;
@@ -143,7 +144,7 @@ TEST(Engine, Bf16ParametersKeepFp32Masters) {
   std::vector<torch::Tensor> finals(3);
   for (int world : {1, 2}) {
     comm::run_local(world, [&](comm::Communicator& c) {
-      model::GptNeo m(small());
+      model::CausalLm m = model::make_causal_lm(small());
       m->reset_parameters(5);
       m->to(torch::kBFloat16);
       EngineOptions o;
@@ -181,7 +182,7 @@ TEST(Engine, Bf16GradientsAccumulateInFp32) {
   at::set_num_threads(1);
   const torch::Tensor ids = batch(0);
   const double tokens = static_cast<double>(kGlobal * (kSeq - 1));
-  auto micro_loss = [&](model::GptNeo& m, int64_t a) {
+  auto micro_loss = [&](model::CausalLm& m, int64_t a) {
     const torch::Tensor x = ids.narrow(0, a * kMicro, kMicro);
     const torch::Tensor logits = m->forward(x).logits.to(torch::kFloat);
     return torch::nn::functional::cross_entropy(
@@ -193,7 +194,7 @@ TEST(Engine, Bf16GradientsAccumulateInFp32) {
   // The two references, from each micro-step's own bf16 gradient.
   double fp32_sq = 0, bf16_sq = 0;
   {
-    model::GptNeo m(small());
+    model::CausalLm m = model::make_causal_lm(small());
     m->reset_parameters(5);
     m->to(torch::kBFloat16);
     std::vector<torch::Tensor> f32, b16;
@@ -222,7 +223,7 @@ TEST(Engine, Bf16GradientsAccumulateInFp32) {
     for (bool fp32 : {true, false}) {
       double norm = 0;
       comm::run_local(1, [&](comm::Communicator& c) {
-        model::GptNeo m(small());
+        model::CausalLm m = model::make_causal_lm(small());
         m->reset_parameters(5);
         m->to(torch::kBFloat16);
         EngineOptions o;
@@ -250,7 +251,7 @@ TEST(Engine, Bf16ReductionHalvesTheBytes) {
     int64_t bytes[2] = {0, 0};
     for (int bf16 : {0, 1}) {
       comm::run_local(2, [&](comm::Communicator& c) {
-        model::GptNeo m(small());
+        model::CausalLm m = model::make_causal_lm(small());
         m->reset_parameters(5);
         EngineOptions o;
         o.stage = stage;
@@ -292,7 +293,7 @@ TEST(Engine, Fp16LossScalingSkipsOverflowsAndGrows) {
   at::set_num_threads(1);
   std::vector<torch::Tensor> fp16_final;
   comm::run_local(1, [&](comm::Communicator& c) {
-    model::GptNeo m(small());
+    model::CausalLm m = model::make_causal_lm(small());
     m->reset_parameters(5);
     m->to(torch::kHalf);
     EngineOptions o;
@@ -345,7 +346,7 @@ TEST(Engine, Stage2WithActivationCheckpointingMatchesAdamW) {
   std::vector<torch::Tensor> batches;
   for (int64_t s = 0; s < kSteps; ++s) batches.push_back(batch(s));
   comm::run_local(2, [&](comm::Communicator& c) {
-    model::GptNeo m(small());
+    model::CausalLm m = model::make_causal_lm(small());
     m->reset_parameters(5);
     m->set_activation_checkpointing(true);
     EngineOptions o;
@@ -376,7 +377,7 @@ TEST(Engine, Stage2WithActivationCheckpointingMatchesAdamW) {
 }
 
 TEST(Engine, TiedWeightsCountOnce) {
-  model::GptNeo m(small());
+  model::CausalLm m = model::make_causal_lm(small());
   int64_t named = 0;
   for (const auto& p : m->parameters()) named += p.numel();
   int64_t unique = 0;

@@ -1,5 +1,5 @@
 // The model section's logic: presets, cross-field rules and the GptNeoConfig it resolves to.
-#include "core/config.h"
+#include "config/config.h"
 
 #include "core/error.h"
 
@@ -20,7 +20,15 @@ std::vector<model::AttentionKind> shortest_pattern(const std::vector<model::Atte
 
 void apply_preset(ModelSection& m, const std::string& name) {
   if (name.empty()) return;
-  const model::GptNeoConfig p = model::preset(name);
+  const model::ModelConfig preset = model::preset(name);
+  // The section's architecture keys are GPT-Neo's; a Llama preset has no place in them yet.
+  LETHE_CHECK_INPUT(
+      preset.gpt_neo() != nullptr,
+      "model.preset '{}' is a Llama architecture, and the config's architecture keys describe "
+      "GPT-Neo only so far: give the Llama as model.path (a Hugging Face folder; `lethe init-model "
+      "--preset {}` makes a randomly initialised one)",
+      name, name);
+  const model::GptNeoConfig& p = *preset.gpt_neo();
   m.vocab_size = p.vocab_size;
   m.max_position_embeddings = p.max_position_embeddings;
   m.hidden_size = p.hidden_size;
@@ -45,7 +53,7 @@ void ModelSection::check() const {
                     bos_token_id, eos_token_id, vocab_size);
 }
 
-model::GptNeoConfig architecture(const ModelSection& m) {
+model::ModelConfig architecture(const ModelSection& m) {
   model::GptNeoConfig a;
   a.vocab_size = m.vocab_size;
   a.max_position_embeddings = m.max_position_embeddings;

@@ -1,5 +1,5 @@
 // The visitors behind load_config / dump_config / config_keys, all driven by the sections' `visit` lists.
-#include "core/config.h"
+#include "config/config.h"
 
 #include <fstream>
 #include <set>

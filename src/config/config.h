@@ -20,6 +20,7 @@
 #include "core/config_schema.h"
 #include "model/generate_options.h"
 #include "model/gpt_neo_config.h"
+#include "model/model_config.h"
 #include "model/presets.h"
 #include "unlearn/method.h"
 
@@ -536,6 +537,6 @@ void apply_preset(ModelSection& m, const std::string& name);
 
 // The GptNeoConfig the section's fields describe (attention_pattern expanded over num_layers). When
 // `path` is set the checkpoint's config.json supersedes this at load time.
-model::GptNeoConfig architecture(const ModelSection& m);
+model::ModelConfig architecture(const ModelSection& m);
 
 }  // namespace lethe

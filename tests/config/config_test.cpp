@@ -1,4 +1,4 @@
-#include "core/config.h"
+#include "config/config.h"
 
 #include <fstream>
 #include <functional>
@@ -166,7 +166,7 @@ TEST_F(ConfigFileTest, BareOrNullStringMeansEmptyButQuotedTildeIsText) {
 TEST(ConfigArchitecture, ExpandsPatternCyclicallyAndCopiesFields) {
   const Config cfg = with_sets({"model.preset=tiny", "model.num_layers=5", "model.intermediate_size=96",
                                 "model.attention_pattern=[global, local, local]"});
-  const model::GptNeoConfig a = architecture(cfg.model);
+  const model::GptNeoConfig a = *architecture(cfg.model).gpt_neo();
   EXPECT_EQ(a.attention_layers,
             (std::vector{AttentionKind::kGlobal, AttentionKind::kLocal, AttentionKind::kLocal,
                          AttentionKind::kGlobal, AttentionKind::kLocal}));
@@ -366,26 +366,38 @@ TEST_F(ConfigFileTest, MissingFileOrDirectoryIsNamed) {
 
 // ---- Presets ------------------------------------------------------------------------------------------
 TEST(ModelPresets, ReleasedSizesMatchPublishedParameterCounts) {
-  EXPECT_EQ(model::parameter_count(model::preset("gpt-neo-125m")), 125'198'592);
-  EXPECT_EQ(model::parameter_count(model::preset("gpt-neo-1.3B")), 1'315'575'808);
-  EXPECT_EQ(model::parameter_count(model::preset("gpt-neo-2.7B")), 2'651'307'520);
+  EXPECT_EQ(model::preset("gpt-neo-125m").parameter_count(), 125'198'592);
+  EXPECT_EQ(model::preset("gpt-neo-1.3B").parameter_count(), 1'315'575'808);
+  EXPECT_EQ(model::preset("gpt-neo-2.7B").parameter_count(), 2'651'307'520);
+  // The Llama model cards' counts (Llama-3.2 ties its head; Llama-2 does not).
+  EXPECT_EQ(model::preset("llama-3.2-1b").parameter_count(), 1'235'814'400);
+  EXPECT_EQ(model::preset("llama-3.2-3b").parameter_count(), 3'212'749'824);
+  EXPECT_EQ(model::preset("llama-2-7b").parameter_count(), 6'738'415'616);
 }
 
 TEST(ModelPresets, TinyIsSmallAndAlternating) {
-  const model::GptNeoConfig t = model::preset("tiny");
+  const model::GptNeoConfig t = *model::preset("tiny").gpt_neo();
   EXPECT_EQ(t.num_layers, 4);
   EXPECT_EQ(t.hidden_size, 64);
   EXPECT_EQ(t.num_heads, 4);
   EXPECT_EQ(t.window_size, 32);
   EXPECT_EQ(t.max_position_embeddings, 512);
   EXPECT_EQ(t.attention_layers, model::alternating_attention(4));
-  EXPECT_LT(model::parameter_count(t), 4'000'000);
+  EXPECT_LT(model::ModelConfig(t).parameter_count(), 4'000'000);
 }
 
 TEST(ModelPresets, EveryNameResolvesAndUnknownNamesAreListed) {
-  EXPECT_EQ(model::preset_names().size(), 4u);
+  EXPECT_EQ(model::preset_names().size(), 8u);
   for (const std::string& name : model::preset_names()) {
-    const model::GptNeoConfig p = model::preset(name);
+    const model::ModelConfig preset = model::preset(name);
+    if (const model::LlamaConfig* l = preset.llama()) {
+      EXPECT_EQ(l->num_heads % l->num_kv_heads, 0) << name;
+      // The config's architecture keys are GPT-Neo's: a Llama preset there is refused, pointing to
+      // model.path.
+      expect_contains(error_of([&] { with_sets({"model.preset=" + name}); }), {name, "model.path"});
+      continue;
+    }
+    const model::GptNeoConfig p = *preset.gpt_neo();
     EXPECT_EQ(p.hidden_size % p.num_heads, 0) << name;
     EXPECT_EQ(static_cast<int64_t>(p.attention_layers.size()), p.num_layers) << name;
     // Going through the config must reproduce the preset exactly (pattern compression included).

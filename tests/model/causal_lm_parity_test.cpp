@@ -1,5 +1,7 @@
-// GPT-Neo numerics against Hugging Face transformers, on the tiny random models that
-// tests/reference/make_gpt_neo_fixtures.py builds at test time (one fixture folder per shape).
+// GPT-Neo and Llama numerics against Hugging Face transformers, on the tiny random models that
+// tests/reference/make_causal_lm_fixtures.py builds at test time (one fixture folder per family and shape).
+// Every check runs on every shape through the CausalLm interface, so the two families meet the same bar.
+#include <algorithm>
 #include <cstdlib>
 
 #include <fmt/format.h>
@@ -7,8 +9,8 @@
 #include <torch/nn/functional/loss.h>
 #include <torch/utils.h>
 
+#include "model/causal_lm.h"
 #include "model/generate.h"
-#include "model/gpt_neo.h"
 #include "model/hf_checkpoint.h"
 #include "test_util.h"
 
@@ -22,7 +24,7 @@ class Parity : public ::testing::TestWithParam<std::string> {
     auto dir = test::fixtures_dir();
     if (!dir)
       GTEST_SKIP() << "LETHE_FIXTURES unset: run through ctest (it builds the transformers fixtures first)";
-    case_dir_ = *dir / "gpt_neo" / GetParam();
+    case_dir_ = *dir / GetParam();
     ASSERT_TRUE(fs::is_directory(case_dir_)) << case_dir_;
     exp_ = test::load_tensors(case_dir_ / "expected.safetensors");
     model_ = load_hf_model(case_dir_ / "model");
@@ -32,7 +34,7 @@ class Parity : public ::testing::TestWithParam<std::string> {
 
   fs::path case_dir_;
   std::map<std::string, torch::Tensor> exp_;
-  GptNeo model_{nullptr};
+  CausalLm model_{nullptr};
 };
 
 double max_abs_diff(const torch::Tensor& a, const torch::Tensor& b) {
@@ -43,7 +45,7 @@ TEST_P(Parity, LogitsAndHiddenStatesFp32) {
   torch::NoGradGuard ng;
   ForwardOutput out = model_->forward(exp("ids"), {.output_hidden_states = true});
   EXPECT_LE(max_abs_diff(out.logits, exp("logits")), 1e-4);
-  ASSERT_EQ(out.hidden_states.size(), static_cast<size_t>(model_->config().num_layers + 1));
+  ASSERT_EQ(out.hidden_states.size(), static_cast<size_t>(model_->config().num_layers() + 1));
   EXPECT_LE(max_abs_diff(out.hidden_states.front(), exp("hidden_first")), 1e-5);
   EXPECT_LE(max_abs_diff(out.hidden_states.back(), exp("hidden_last")), 1e-4);
 }
@@ -51,10 +53,10 @@ TEST_P(Parity, LogitsAndHiddenStatesFp32) {
 TEST_P(Parity, ShardedAndBf16Checkpoints) {
   torch::NoGradGuard ng;
   ASSERT_TRUE(fs::exists(case_dir_ / "model_sharded" / "model.safetensors.index.json"));
-  GptNeo sharded = load_hf_model(case_dir_ / "model_sharded");
+  CausalLm sharded = load_hf_model(case_dir_ / "model_sharded");
   EXPECT_LE(max_abs_diff(sharded->forward(exp("ids")).logits, exp("logits")), 1e-4);
   // A bf16 file loaded as fp32: exactly the bf16-rounded weights, run in fp32.
-  GptNeo from_bf16 = load_hf_model(case_dir_ / "model_bf16");
+  CausalLm from_bf16 = load_hf_model(case_dir_ / "model_bf16");
   EXPECT_LE(max_abs_diff(from_bf16->forward(exp("ids")).logits, exp("logits_bf16_weights")), 1e-4);
 }
 
@@ -166,8 +168,9 @@ TEST_P(Parity, PreallocatedKvCacheMatchesFullForward) {
   EXPECT_LE(max_abs_diff(torch::cat(parts, 1), exp("logits")), 1e-4);
 }
 
-void expect_generation(GptNeo& model, const std::map<std::string, torch::Tensor>& e, const std::string& key,
+void expect_generation(CausalLm& model, const std::map<std::string, torch::Tensor>& e, const std::string& key,
                        GenerateOptions o) {
+  SCOPED_TRACE(key);
   o.max_new_tokens = 12;
   GenerateResult r = generate(model, e.at("gen_ids"), e.at("gen_mask"), o);
   const torch::Tensor& want = e.at(key);
@@ -177,25 +180,36 @@ void expect_generation(GptNeo& model, const std::map<std::string, torch::Tensor>
 
 TEST_P(Parity, GreedyGeneration) {
   const int64_t eos = exp("eos").item<int64_t>();
-  expect_generation(model_, exp_, "greedy_noeos", {.eos_token_id = -1, .pad_token_id = 0});
-  expect_generation(model_, exp_, "greedy", {.eos_token_id = eos});
+  expect_generation(model_, exp_, "greedy_noeos", {.eos_token_ids = {}, .pad_token_id = 0});
+  expect_generation(model_, exp_, "greedy", {.eos_token_ids = {eos}});
 }
 
 TEST_P(Parity, BeamGeneration) {
   const int64_t eos = exp("eos").item<int64_t>();
-  expect_generation(model_, exp_, "beam2", {.num_beams = 2, .eos_token_id = eos});
-  expect_generation(
-      model_, exp_, "beam3_lp0.5_early",
-      {.num_beams = 3, .length_penalty = 0.5, .early_stopping = EarlyStopping::kTrue, .eos_token_id = eos});
+  expect_generation(model_, exp_, "beam2", {.num_beams = 2, .eos_token_ids = {eos}});
+  expect_generation(model_, exp_, "beam3_lp0.5_early",
+                    {.num_beams = 3,
+                     .length_penalty = 0.5,
+                     .early_stopping = EarlyStopping::kTrue,
+                     .eos_token_ids = {eos}});
   expect_generation(model_, exp_, "beam2_never",
-                    {.num_beams = 2, .early_stopping = EarlyStopping::kNever, .eos_token_id = eos});
+                    {.num_beams = 2, .early_stopping = EarlyStopping::kNever, .eos_token_ids = {eos}});
+}
+
+// Several EOS ids (Llama-3 Instruct's three): a row ends on any of them, and beam search keeps
+// max(2, 1 + #eos)·num_beams candidates as HF does.
+TEST_P(Parity, GenerationWithAListOfEosIds) {
+  const torch::Tensor list = exp("eos_list");
+  std::vector<int64_t> ids(list.data_ptr<int64_t>(), list.data_ptr<int64_t>() + list.numel());
+  expect_generation(model_, exp_, "greedy_eos_list", {.eos_token_ids = ids});
+  expect_generation(model_, exp_, "beam2_eos_list", {.num_beams = 2, .eos_token_ids = ids});
 }
 
 TEST_P(Parity, SavedFolderLoadsInTransformers) {
   test::TempDir tmp;
   save_hf_model(model_, tmp.path() / "saved");
   // Round trip through our own reader first.
-  GptNeo again = load_hf_model(tmp.path() / "saved");
+  CausalLm again = load_hf_model(tmp.path() / "saved");
   torch::NoGradGuard ng;
   EXPECT_LE(max_abs_diff(again->forward(exp("ids")).logits, exp("logits")), 1e-4);
   auto py = test::python();
@@ -206,7 +220,14 @@ TEST_P(Parity, SavedFolderLoadsInTransformers) {
   EXPECT_EQ(std::system(cmd.c_str()), 0) << cmd;
 }
 
-INSTANTIATE_TEST_SUITE_P(Shapes, Parity, ::testing::Values("window", "mixed", "global"));
+INSTANTIATE_TEST_SUITE_P(Shapes, Parity,
+                         ::testing::Values("gpt_neo/window", "gpt_neo/mixed", "gpt_neo/global", "llama/gqa",
+                                           "llama/mha", "llama/tied", "llama/llama3"),
+                         [](const ::testing::TestParamInfo<std::string>& info) {
+                           std::string name = info.param;
+                           std::replace(name.begin(), name.end(), '/', '_');
+                           return name;
+                         });
 
 }  // namespace
 }  // namespace lethe::model
