@@ -20,6 +20,7 @@ int run_generate(int, char**);
 int run_init_model(int, char**);
 int run_train(int, char**);
 int run_plan(int, char**);
+int run_export(int, char**);
 int run_prep(int, char**);
 int run_unlearn(int, char**);
 int run_eval(int, char**);
@@ -32,11 +33,12 @@ constexpr Command kCommands[] = {
     {"tokenize", "GPT-2 BPE token ids of a text, or text of ids (--decode)", run_tokenize},
     {"score", "per-token log-probabilities of texts or id sequences under a model", run_score},
     {"generate", "greedy or beam-search continuation of a prompt", run_generate},
-    {"init-model", "write a randomly initialised GPT-Neo as a Hugging Face folder", run_init_model},
+    {"init-model", "write a randomly initialised GPT-Neo or Llama as a Hugging Face folder", run_init_model},
     {"train", "fine-tune with the LM loss, alone or under mpirun (ZeRO-sharded AdamW)", run_train},
     {"prep", "forget-target selection and nearest-neighbour pairs (datasets/<name>/pairs.h5)", run_prep},
     {"unlearn", "the main job: ICU or a baseline, alone or under mpirun", run_unlearn},
     {"eval", "forget-set EL/MA/BLEU and retained-row MA of a model", run_eval},
+    {"export", "a training or unlearning checkpoint (any N, any stage) as a Hugging Face folder", run_export},
     {"plan", "per-rank memory estimate for a model x ranks x ZeRO stage", run_plan},
     {"status", "where a running or finished run stands (step, epoch, ETA, checkpoint, requeues)", run_status},
     {"report", "mean ± std table, CSV and curves over finished unlearn runs (results/run-*)", run_report},

@@ -8,7 +8,7 @@
 
 #include <torch/types.h>
 
-#include "model/gpt_neo.h"
+#include "model/causal_lm.h"
 
 namespace lethe::io {
 
@@ -18,10 +18,14 @@ namespace lethe::io {
 std::optional<std::filesystem::path> checkpoint_folder(const std::filesystem::path& path);
 
 // InputError naming the file and dataset for a missing, incomplete or corrupt checkpoint.
-model::GptNeo load_checkpoint_model(const std::filesystem::path& dir,
-                                    torch::ScalarType dtype = torch::kFloat);
+model::CausalLm load_checkpoint_model(const std::filesystem::path& dir,
+                                      torch::ScalarType dtype = torch::kFloat);
 
 // The resolved config YAML stored with the checkpoint.
 std::string checkpoint_config_yaml(const std::filesystem::path& dir);
+
+// The folder holding the run's tokenizer files, from that stored config: tokenizer.path, else model.path;
+// empty when the run named neither (a model initialised from a preset).
+std::filesystem::path checkpoint_tokenizer_dir(const std::filesystem::path& dir);
 
 }  // namespace lethe::io

@@ -38,17 +38,21 @@ torch::ScalarType torch_dtype(Dtype d) {
   return d == Dtype::kBFloat16 ? torch::kBFloat16 : d == Dtype::kFloat16 ? torch::kHalf : torch::kFloat;
 }
 
-model::GptNeo make_model(const Config& cfg, torch::Device device) {
+model::CausalLm make_model(const Config& cfg, torch::Device device) {
   const auto dtype = torch_dtype(cfg.model.dtype);
-  model::GptNeo m{nullptr};
+  model::CausalLm m{nullptr};
   if (!cfg.model.path.empty()) {
     m = model::load_hf_model(cfg.model.path, dtype, device);
   } else {
-    m = model::GptNeo(architecture(cfg.model), device, dtype);
+    m = model::make_causal_lm(architecture(cfg.model), device, dtype);
     m->reset_parameters(cfg.runtime.seed);  // the same seed on every rank: identical starting weights
   }
   m->set_activation_checkpointing(cfg.train.activation_checkpointing);
   return m;
+}
+
+model::SaveOptions final_model_options(const Config& cfg) {
+  return {.tokenizer_from = cfg.tokenizer.path.empty() ? cfg.model.path : cfg.tokenizer.path};
 }
 
 zero::EngineOptions engine_options(const Config& cfg, const zero::AdamWOptions& adam, double max_grad_norm) {

@@ -8,9 +8,10 @@
 #include <string>
 
 #include "comm/communicator.h"
-#include "core/config.h"
+#include "config/config.h"
 #include "core/progress.h"
-#include "model/gpt_neo.h"
+#include "model/causal_lm.h"
+#include "model/hf_checkpoint.h"
 #include "zero/engine.h"
 
 namespace lethe::train {
@@ -26,7 +27,11 @@ torch::ScalarType torch_dtype(Dtype d);
 
 // model.path loaded in model.dtype on `device`, or (no path) a fresh model initialised with runtime.seed —
 // identical on every rank. train.activation_checkpointing applies to it.
-model::GptNeo make_model(const Config& cfg, torch::Device device);
+model::CausalLm make_model(const Config& cfg, torch::Device device);
+
+// How final/ is written (the code `lethe export` runs too): fp32 weights, one file, and the run's tokenizer
+// files (tokenizer.path, else model.path).
+model::SaveOptions final_model_options(const Config& cfg);
 
 // The engine options of a run: zero.*, the given AdamW settings and clipping, loss scaling for float16.
 zero::EngineOptions engine_options(const Config& cfg, const zero::AdamWOptions& adam, double max_grad_norm);

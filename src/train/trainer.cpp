@@ -19,7 +19,7 @@
 #include "io/checkpoint.h"
 #include "io/metrics.h"
 #include "io/run_log.h"
-#include "model/gpt_neo.h"
+#include "model/causal_lm.h"
 #include "model/hf_checkpoint.h"
 #include "model/lm_loss.h"
 #include "model/presets.h"
@@ -92,15 +92,15 @@ TrainOutcome run_training(const Config& cfg, const comm::Comms& comms) {
       tr.global_batch_size, tr.micro_batch_size, world);
   const int64_t accum = per_rank / tr.micro_batch_size;
 
-  model::GptNeo model = make_model(cfg, comms.where);
-  const model::GptNeoConfig& arch = model->config();
+  model::CausalLm model = make_model(cfg, comms.where);
+  const model::ModelConfig& arch = model->config();
   // Token rows stay on the host; each micro-batch is copied to the device as it is needed (comm::to_device).
-  const torch::Tensor rows = load_rows(cfg.data, arch.vocab_size);
+  const torch::Tensor rows = load_rows(cfg.data, arch.vocab_size());
   LETHE_CHECK_INPUT(rows.size(0) >= tr.global_batch_size, "{}: {} rows are fewer than one global batch ({})",
                     cfg.data.train_path, rows.size(0), tr.global_batch_size);
-  LETHE_CHECK_INPUT(rows.size(1) <= arch.max_position_embeddings,
+  LETHE_CHECK_INPUT(rows.size(1) <= arch.max_position_embeddings(),
                     "{}: rows of {} tokens exceed the model's {} positions; set data.seq_len",
-                    cfg.data.train_path, rows.size(1), arch.max_position_embeddings);
+                    cfg.data.train_path, rows.size(1), arch.max_position_embeddings());
   const int64_t tokens_per_step = tr.global_batch_size * (rows.size(1) - 1);  // every next token is a label
 
   const fs::path run_dir = fs::path(cfg.run.output_dir) / cfg.run.name, ckpt_root = run_dir / "checkpoints";
@@ -280,7 +280,7 @@ TrainOutcome run_training(const Config& cfg, const comm::Comms& comms) {
   }
   if (metrics) metrics->flush();
   if (lead && tr.save_final) {
-    model::save_hf_model(model, run_dir / "final");
+    model::save_hf_model(model, run_dir / "final", final_model_options(cfg));
     spdlog::info("final model: {}", (run_dir / "final").string());
   }
   return out;

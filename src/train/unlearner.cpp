@@ -77,11 +77,11 @@ UnlearnOutcome run_unlearning(const Config& cfg, const comm::Comms& comms,
   LETHE_CHECK_INPUT(!cfg.model.path.empty(),
                     "model.path is empty: lethe unlearn needs the trained model to unlearn (an HF folder)");
   const prep::Pairs pairs = prep::read_pairs(u.dataset);
-  model::GptNeo model = make_model(cfg, comms.where);
-  const model::GptNeoConfig& arch = model->config();
+  model::CausalLm model = make_model(cfg, comms.where);
+  const model::ModelConfig& arch = model->config();
   check_forget_rows(u, pairs, arch, tokenizer.vocab_size());
   check_pairs(u, pairs);
-  const int64_t n = pairs.forget_ids.size(0), eos = arch.eos_token_id;
+  const int64_t n = pairs.forget_ids.size(0), eos = arch.eos_token_id();
   const int64_t batch = u.batch_size > 0 ? u.batch_size : n;  // 0: the whole forget set per step (KU)
   const bool refine = u.refine == Refine::kPairs;
   const bool stop_or = u.stop_logic == StopLogic::kAuto ? unlearn::reference_stops_on_either(u.method)
@@ -90,7 +90,7 @@ UnlearnOutcome run_unlearning(const Config& cfg, const comm::Comms& comms,
   // ICU's "original model": a frozen copy of the starting weights (same file), for p in the KL term. It
   // costs one more set of parameters per rank (lethe plan counts it) instead of the reference's [N, T, V]
   // probability cache (5 GB for 128 pairs at 125M).
-  std::optional<model::GptNeo> reference;
+  std::optional<model::CausalLm> reference;
   if (unlearn::needs_reference(u.method)) {
     reference.emplace(make_model(cfg, comms.where));
     (*reference)->eval();
@@ -342,7 +342,7 @@ UnlearnOutcome run_unlearning(const Config& cfg, const comm::Comms& comms,
   };
   if (lead) {
     if (u.save_final) {
-      model::save_hf_model(model, run_dir / "final");
+      model::save_hf_model(model, run_dir / "final", final_model_options(cfg));
       spdlog::info("unlearned model: {}", (run_dir / "final").string());
     }
     write_summary();

@@ -412,6 +412,87 @@ class TrainTest(unittest.TestCase):
         np.testing.assert_allclose(series(self.tmp / "recompute", "loss"), series(self.tmp / "no-recompute", "loss"),
                                    rtol=1e-6)
 
+    def llama_folder(self):
+        """A tiny random Llama written by transformers itself (GQA 2:1, untied head) on the rows' vocabulary."""
+        d = self.tmp / "llama-init"
+        if not d.exists():
+            from transformers import LlamaConfig, LlamaForCausalLM
+            torch.manual_seed(5)
+            cfg = LlamaConfig(vocab_size=VOCAB, hidden_size=64, intermediate_size=96, num_hidden_layers=2,
+                              num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64,
+                              rms_norm_eps=1e-5, bos_token_id=0, eos_token_id=0)
+            LlamaForCausalLM(cfg).save_pretrained(d)
+        return d
+
+    def test_llama_zero2_resume_at_one_rank_is_bitwise(self):
+        """A 2-rank ZeRO-2 Llama run, checkpointed at step 3 and resumed on 1 rank, ends bitwise where the
+        uninterrupted 2-rank run ends: master weights, Adam moments, data cursor and RNG re-sliced exactly.
+        The geometry makes that comparable bit for bit: two micro-batches per step (one per rank at N=2, both on
+        the one rank at N=1), and a float sum of two terms does not depend on their order; no clipping (the
+        norm's partial sums would)."""
+        extra = ("--set", "checkpoint.every=3", "--set", "checkpoint.keep_last=10", "--set", "train.global_batch_size=4",
+                 "--set", "train.max_grad_norm=0", "--set", f"model.path={self.llama_folder()}")
+        r = run(2, self.train_args("llama-straight", steps=6, stage=2, extra=extra))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        r = run(1, self.train_args("llama-resumed", steps=6, stage=2, extra=extra) +
+                ["--resume", str(self.tmp / "llama-straight/checkpoints/step-00000003")])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("saved by 2 rank(s)", r.stderr)
+        a, b = (self.tmp / k / "checkpoints/step-00000006" for k in ["llama-straight", "llama-resumed"])
+        wa, wb = model_weights(a), model_weights(b)
+        self.assertEqual(sorted(wa), sorted(wb))
+        for k in wa:
+            self.assertTrue(np.array_equal(wa[k], wb[k]), k)
+        sa, sb = shard_state(a), shard_state(b)
+        for k in sa:  # the flat buffers are padded to 16·N elements: compare the common part
+            n = min(len(sa[k]), len(sb[k]))
+            self.assertTrue(np.array_equal(sa[k][:n], sb[k][:n]), k)
+        np.testing.assert_array_equal(series(self.tmp / "llama-resumed", "loss")[-3:],
+                                      series(self.tmp / "llama-straight", "loss")[3:])
+
+    def test_export_loads_in_transformers(self):
+        from transformers import AutoModelForCausalLM
+
+        def logits(folder, ids):
+            m = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
+            with torch.no_grad():
+                return m(ids).logits
+
+        ids = torch.from_numpy(np.load(self.data)[:3].astype(np.int64))
+        for family, extra in [("gpt_neo", ()), ("llama", ("--set", f"model.path={self.llama_folder()}"))]:
+            with self.subTest(family=family):
+                name = f"export-{family}"
+                r = run(2, self.train_args(name, steps=4, stage=2, extra=extra))
+                self.assertEqual(r.returncode, 0, r.stderr)
+                want = logits(self.tmp / name / "final", ids)
+                # fp32 in shards: the same weights as final/, so the same logits.
+                out = self.tmp / f"{name}-hf"
+                r = run(0, ["export", "--checkpoint", self.tmp / name, "--out", out, "--max-shard-size", "100KB"])
+                self.assertEqual(r.returncode, 0, r.stderr)
+                index = json.loads((out / "model.safetensors.index.json").read_text())
+                self.assertGreater(len(set(index["weight_map"].values())), 1)
+                self.assertFalse((out / "model.safetensors").exists())
+                self.assertTrue(torch.equal(logits(out, ids), want))
+                # bf16: the file says so and the logits stay within bf16 rounding of the fp32 ones.
+                out16 = self.tmp / f"{name}-bf16"
+                r = run(0, ["export", "--checkpoint", self.tmp / name / "checkpoints", "--out", out16, "--dtype",
+                            "bfloat16"])
+                self.assertEqual(r.returncode, 0, r.stderr)
+                self.assertEqual(json.loads((out16 / "config.json").read_text())["dtype"], "bfloat16")
+                self.assertTrue(all(t.dtype == torch.bfloat16 for t in load_file(out16 / "model.safetensors").values()))
+                self.assertLess((logits(out16, ids) - want).abs().max().item(), 0.1)
+                # Replacing a folder that holds a model needs --force; a non-checkpoint is refused.
+                r = run(0, ["export", "--checkpoint", self.tmp / name, "--out", out16])
+                self.assertEqual(r.returncode, 2, r.stderr)
+                self.assertIn("--force", r.stderr)
+        r = run(0, ["export", "--checkpoint", self.tmp / "llama-init", "--out", self.tmp / "x"])
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn("not a lethe checkpoint", r.stderr)
+        r = run(0, ["export", "--checkpoint", self.tmp / "export-llama", "--out", self.tmp / "x", "--max-shard-size",
+                    "2 apples"])
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn("2 apples", r.stderr)
+
     def test_info_reports_backends(self):
         info = json.loads(run(0, ["info", "--json"]).stdout)
         self.assertTrue(info["mpi"])
