@@ -1,5 +1,7 @@
 #include "model/causal_lm.h"
 
+#include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
 #include <torch/nn/functional/loss.h>
 
 #include "model/gpt_neo.h"
@@ -12,6 +14,39 @@ CausalLm make_causal_lm(const ModelConfig& config, torch::Device device, torch::
   if (const GptNeoConfig* c = config.gpt_neo())
     return CausalLm(std::make_shared<GptNeoImpl>(*c, device, dtype));
   return CausalLm(std::make_shared<LlamaImpl>(*config.llama(), device, dtype));
+}
+
+void CausalLmImpl::init_weights(uint64_t seed, const std::function<bool(const std::string&)>& is_norm) {
+  torch::NoGradGuard no_grad;
+  const double std = std::visit([](const auto& c) { return c.initializer_range; }, config_.arch);
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+  for (auto& p : named_parameters()) {
+    torch::Tensor& w = p.value();
+    if (p.key().ends_with(".bias"))
+      w.zero_();
+    else if (is_norm(p.key()))
+      w.fill_(1.0);
+    else
+      w.copy_(at::empty(w.sizes(), at::kFloat).normal_(0.0, std, gen));
+  }
+}
+
+int64_t CausalLmImpl::start_forward(KvCache* cache) const {
+  if (!cache) return 0;
+  if (cache->keys.empty()) {
+    cache->keys.resize(config_.num_layers());
+    cache->values.resize(config_.num_layers());
+  }
+  return cache->length;
+}
+
+ForwardOutput CausalLmImpl::finish_forward(const torch::Tensor& x, const ForwardArgs& args, int64_t t,
+                                           ForwardOutput out) {
+  if (args.cache) args.cache->length += t;
+  if (args.output_hidden_states) out.hidden_states.push_back(x);
+  out.last_hidden_state = x;
+  if (args.compute_logits) out.logits = lm_head(x);
+  return out;
 }
 
 std::pair<torch::Tensor, torch::Tensor> KvCache::append(int64_t layer, const torch::Tensor& k,

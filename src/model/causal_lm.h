@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <utility>
@@ -83,6 +84,16 @@ class CausalLmImpl : public torch::nn::Module {
 
  protected:
   explicit CausalLmImpl(ModelConfig config) : config_(std::move(config)) {}
+
+  // HF's _init_weights for both families: biases 0, norm weights (`is_norm(name)`) 1, everything else
+  // N(0, initializer_range) drawn on the CPU in fp32 from `seed`, so a seed gives the same weights whatever
+  // the device and dtype.
+  void init_weights(uint64_t seed, const std::function<bool(const std::string&)>& is_norm);
+  // Sizes an empty cache for every layer; returns the cached length P (0 without a cache).
+  int64_t start_forward(KvCache* cache) const;
+  // After the last block and the final norm (x: [B, T, C]): advances the cache by T, records the last
+  // hidden state, applies the head when asked.
+  ForwardOutput finish_forward(const torch::Tensor& x, const ForwardArgs& args, int64_t t, ForwardOutput out);
 
   ModelConfig config_;
   bool checkpoint_blocks_ = false;

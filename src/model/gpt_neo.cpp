@@ -90,21 +90,7 @@ GptNeoImpl::GptNeoImpl(const GptNeoConfig& cfg, torch::Device device, torch::Sca
 }
 
 void GptNeoImpl::reset_parameters(uint64_t seed) {
-  torch::NoGradGuard no_grad;
-  auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
-  for (auto& p : named_parameters()) {
-    const std::string& name = p.key();
-    torch::Tensor& w = p.value();
-    const bool is_norm = name.find("ln_") != std::string::npos;
-    if (name.ends_with(".bias")) {
-      w.zero_();
-    } else if (is_norm) {
-      w.fill_(1.0);
-    } else {
-      // Draw on the CPU in fp32 so a given seed gives the same weights whatever the device and dtype.
-      w.copy_(at::empty(w.sizes(), at::kFloat).normal_(0.0, cfg_.initializer_range, gen));
-    }
-  }
+  init_weights(seed, [](const std::string& name) { return name.find("ln_") != std::string::npos; });
 }
 
 bool GptNeoImpl::ignorable_tensor(const std::string& name) const {
@@ -146,11 +132,7 @@ AttentionMask GptNeoImpl::build_mask(AttentionKind kind, int64_t past, int64_t t
 ForwardOutput GptNeoImpl::forward(const torch::Tensor& input_ids, const ForwardArgs& args) {
   const int64_t t = input_ids.size(1);
   KvCache* cache = args.cache;
-  if (cache && cache->keys.empty()) {
-    cache->keys.resize(cfg_.num_layers);
-    cache->values.resize(cfg_.num_layers);
-  }
-  const int64_t past = cache ? cache->length : 0;
+  const int64_t past = start_forward(cache);
   torch::Tensor pos = args.position_ids;
   if (!pos.defined()) {
     TORCH_CHECK(past + t <= cfg_.max_position_embeddings, "sequence of ", past + t,
@@ -178,12 +160,7 @@ ForwardOutput GptNeoImpl::forward(const torch::Tensor& input_ids, const ForwardA
     const bool recompute = checkpoint_blocks_ && !cache && torch::GradMode::is_enabled() && x.requires_grad();
     x = run_block(*block, x, in, cache, recompute);
   }
-  if (cache) cache->length += t;
-  x = ln_f_(x);
-  if (args.output_hidden_states) out.hidden_states.push_back(x);
-  out.last_hidden_state = x;
-  if (args.compute_logits) out.logits = lm_head(x);
-  return out;
+  return finish_forward(ln_f_(x), args, t, std::move(out));
 }
 
 torch::Tensor GptNeoImpl::lm_head(const torch::Tensor& hidden) const {

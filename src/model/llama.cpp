@@ -132,21 +132,9 @@ LlamaImpl::LlamaImpl(const LlamaConfig& cfg, torch::Device device, torch::Scalar
 }
 
 void LlamaImpl::reset_parameters(uint64_t seed) {
+  init_weights(seed, [](const std::string& name) { return name.ends_with("norm.weight"); });
   torch::NoGradGuard no_grad;
-  auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
-  for (auto& p : named_parameters()) {
-    const std::string& name = p.key();
-    torch::Tensor& w = p.value();
-    if (name.ends_with(".bias")) {
-      w.zero_();
-    } else if (name.ends_with("norm.weight")) {
-      w.fill_(1.0);
-    } else {
-      // Drawn on the CPU in fp32 so a given seed gives the same weights whatever the device and dtype.
-      w.copy_(at::empty(w.sizes(), at::kFloat).normal_(0.0, cfg_.initializer_range, gen));
-      if (name == "model.embed_tokens.weight" && cfg_.pad_token_id >= 0) w[cfg_.pad_token_id].zero_();
-    }
-  }
+  if (cfg_.pad_token_id >= 0) embed_tokens_->weight[cfg_.pad_token_id].zero_();  // as nn.Embedding's init
 }
 
 bool LlamaImpl::ignorable_tensor(const std::string& name) const {
@@ -174,11 +162,7 @@ AttentionMask LlamaImpl::build_mask(int64_t past, int64_t t, const torch::Tensor
 ForwardOutput LlamaImpl::forward(const torch::Tensor& input_ids, const ForwardArgs& args) {
   const int64_t t = input_ids.size(1);
   KvCache* cache = args.cache;
-  if (cache && cache->keys.empty()) {
-    cache->keys.resize(cfg_.num_layers);
-    cache->values.resize(cfg_.num_layers);
-  }
-  const int64_t past = cache ? cache->length : 0;
+  const int64_t past = start_forward(cache);
   // Rotary positions have no table, so nothing bounds them here; callers keep sequences within the
   // trained context (max_position_embeddings).
   torch::Tensor pos =
@@ -194,12 +178,7 @@ ForwardOutput LlamaImpl::forward(const torch::Tensor& input_ids, const ForwardAr
     const bool recompute = checkpoint_blocks_ && !cache && torch::GradMode::is_enabled() && x.requires_grad();
     x = run_block(*block, x, in, cache, recompute);
   }
-  if (cache) cache->length += t;
-  x = norm_(x);
-  if (args.output_hidden_states) out.hidden_states.push_back(x);
-  out.last_hidden_state = x;
-  if (args.compute_logits) out.logits = lm_head(x);
-  return out;
+  return finish_forward(norm_(x), args, t, std::move(out));
 }
 
 const torch::Tensor& LlamaImpl::head_weight() const {
