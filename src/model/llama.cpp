@@ -94,10 +94,18 @@ torch::Tensor LlamaBlockImpl::attention(const torch::Tensor& x, const BlockInput
   const int64_t groups = num_heads_ / num_kv_heads_;
   const std::optional<torch::Tensor> attn_mask =
       in.mask.additive.defined() ? std::optional(in.mask.additive) : std::nullopt;
-  torch::Tensor y =
-      at::scaled_dot_product_attention(q, repeat_kv(k, groups), repeat_kv(v, groups), attn_mask,
-                                       /*dropout_p=*/0.0, /*is_causal=*/in.mask.causal,
-                                       /*scale=*/1.0 / std::sqrt(static_cast<double>(head_dim_)));
+  const double scale = 1.0 / std::sqrt(static_cast<double>(head_dim_));
+  if (t == 1 && groups > 1) {
+    // Decoding: the `groups` query heads that share a key/value head become that many query rows against it,
+    // [B, H, 1, D] → [B, G, groups, D], so the cache is read as it is instead of being copied per query head
+    // every token. The mask, [B or 1, 1, 1, K], is the same for every row.
+    torch::Tensor y =
+        at::scaled_dot_product_attention(q.reshape({b, num_kv_heads_, groups, head_dim_}), k, v, attn_mask,
+                                         /*dropout_p=*/0.0, /*is_causal=*/false, scale);
+    return project(y.reshape({b, t, num_heads_ * head_dim_}), o_proj_);  // [B, G·groups·1·D] = [B, 1, C]
+  }
+  torch::Tensor y = at::scaled_dot_product_attention(q, repeat_kv(k, groups), repeat_kv(v, groups), attn_mask,
+                                                     /*dropout_p=*/0.0, /*is_causal=*/in.mask.causal, scale);
   return project(y.transpose(1, 2).reshape({b, t, num_heads_ * head_dim_}), o_proj_);  // [B, T, C]
 }
 
