@@ -107,9 +107,9 @@ LlamaConfig read_llama_config(const Reader& r) {
   c.eos_token_ids = read_eos(r, r.find({"eos_token_id"}), c.vocab_size);
   c.pad_token_id =
       r.find_set({"pad_token_id"}) ? r.integer({"pad_token_id"}, std::nullopt, 0, c.vocab_size - 1) : -1;
-  if (r.find_set({"pretraining_tp"}) && r.integer({"pretraining_tp"}, 1, 1) != 1)
-    r.fail("pretraining_tp",
-           "is not 1; its sliced projections are not implemented (transformers 5 ignores it)");
+  // pretraining_tp > 1 made transformers 4.x split each projection into slices and sum them: the same
+  // products in another order (transformers 5 no longer reads it). It is validated and otherwise ignored.
+  if (r.find_set({"pretraining_tp"})) r.integer({"pretraining_tp"}, 1, 1);
   read_rope(r, c);
   return c;
 }

@@ -122,7 +122,7 @@ TEST_F(LlamaConfigTest, RefusesWhatItCannotRun) {
   expect_bad([](json& j) { j["eos_token_id"] = {1, "x"}; }, {"eos_token_id", "\"x\""});
   expect_bad([](json& j) { j["eos_token_id"] = 200000; }, {"eos_token_id", "200000"});
   expect_bad([](json& j) { j["tie_word_embeddings"] = "yes"; }, {"tie_word_embeddings", "true or false"});
-  expect_bad([](json& j) { j["pretraining_tp"] = 2; }, {"pretraining_tp"});
+  expect_bad([](json& j) { j["pretraining_tp"] = 0; }, {"pretraining_tp", "0"});
   expect_bad([](json& j) { j["model_type"] = "mistral"; }, {"model_type", "'mistral'", "llama"});
   expect_bad(
       [](json& j) {
