@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <filesystem>
 #include <iostream>
 #include <map>
 #include <string>
@@ -11,6 +12,7 @@
 
 #include "core/memory.h"
 #include "model/causal_lm.h"
+#include "model/hf_config.h"
 #include "model/presets.h"
 
 namespace lethe::bench {
@@ -38,11 +40,14 @@ inline bool parse_flags(int argc, char** argv, const std::map<std::string, Flag>
   return true;
 }
 
-// Process set-up as `lethe` does it, then the preset's model with transformers' init (seed 1234).
+// Process set-up as `lethe` does it, then the model with transformers' init (seed 1234): `preset` names a
+// preset, or a folder whose config.json describes the architecture (any family; its weights are not read).
 inline model::CausalLm random_model(const std::string& preset, int64_t threads) {
   retain_freed_memory();
   at::set_num_threads(static_cast<int>(threads));
-  model::CausalLm m = model::make_causal_lm(model::preset(preset));
+  const bool folder = std::filesystem::is_directory(preset);
+  model::CausalLm m = model::make_causal_lm(
+      folder ? model::read_hf_config(std::filesystem::path(preset) / "config.json") : model::preset(preset));
   m->reset_parameters(1234);
   return m;
 }

@@ -1,7 +1,7 @@
-// Generation benchmark: a randomly initialised GPT-Neo (125M shape by default), a batch of random prompts,
-// KV-cached greedy and beam search. Prints one JSON object per mode; bench/run.sh runs it beside
-// bench/peer_generate.py (transformers `model.generate`).
-//   bench_generate [--preset gpt-neo-125m] [--batch 8] [--prompt 50] [--new 50] [--beams 2] [--reps 2]
+// Generation benchmark: a randomly initialised model (GPT-Neo 125M's shape by default, or the architecture of
+// a folder's config.json), a batch of random prompts, KV-cached greedy and beam search. Prints one JSON
+// object per mode; bench/run.sh runs it beside bench/peer_generate.py (transformers `model.generate`).
+//   bench_generate [--preset gpt-neo-125m | DIR] [--batch 8] [--prompt 50] [--new 50] [--beams 2] [--reps 2]
 //   [--threads 2]
 #include <chrono>
 #include <iostream>

@@ -1,6 +1,7 @@
-// Training-step benchmark: forward + LM loss + backward + AdamW on a randomly initialised GPT-Neo, fp32.
-// Prints one JSON object; bench/run.sh runs it beside bench/peer_train.py (transformers + torch.optim.AdamW).
-//   bench_train [--preset gpt-neo-125m] [--batch 8] [--seq 200] [--steps 3] [--warmup 1] [--threads 2]
+// Training-step benchmark: forward + LM loss + backward + AdamW on a randomly initialised model, fp32
+// (GPT-Neo 125M's shape by default, or the architecture of a folder's config.json, any family). Prints one
+// JSON object; bench/run.sh runs it beside bench/peer_train.py (transformers + torch.optim.AdamW).
+//   bench_train [--preset gpt-neo-125m | DIR] [--batch 8] [--seq 200] [--steps 3] [--warmup 1] [--threads 2]
 //               [--loss chunked|plain]
 // chunked (the default, what lethe train runs): model/lm_loss.h, the head and CE in row chunks; plain: full
 // [B·T, V] logits and torch's cross-entropy, as transformers does.
@@ -80,9 +81,10 @@ int main(int argc, char** argv) {
     const double w = 1.0 / static_cast<double>(steps);
     fwd += f * w, bwd += b * w, optim += o * w, mean += (f + b + o) * w;
   }
-  // FLOPs per token: 6N (N = parameters, embedding tied into the head) + 12·L·C·T for attention scores and
-  // values, no causal discount (the torchtitan / nanoGPT convention).
-  const double n = static_cast<double>(cfg.parameter_count());
+  // FLOPs per token: 6N (N = the parameters in matrix products: lookups such as GPT-Neo's position table or
+  // an untied input embedding left out) + 12·L·C·T for attention scores and values, no causal discount (the
+  // torchtitan / nanoGPT convention).
+  const double n = static_cast<double>(cfg.matmul_parameter_count());
   const double flops_per_token =
       6.0 * n + 12.0 * static_cast<double>(cfg.num_layers() * cfg.hidden_size() * seq);
   const double tokens_per_s = static_cast<double>(batch * seq) / mean;

@@ -1,25 +1,30 @@
-"""Python peer of bench_train: transformers GPTNeoForCausalLM + torch.optim.AdamW, same shape, batch and threads.
-Prints one JSON object. Usage: peer_train.py [--batch 8] [--seq 200] [--steps 3] [--warmup 1] [--threads 2]"""
+"""Python peer of bench_train: transformers (GPT-Neo 125M, or the --model config.json) + torch.optim.AdamW, same
+shape, batch and threads.
+Prints one JSON object. Usage: peer_train.py [--model DIR] [--batch 8] [--seq 200] [--steps 3] [--warmup 1]
+[--threads 2]"""
 import argparse
 import json
 import resource
 import time
 
 import torch
-from transformers import GPTNeoConfig, GPTNeoForCausalLM
+from transformers import AutoConfig, AutoModelForCausalLM, GPTNeoConfig, GPTNeoForCausalLM
 
 
 def main():
     ap = argparse.ArgumentParser()
     for k, v in dict(batch=8, seq=200, steps=3, warmup=1, threads=2).items():
         ap.add_argument("--" + k, type=int, default=v)
+    ap.add_argument("--model", help="a folder whose config.json gives the architecture (default: GPT-Neo 125M)")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
     cfg = GPTNeoConfig(vocab_size=50257, max_position_embeddings=2048, hidden_size=768, num_layers=12, num_heads=12,
                        attention_types=[[["global", "local"], 6]], window_size=256, embed_dropout=0.0,
                        resid_dropout=0.0, attention_dropout=0.0)
-    model = GPTNeoForCausalLM(cfg).train()
+    if a.model:
+        cfg = AutoConfig.from_pretrained(a.model)
+    model = (AutoModelForCausalLM.from_config(cfg) if a.model else GPTNeoForCausalLM(cfg)).train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-5, weight_decay=0.01)
     ids = torch.randint(0, cfg.vocab_size, (a.batch, a.seq))
     times = []

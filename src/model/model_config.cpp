@@ -46,6 +46,13 @@ int64_t ModelConfig::eos_token_id() const {
   return ids.empty() ? -1 : ids.front();
 }
 
+int64_t ModelConfig::matmul_parameter_count() const {
+  if (const LlamaConfig* l = llama())
+    return parameter_count() - (l->tie_word_embeddings ? 0 : l->vocab_size * l->hidden_size);
+  const GptNeoConfig& g = *gpt_neo();
+  return parameter_count() - g.max_position_embeddings * g.hidden_size;
+}
+
 int64_t ModelConfig::saved_values_per_token() const {
   const int64_t c = hidden_size(), i = inner_dim();
   if (!llama()) return 10 * c + 2 * i;

@@ -59,6 +59,9 @@ struct ModelConfig {
   // Every token that ends a sequence; the first is the one lethe appends or pads with. Empty = none.
   std::vector<int64_t> eos_token_ids() const;
   int64_t eos_token_id() const;  // the first of eos_token_ids(), -1 when there is none
+  // Parameters that take part in a matrix product per token (the FLOP count of a step is 6 of them per
+  // token): all but the position table (GPT-Neo) and an untied input embedding (Llama), which are lookups.
+  int64_t matmul_parameter_count() const;
   // Values per token and layer that a block keeps for backward (the memory plan's activation term):
   // GPT-Neo 10·C + 2·I (norms, residuals, q k v, attention output; c_fc and GELU outputs); Llama
   // 6·C + 2·H·D + 2·G·D + 4·I (q and the attention output, k and v; gate, up, SiLU and product).
