@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """HF `tokenizers` peer of bench_tokenizer.cpp: single thread, one encode() per row of each CSV's "text" column,
-fresh tokenizer per pass (cold cache), fastest pass reported, same JSON line.
+fresh tokenizer per pass (cold cache), fastest pass reported, same JSON line. A TOFU .json (JSON lines)
+contributes its questions and answers. DIR with a tokenizer.json is loaded from that file.
 
-usage: TOKENIZERS_PARALLELISM=false bench_tokenizer_peer.py [--tokenizer DIR] [--passes N] FILE.csv...
+usage: TOKENIZERS_PARALLELISM=false bench_tokenizer_peer.py [--tokenizer DIR] [--passes N] FILE.csv|FILE.json...
 """
 
 import argparse
@@ -17,6 +18,8 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers  # noqa: E402
 
 
 def load(tok_dir: str) -> Tokenizer:
+    if os.path.exists(os.path.join(tok_dir, "tokenizer.json")):
+        return Tokenizer.from_file(os.path.join(tok_dir, "tokenizer.json"))
     tok = Tokenizer(models.BPE.from_file(os.path.join(tok_dir, "encoder.json"), os.path.join(tok_dir, "vocab.bpe")))
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
@@ -33,6 +36,13 @@ def main() -> int:
     csv.field_size_limit(sys.maxsize)
     texts = []
     for path in args.files:
+        if path.endswith(".json"):
+            with open(path, encoding="utf-8") as fh:
+                for line in fh:
+                    if line.strip():
+                        row = json.loads(line)
+                        texts += [row["question"], row["answer"]]
+            continue
         with open(path, newline="", encoding="utf-8") as fh:
             rows = [r for r in csv.reader(fh) if r]
         col = rows[0].index("text")
@@ -42,7 +52,7 @@ def main() -> int:
     for _ in range(max(1, args.passes)):
         tok = load(args.tokenizer)
         start = time.perf_counter()
-        tokens = sum(len(tok.encode(t).ids) for t in texts)
+        tokens = sum(len(tok.encode(t, add_special_tokens=False).ids) for t in texts)
         best = min(best, time.perf_counter() - start)
     print(json.dumps({"bytes": n_bytes, "seconds": round(best, 6), "mb_per_s": round(n_bytes / best / 1e6, 3),
                       "rows": len(texts), "tokens": tokens}))

@@ -18,7 +18,7 @@
 #include "io/checkpoint_model.h"
 #include "model/lm_loss.h"
 #include "prep/pairs.h"
-#include "text/bpe.h"
+#include "text/tokenizer.h"
 #include "train/run_common.h"
 #include "train/utility_eval.h"
 #include "train/validation.h"
@@ -95,7 +95,7 @@ model::CausalLm load_eval_model(Config& cfg, torch::Device device) {
   return train::make_model(cfg, device);
 }
 
-nlohmann::json forget_eval(const Config& cfg, model::CausalLm& model, const text::Gpt2Tokenizer& tok,
+nlohmann::json forget_eval(const Config& cfg, model::CausalLm& model, const text::Tokenizer& tok,
                            int64_t retain_rows, const std::string& heldout, comm::Communicator& world) {
   const prep::Pairs pairs = prep::read_pairs(cfg.unlearn.dataset);
   const int64_t eos = model->config().eos_token_id();
@@ -212,7 +212,7 @@ int run_eval(int argc, char** argv) {
   return run_on_world(cfg, [&](const comm::World& job) {
     comm::Communicator& world = *job.host;
     model::CausalLm model = load_eval_model(cfg, job.device);
-    const text::Gpt2Tokenizer tok = load_tokenizer("", cfg.model.path, cfg);
+    const text::Tokenizer tok = load_tokenizer("", cfg.model.path, cfg);
     nlohmann::json result = {{"model", cfg.model.path}};
     if (!utility || forget) result.update(forget_eval(cfg, model, tok, retain_rows, heldout, world));
     bool failed = false;

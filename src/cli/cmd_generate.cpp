@@ -8,7 +8,7 @@
 #include "core/error.h"
 #include "model/causal_lm.h"
 #include "model/generate.h"
-#include "text/bpe.h"
+#include "text/tokenizer.h"
 
 namespace lethe::cli {
 
@@ -44,7 +44,7 @@ int run_generate(int argc, char** argv) {
   apply_runtime(cfg.runtime);
 
   // All input is read and checked before the model is loaded.
-  std::optional<text::Gpt2Tokenizer> tok;
+  std::optional<text::Tokenizer> tok;
   if (!prompts.empty() || !json) tok = load_tokenizer(tok_dir, model_dir, cfg);
   std::vector<std::vector<int64_t>> rows;
   for (const auto& p : prompts) {

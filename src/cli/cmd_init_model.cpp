@@ -10,7 +10,7 @@
 #include "model/causal_lm.h"
 #include "model/hf_checkpoint.h"
 #include "model/presets.h"
-#include "text/bpe.h"
+#include "text/tokenizer.h"
 
 namespace lethe::cli {
 
@@ -41,7 +41,7 @@ int run_init_model(int argc, char** argv) {
     LETHE_CHECK_INPUT(force || !fs::exists(dir / f),
                       "--out {}: already holds a model ({}); pass --force to overwrite it", out, f);
   // Validate the tokenizer before writing anything, so a bad --tokenizer leaves no half-made folder behind.
-  if (!tok_dir.empty()) text::Gpt2Tokenizer::from_dir(tok_dir);
+  if (!tok_dir.empty()) text::Tokenizer::from_dir(tok_dir);
   const model::ModelConfig arch = preset.empty() ? architecture(cfg.model) : model::preset(preset);
   spdlog::info(
       "initialising {}: {} layers, hidden {}, {} heads ({} key/value), vocab {} ({:.1f} M parameters)",

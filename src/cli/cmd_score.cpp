@@ -9,7 +9,7 @@
 #include "cli/common.h"
 #include "core/error.h"
 #include "model/causal_lm.h"
-#include "text/bpe.h"
+#include "text/tokenizer.h"
 
 namespace lethe::cli {
 namespace {
@@ -24,7 +24,7 @@ std::vector<Row> read_inputs(const std::string& file, const std::string& tok_dir
                              int64_t max_len) {
   std::ifstream in(file);
   LETHE_CHECK_INPUT(in.good(), "--input {}: cannot open it", file);
-  std::optional<text::Gpt2Tokenizer> tok;
+  std::optional<text::Tokenizer> tok;
   std::vector<Row> rows;
   std::string line;
   for (int lineno = 1; std::getline(in, line); ++lineno) {

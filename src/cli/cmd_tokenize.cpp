@@ -1,4 +1,4 @@
-// `lethe tokenize --tokenizer DIR (--text S | --file F | --decode IDS) [--json]`
+// `lethe tokenize --tokenizer DIR (--text S | --file F | --decode IDS) [--add-special-tokens] [--json]`
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -8,28 +8,33 @@
 
 #include "cli/common.h"
 #include "core/error.h"
-#include "text/bpe.h"
+#include "text/tokenizer.h"
 
 namespace lethe::cli {
 
 int run_tokenize(int argc, char** argv) {
   std::string dir, text, file, decode;
-  bool json = false, no_special = false;
+  bool json = false, no_special = false, add_specials = false;
   po::options_description desc;
-  desc.add_options()("tokenizer,t", po::value(&dir)->required(),
-                     "folder with vocab.json + merges.txt, tokenizer.json, or encoder.json + vocab.bpe")(
-      "text", po::value(&text), "text to encode")("file", po::value(&file),
-                                                  "encode the whole content of this file")(
+  desc.add_options()(
+      "tokenizer,t", po::value(&dir)->required(),
+      "folder with tokenizer.json (GPT-2, Llama-2 or Llama-3 layout), vocab.json + merges.txt, or "
+      "encoder.json + vocab.bpe")("text", po::value(&text), "text to encode")(
+      "file", po::value(&file), "encode the whole content of this file")(
       "decode", po::value(&decode), "decode comma-separated ids instead")(
-      "no-special", po::bool_switch(&no_special), "treat <|endoftext|> in the text as plain text")(
-      "json", po::bool_switch(&json), "machine-readable output");
+      "no-special", po::bool_switch(&no_special),
+      "treat special tokens such as <|endoftext|> in the text as plain text")(
+      "add-special-tokens", po::bool_switch(&add_specials),
+      "add the tokenizer.json post-processor's tokens (Llama's <s> or <|begin_of_text|>), as HF's "
+      "add_special_tokens=True")("json", po::bool_switch(&json), "machine-readable output");
   const char* usage = "lethe tokenize --tokenizer DIR (--text S | --file F | --decode IDS) [--json]";
-  if (!parse(argc, argv, desc, usage, "GPT-2 byte-level BPE: text → ids, or ids → text with --decode."))
+  if (!parse(argc, argv, desc, usage,
+             "BPE tokenizers as HF tokenizers runs them: text → ids, or ids → text with --decode."))
     return 0;
   const int given = !text.empty() + !file.empty() + !decode.empty();
   LETHE_CHECK_INPUT(given == 1, "give exactly one of --text, --file, --decode\nusage: {}", usage);
 
-  text::Gpt2Tokenizer tok = text::Gpt2Tokenizer::from_dir(dir);
+  text::Tokenizer tok = text::Tokenizer::from_dir(dir);
   if (!decode.empty()) {
     std::vector<int32_t> ids;
     for (int64_t id : parse_ids(decode, "--decode")) {
@@ -52,7 +57,10 @@ int run_tokenize(int argc, char** argv) {
     ss << in.rdbuf();
     text = ss.str();
   }
-  const std::vector<int32_t> ids = tok.encode(text, !no_special);
+  LETHE_CHECK_INPUT(!(add_specials && no_special),
+                    "give at most one of --add-special-tokens and --no-special");
+  const std::vector<int32_t> ids =
+      add_specials ? tok.encode_with_specials(text) : tok.encode(text, !no_special);
   if (json)
     print_json({{"ids", ids}, {"count", ids.size()}});
   else

@@ -11,7 +11,7 @@
 #include "core/error.h"
 #include "core/signals.h"
 #include "eval/bertscore.h"
-#include "text/bpe.h"
+#include "text/tokenizer.h"
 #include "train/unlearner.h"
 
 namespace lethe::cli {
@@ -61,7 +61,7 @@ int run_unlearn(int argc, char** argv) {
   Config cfg = co.load();
   if (!resume.empty()) cfg.checkpoint.resume = resume;
   return run_on_world(cfg, [&](const comm::World& world) {
-    const text::Gpt2Tokenizer tok = load_tokenizer("", cfg.model.path, cfg);
+    const text::Tokenizer tok = load_tokenizer("", cfg.model.path, cfg);
     std::optional<eval::BertScorer> scorer;
     if (!cfg.unlearn.bert_path.empty())
       scorer.emplace(cfg.unlearn.bert_path, cfg.unlearn.bert_layer, world.device);

@@ -10,7 +10,7 @@
 #include "core/error.h"
 #include "model/causal_lm.h"
 #include "model/hf_checkpoint.h"
-#include "text/bpe.h"
+#include "text/tokenizer.h"
 #include "train/run_common.h"
 
 namespace lethe::cli {
@@ -83,18 +83,18 @@ model::CausalLm load_model(const fs::path& dir, const Config& cfg, torch::Device
   return m;
 }
 
-text::Gpt2Tokenizer load_tokenizer(const std::string& dir, const std::string& model_dir, const Config& cfg) {
-  if (!dir.empty()) return text::Gpt2Tokenizer::from_dir(dir);
+text::Tokenizer load_tokenizer(const std::string& dir, const std::string& model_dir, const Config& cfg) {
+  if (!dir.empty()) return text::Tokenizer::from_dir(dir);
   auto has_files = [](const fs::path& d) {
     return fs::exists(d / "tokenizer.json") || fs::exists(d / "vocab.json") || fs::exists(d / "encoder.json");
   };
-  if (!model_dir.empty() && has_files(model_dir)) return text::Gpt2Tokenizer::from_dir(model_dir);
+  if (!model_dir.empty() && has_files(model_dir)) return text::Tokenizer::from_dir(model_dir);
   LETHE_CHECK_INPUT(
       !cfg.tokenizer.path.empty(),
       "no tokenizer: the model folder '{}' has no vocab.json/merges.txt or tokenizer.json; pass "
       "--tokenizer DIR or --set tokenizer.path=DIR",
       model_dir);
-  return text::Gpt2Tokenizer::from_dir(cfg.tokenizer.path);
+  return text::Tokenizer::from_dir(cfg.tokenizer.path);
 }
 
 std::vector<int64_t> parse_ids(const std::string& text, const char* option) {

@@ -17,7 +17,7 @@ namespace lethe::model {
 class CausalLm;
 }
 namespace lethe::text {
-class Gpt2Tokenizer;
+class Tokenizer;
 }
 
 namespace lethe::cli {
@@ -58,7 +58,7 @@ torch::Device local_device(const Config& cfg);
 model::CausalLm load_model(const std::filesystem::path& dir, const Config& cfg, torch::Device device);
 
 // The tokenizer from `dir` (or, when empty, the model folder, then tokenizer.path from the config).
-text::Gpt2Tokenizer load_tokenizer(const std::string& dir, const std::string& model_dir, const Config& cfg);
+text::Tokenizer load_tokenizer(const std::string& dir, const std::string& model_dir, const Config& cfg);
 
 // "1,2,3" → ids; InputError naming the option on anything else.
 std::vector<int64_t> parse_ids(const std::string& text, const char* option);

@@ -14,7 +14,7 @@ ModelRows stored_rows(const torch::Tensor& rows) {
   return {.ids = rows, .mask = {}};
 }
 
-std::vector<std::string> decode_rows(const torch::Tensor& rows, const text::Gpt2Tokenizer& tokenizer,
+std::vector<std::string> decode_rows(const torch::Tensor& rows, const text::Tokenizer& tokenizer,
                                      bool clean_up) {
   TORCH_CHECK(rows.dim() == 2, "decode_rows: rows [N, S]");
   const torch::Tensor ids32 = rows.to(torch::kCPU, torch::kInt).contiguous();
@@ -28,7 +28,7 @@ std::vector<std::string> decode_rows(const torch::Tensor& rows, const text::Gpt2
   return texts;
 }
 
-ModelRows reencode_rows(const torch::Tensor& rows, const text::Gpt2Tokenizer& tokenizer, bool clean_up,
+ModelRows reencode_rows(const torch::Tensor& rows, const text::Tokenizer& tokenizer, bool clean_up,
                         int64_t length) {
   TORCH_CHECK(rows.dim() == 2 && length > 0, "reencode_rows: rows [N, S] and a positive length");
   const std::vector<std::string> texts = decode_rows(rows, tokenizer, clean_up);

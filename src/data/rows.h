@@ -18,7 +18,7 @@
 
 #include <torch/types.h>
 
-#include "text/bpe.h"
+#include "text/tokenizer.h"
 
 namespace lethe::data {
 
@@ -29,7 +29,7 @@ struct ModelRows {
 
 // Each row of rows [N, S] int64 decoded to text, special tokens kept (as ICU decodes), then cleaned up as
 // transformers 4.x's decode did when clean_up is set (text/cleanup.h).
-std::vector<std::string> decode_rows(const torch::Tensor& rows, const text::Gpt2Tokenizer& tokenizer,
+std::vector<std::string> decode_rows(const torch::Tensor& rows, const text::Tokenizer& tokenizer,
                                      bool clean_up);
 
 // The stored rows as they are: no padding, no mask. rows [N, T] int64.
@@ -39,7 +39,7 @@ ModelRows stored_rows(const torch::Tensor& rows);
 // transformers 4.x when set), encoded again (<|endoftext|> in the text becomes EOS), then left-padded with
 // EOS to `length` or truncated to its first `length` ids. ids [N, length]; the mask is left undefined when no
 // row needed padding, so that callers can run unmasked attention.
-ModelRows reencode_rows(const torch::Tensor& rows, const text::Gpt2Tokenizer& tokenizer, bool clean_up,
+ModelRows reencode_rows(const torch::Tensor& rows, const text::Tokenizer& tokenizer, bool clean_up,
                         int64_t length);
 
 // Rows idx [k] int64 of r; the mask is dropped when none of the chosen rows is padded. Host tensors.

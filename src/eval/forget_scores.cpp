@@ -20,7 +20,7 @@ torch::TensorOptions on_device_options(model::CausalLm& model) {
 
 }  // namespace
 
-std::string decode_text(const text::Gpt2Tokenizer& tokenizer, const torch::Tensor& ids, bool clean_up) {
+std::string decode_text(const text::Tokenizer& tokenizer, const torch::Tensor& ids, bool clean_up) {
   torch::Tensor c = ids.to(torch::kCPU, torch::kInt).contiguous();
   std::string t =
       tokenizer.decode(std::span<const int32_t>(c.data_ptr<int32_t>(), static_cast<size_t>(c.numel())));
@@ -46,7 +46,7 @@ ForgetRows stored_forget_rows(const torch::Tensor& rows, const ForgetScoreOption
 }
 
 ForgetScores score_forget_rows(model::CausalLm& model, const ForgetRows& rows, const ForgetScoreOptions& o,
-                               const text::Gpt2Tokenizer& tokenizer, const TextScorer& bert) {
+                               const text::Tokenizer& tokenizer, const TextScorer& bert) {
   ForgetScores s;
   const torch::Tensor& ids = rows.input.ids;
   const int64_t n = ids.size(0), t = ids.size(1);

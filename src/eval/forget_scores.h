@@ -14,7 +14,7 @@
 #include "data/rows.h"
 #include "eval/extraction.h"
 #include "model/causal_lm.h"
-#include "text/bpe.h"
+#include "text/tokenizer.h"
 
 namespace lethe::eval {
 
@@ -31,7 +31,7 @@ struct ForgetScoreOptions {
 };
 
 // ids [n] int64 → text, special tokens kept (as ICU decodes), clean_up as above.
-std::string decode_text(const text::Gpt2Tokenizer& tokenizer, const torch::Tensor& ids, bool clean_up);
+std::string decode_text(const text::Tokenizer& tokenizer, const torch::Tensor& ids, bool clean_up);
 
 // P, R, F1 of candidate vs reference texts, one triple per pair (BERTScore); empty function = none.
 using TextScorer = std::function<std::vector<std::array<double, 3>>(
@@ -57,7 +57,7 @@ struct ForgetScores {
 // The candidate is decoded with special tokens kept, as ICU does. o.prefix_begin/suffix_begin are not read
 // here: the caller cut rows.prompts and rows.suffixes with them.
 ForgetScores score_forget_rows(model::CausalLm& model, const ForgetRows& rows, const ForgetScoreOptions& o,
-                               const text::Gpt2Tokenizer& tokenizer, const TextScorer& bert = {});
+                               const text::Tokenizer& tokenizer, const TextScorer& bert = {});
 
 // The stored benchmark rows [N, T] as ForgetRows: the whole row as input, prompt and suffix cut from it.
 ForgetRows stored_forget_rows(const torch::Tensor& rows, const ForgetScoreOptions& o);

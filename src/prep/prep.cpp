@@ -19,7 +19,7 @@
 #include "prep/knn.h"
 #include "prep/pairs.h"
 #include "prep/sentence_embedder.h"
-#include "text/bpe.h"
+#include "text/tokenizer.h"
 #include "text/csv.h"
 
 namespace lethe::prep {
@@ -78,7 +78,7 @@ torch::Tensor embed_with_bert(const Config& cfg, const torch::Tensor& text, torc
   LETHE_CHECK_INPUT(
       !cfg.tokenizer.path.empty(),
       "prep.embedder = bert embeds decoded text: set tokenizer.path to the rows' GPT-2 tokenizer");
-  const text::Gpt2Tokenizer gpt2 = text::Gpt2Tokenizer::from_dir(cfg.tokenizer.path);
+  const text::Tokenizer gpt2 = text::Tokenizer::from_dir(cfg.tokenizer.path);
   const SentenceEmbedder embedder = SentenceEmbedder::load(p.embedder_path, p.max_tokens, device);
   const bool clean = cfg.tokenizer.decode_cleanup == DecodeCleanup::kHf4;
   const std::vector<std::string> texts = data::decode_rows(text, gpt2, clean);
@@ -182,7 +182,7 @@ void reencode_pairs(const Config& cfg, Pairs& out) {
   LETHE_CHECK_INPUT(!cfg.tokenizer.path.empty(),
                     "prep.rows = reencoded decodes and re-encodes the rows: set tokenizer.path to the rows' "
                     "GPT-2 tokenizer");
-  const text::Gpt2Tokenizer tok = text::Gpt2Tokenizer::from_dir(cfg.tokenizer.path);
+  const text::Tokenizer tok = text::Tokenizer::from_dir(cfg.tokenizer.path);
   const bool clean = cfg.tokenizer.decode_cleanup == DecodeCleanup::kHf4;
   const int64_t t = out.forget_tokens.size(1);
   out.rows = RowTokens::kReencoded;

@@ -29,19 +29,30 @@ uint64_t BpeMerger::find(int32_t left, int32_t right) const {
 }
 
 void BpeMerger::merge(std::string_view piece, std::vector<int32_t>& out) const {
+  const auto byte = [&](std::size_t i) { return byte_ids_[static_cast<unsigned char>(piece[i])]; };
   if (piece.size() <= kShortPiece) {
-    merge_short(piece, out);
+    merge_short(piece.size(), byte, out);
   } else {
-    merge_long(piece, out);
+    merge_long(piece.size(), byte, out);
+  }
+}
+
+void BpeMerger::merge(std::span<const int32_t> symbols, std::vector<int32_t>& out) const {
+  const auto at = [&](std::size_t i) { return symbols[i]; };
+  if (symbols.size() <= kShortPiece) {
+    merge_short(symbols.size(), at, out);
+  } else {
+    merge_long(symbols.size(), at, out);
   }
 }
 
 // Repeatedly merges the lowest-ranked adjacent pair, leftmost first, on small stack arrays.
-void BpeMerger::merge_short(std::string_view piece, std::vector<int32_t>& out) const {
+template <typename SymbolAt>
+void BpeMerger::merge_short(std::size_t n, SymbolAt symbol, std::vector<int32_t>& out) const {
   std::array<int32_t, kShortPiece> id;
   std::array<uint64_t, kShortPiece> pair;  // pair[i]: packed rule for (id[i], id[i + 1])
-  std::size_t n = piece.size();
-  for (std::size_t i = 0; i < n; ++i) id[i] = byte_ids_[static_cast<unsigned char>(piece[i])];
+  if (n == 0) return;
+  for (std::size_t i = 0; i < n; ++i) id[i] = symbol(i);
   for (std::size_t i = 0; i + 1 < n; ++i) pair[i] = find(id[i], id[i + 1]);
   while (n > 1) {
     std::size_t best = 0;
@@ -60,7 +71,8 @@ void BpeMerger::merge_short(std::string_view piece, std::vector<int32_t>& out) c
 
 // Same merge order as merge_short in O(n log n): a linked list of symbols and a heap of candidate pairs
 // ordered by (rank, position), with stale candidates skipped when popped (as in HF's word.rs).
-void BpeMerger::merge_long(std::string_view piece, std::vector<int32_t>& out) const {
+template <typename SymbolAt>
+void BpeMerger::merge_long(std::size_t count, SymbolAt symbol, std::vector<int32_t>& out) const {
   struct Symbol {
     int32_t id, prev, next;  // id -1: merged into its left neighbour
   };
@@ -69,10 +81,10 @@ void BpeMerger::merge_long(std::string_view piece, std::vector<int32_t>& out) co
     int32_t pos, left, right;
     bool operator>(const Candidate& o) const { return rule != o.rule ? rule > o.rule : pos > o.pos; }
   };
-  const auto n = static_cast<int32_t>(piece.size());
+  const auto n = static_cast<int32_t>(count);
   std::vector<Symbol> sym(static_cast<std::size_t>(n));
   for (int32_t i = 0; i < n; ++i)
-    sym[i] = {byte_ids_[static_cast<unsigned char>(piece[i])], i - 1, i + 1 < n ? i + 1 : -1};
+    sym[i] = {symbol(static_cast<std::size_t>(i)), i - 1, i + 1 < n ? i + 1 : -1};
   std::priority_queue<Candidate, std::vector<Candidate>, std::greater<>> heap;
   const auto consider = [&](int32_t pos) {
     const int32_t next = sym[pos].next;

@@ -4,6 +4,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <span>
 #include <string_view>
 #include <vector>
 
@@ -19,8 +20,11 @@ class BpeMerger {
   BpeMerger(const std::vector<MergeRule>& rules, const std::array<int32_t, 256>& byte_ids);
 
   // Appends the ids of piece after applying the merge rules, lowest rank first and the leftmost of equal
-  // pairs first: the order of OpenAI's encoder.py and HF's BPE model.
+  // pairs first: the order of OpenAI's encoder.py and HF's BPE model. The piece's bytes are the initial
+  // symbols (byte-level BPE).
   void merge(std::string_view piece, std::vector<int32_t>& out) const;
+  // The same with given initial symbols (character-level BPE: one id per character, byte fallback ids).
+  void merge(std::span<const int32_t> symbols, std::vector<int32_t>& out) const;
 
  private:
   // Open-addressing map (left id, right id) -> packed (rank << 32 | merged id). Packing lets the merge loop
@@ -37,8 +41,11 @@ class BpeMerger {
     return static_cast<std::size_t>((k * 0x9E3779B97F4A7C15ULL) >> 40) & mask_;
   }
   uint64_t find(int32_t left, int32_t right) const;
-  void merge_short(std::string_view piece, std::vector<int32_t>& out) const;
-  void merge_long(std::string_view piece, std::vector<int32_t>& out) const;
+  // symbol(i) gives the i-th initial id of n.
+  template <typename SymbolAt>
+  void merge_short(std::size_t n, SymbolAt symbol, std::vector<int32_t>& out) const;
+  template <typename SymbolAt>
+  void merge_long(std::size_t n, SymbolAt symbol, std::vector<int32_t>& out) const;
 
   std::vector<Slot> slots_;
   std::size_t mask_ = 0;

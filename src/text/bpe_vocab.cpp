@@ -20,8 +20,6 @@ using TokenIndex = std::unordered_map<std::string_view, int32_t>;
 
 constexpr std::string_view kVocabExpected = "a JSON object mapping each token string to a dense integer id";
 constexpr std::string_view kMergesExpected = "merge lines \"left right\" after an optional #version header";
-constexpr std::string_view kTokenizerJsonExpected =
-    "a HF tokenizers tokenizer.json with a byte-level BPE model";
 
 json read_json(const fs::path& path, std::string_view expected) {
   const std::string text = read_text_file(path, expected);
@@ -94,8 +92,8 @@ class MergeBuilder {
   std::unordered_set<uint64_t> seen_;
 };
 
-// Byte tokens and <|endoftext|> are what encode() and padding rely on, so their absence is a load error.
-void finish(BpeVocab& v, const TokenIndex& index, const std::string& vocab_where) {
+// Byte-level BPE starts from one token per byte, so a missing byte token is a load error.
+void find_byte_tokens(BpeVocab& v, const TokenIndex& index, const std::string& vocab_where) {
   const auto& alphabet = byte_level_alphabet();
   for (int b = 0; b < 256; ++b) {
     const auto it = index.find(alphabet[b]);
@@ -104,6 +102,11 @@ void finish(BpeVocab& v, const TokenIndex& index, const std::string& vocab_where
                   alphabet[b], b);
     v.byte_ids[b] = it->second;
   }
+}
+
+// GPT-2's pair of files has no config beside it: <|endoftext|> is its end of text and its one added token.
+void finish_gpt2(BpeVocab& v, const TokenIndex& index, const std::string& vocab_where) {
+  find_byte_tokens(v, index, vocab_where);
   const auto eos = index.find(kEndOfText);
   if (eos == index.end()) throw_input("{}: expected the end-of-text token {:?}", vocab_where, kEndOfText);
   v.eos_id = eos->second;
@@ -132,6 +135,9 @@ void read_added_tokens(const json& root, const json& vocab, const std::string& w
       throw_input("{}: expected an object with integer \"id\" and non-empty string \"content\"", at);
     for (const char* flag : {"lstrip", "rstrip", "single_word"})
       expect_absent_or(t, flag, false, at, "only plain substring matching is implemented");
+    for (const char* flag : {"special", "normalized"})
+      if (t.contains(flag) && !t[flag].is_boolean())
+        throw_input("{}.{}: got {}, expected true or false", at, flag, t[flag].dump());
     const auto id = t["id"].get<int64_t>();
     const auto content = t["content"].get<std::string>();
     const auto in_vocab = vocab.find(content);
@@ -141,7 +147,8 @@ void read_added_tokens(const json& root, const json& vocab, const std::string& w
                   id,
                   in_vocab != vocab.end() ? in_vocab->get<int64_t>() : static_cast<int64_t>(v.tokens.size()));
     if (in_vocab == vocab.end()) v.tokens.push_back(content);
-    v.added.push_back({content, static_cast<int32_t>(id), t.value("special", false)});
+    const bool special = t.value("special", false);
+    v.added.push_back({content, static_cast<int32_t>(id), special, t.value("normalized", !special)});
   }
 }
 
@@ -211,31 +218,12 @@ BpeVocab load_vocab_and_merges(const fs::path& vocab_json, const fs::path& merge
     if (line.starts_with("#version")) continue;  // HF skips these wherever they are
     merges.add_line(line, fmt::format("{}:{}", merges_txt.string(), line_no));
   }
-  finish(v, index, vocab_json.string());
+  finish_gpt2(v, index, vocab_json.string());
   return v;
 }
 
-BpeVocab load_tokenizer_json(const fs::path& path) {
-  const json root = read_json(path, kTokenizerJsonExpected);
-  const std::string where = path.string();
-  if (!root.is_object() || !root.contains("model") || !root["model"].is_object())
-    throw_input("{}: no \"model\" object, expected {}", where, kTokenizerJsonExpected);
+BpeVocab read_bpe_tables(const json& root, const std::string& where, bool byte_level) {
   const json& model = root["model"];
-  // Anything that changes how ids are produced must be what this encoder implements; silently ignoring a
-  // setting would give ids that differ from HF's.
-  expect_absent_or(model, "type", "BPE", where + ": model", "only BPE models are implemented");
-  expect_absent_or(model, "dropout", nullptr, where + ": model", "BPE dropout is not implemented");
-  expect_absent_or(model, "continuing_subword_prefix", "", where + ": model", "GPT-2 BPE has none");
-  expect_absent_or(model, "end_of_word_suffix", "", where + ": model", "GPT-2 BPE has none");
-  expect_absent_or(model, "byte_fallback", false, where + ": model", "byte-level BPE needs no fallback");
-  expect_absent_or(model, "ignore_merges", false, where + ": model", "merges are always applied");
-  expect_absent_or(root, "normalizer", nullptr, where, "no normalizer is implemented");
-  const json pre = root.value("pre_tokenizer", json());
-  if (!pre.is_object() || pre.value("type", "") != "ByteLevel" || pre.value("add_prefix_space", true) ||
-      !pre.value("use_regex", true))
-    throw_input("{}: pre_tokenizer is {}, expected {{\"type\": \"ByteLevel\", \"add_prefix_space\": false}}",
-                where, pre.dump());
-
   BpeVocab v;
   if (!model.contains("vocab")) throw_input("{}: model.vocab is missing, expected {}", where, kVocabExpected);
   read_vocab_object(model["vocab"], where + ": model.vocab", v);
@@ -256,8 +244,12 @@ BpeVocab load_tokenizer_json(const fs::path& path) {
       throw_input("{}: got {}, expected \"left right\" or [\"left\", \"right\"]", at, m.dump());
     }
   }
-  finish(v, index, where + ": model.vocab");
+  if (byte_level) find_byte_tokens(v, index, where + ": model.vocab");
   return v;
+}
+
+json read_json_file(const fs::path& path, std::string_view expected) {
+  return read_json(path, expected);
 }
 
 }  // namespace lethe::text

@@ -9,6 +9,8 @@
 #include <string_view>
 #include <vector>
 
+#include <nlohmann/json_fwd.hpp>
+
 namespace lethe::text {
 
 struct MergeRule {
@@ -20,14 +22,15 @@ struct AddedToken {
   std::string content;
   int32_t id = 0;
   bool special = true;
+  bool normalized = false;  // matched in the normalized text rather than the input (HF's "normalized")
 };
 
 struct BpeVocab {
   std::vector<std::string> tokens;  // id -> token in the byte-level alphabet (dense ids 0..V-1)
   std::vector<MergeRule> merges;    // in rank order: lower index merges first
   std::vector<AddedToken> added;
-  std::array<int32_t, 256> byte_ids{};  // raw byte -> id of its single-byte token
-  int32_t eos_id = 0;
+  std::array<int32_t, 256> byte_ids{};  // raw byte -> id of its single-byte token (byte-level BPE only)
+  int32_t eos_id = -1;                  // GPT-2's <|endoftext|>; -1 until the tokenizer's config names one
 };
 
 inline constexpr std::string_view kEndOfText = "<|endoftext|>";
@@ -35,8 +38,11 @@ inline constexpr std::string_view kEndOfText = "<|endoftext|>";
 // HF / OpenAI pair: vocab.json (or encoder.json) + merges.txt (or vocab.bpe).
 BpeVocab load_vocab_and_merges(const std::filesystem::path& vocab_json,
                                const std::filesystem::path& merges_txt);
-// HF tokenizers serialisation (tokenizer.json) with a byte-level BPE model.
-BpeVocab load_tokenizer_json(const std::filesystem::path& path);
+// model.vocab, model.merges and added_tokens of a parsed tokenizer.json; `where` is its path for messages.
+// byte_level: the 256 byte tokens of GPT-2's alphabet must be there (their ids fill byte_ids).
+BpeVocab read_bpe_tables(const nlohmann::json& root, const std::string& where, bool byte_level);
+// A JSON file, or InputError naming it and saying it should be `expected`.
+nlohmann::json read_json_file(const std::filesystem::path& path, std::string_view expected);
 
 // GPT-2's reversible byte <-> printable code point map (bytes_to_unicode in OpenAI's encoder.py), as UTF-8.
 const std::array<std::string, 256>& byte_level_alphabet();

@@ -13,6 +13,11 @@ namespace lethe::text {
 // forms, no surrogates, nothing above U+10FFFF), or text.size() when the whole text is valid.
 std::size_t utf8_valid_prefix(std::string_view text);
 
+// Bytes in the UTF-8 sequence that `lead` starts (1 for ASCII and for bytes that cannot lead one).
+inline std::size_t utf8_char_length(unsigned char lead) {
+  return lead < 0xC0 ? 1 : lead < 0xE0 ? 2 : lead < 0xF0 ? 3 : 4;
+}
+
 inline bool is_valid_utf8(std::string_view text) {
   return utf8_valid_prefix(text) == text.size();
 }

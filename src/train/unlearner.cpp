@@ -69,7 +69,7 @@ std::vector<int64_t> my_block(const std::vector<int64_t>& batch, int rank, int w
 }  // namespace
 
 UnlearnOutcome run_unlearning(const Config& cfg, const comm::Comms& comms,
-                              const text::Gpt2Tokenizer& tokenizer, const eval::TextScorer& bert) {
+                              const text::Tokenizer& tokenizer, const eval::TextScorer& bert) {
   comm::Communicator& comm = comms.host;  // control and scalars; the engine alone uses comms.device
   const UnlearnSection& u = cfg.unlearn;
   const int rank = comm.rank(), world = comm.size();

@@ -13,7 +13,7 @@
 #include "comm/world.h"
 #include "config/config.h"
 #include "eval/forget_scores.h"
-#include "text/bpe.h"
+#include "text/tokenizer.h"
 
 namespace lethe::train {
 
@@ -27,6 +27,6 @@ struct UnlearnOutcome {
 // The engine's buckets go over comms.device, every control collective over comms.host; the model (and the
 // frozen reference) live on comms.where.
 UnlearnOutcome run_unlearning(const Config& cfg, const comm::Comms& comms,
-                              const text::Gpt2Tokenizer& tokenizer, const eval::TextScorer& bert = {});
+                              const text::Tokenizer& tokenizer, const eval::TextScorer& bert = {});
 
 }  // namespace lethe::train

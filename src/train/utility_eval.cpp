@@ -15,7 +15,7 @@
 
 namespace lethe::train {
 
-PreparedSuite prepare_utility(const text::Gpt2Tokenizer& tokenizer, const utility::Suite& suite,
+PreparedSuite prepare_utility(const text::Tokenizer& tokenizer, const utility::Suite& suite,
                               const std::vector<utility::TaskSpec>& tasks, const model::ModelConfig& arch,
                               bool keep_going, comm::Communicator& comm) {
   const auto t0 = Clock::now();
@@ -135,7 +135,7 @@ std::string utility_line(const utility::TaskResult& t) {
 }
 
 UtilityTracker::UtilityTracker(const UtilitySection& u, const std::filesystem::path& run_dir,
-                               std::optional<int64_t> keep_through, const text::Gpt2Tokenizer& tokenizer,
+                               std::optional<int64_t> keep_through, const text::Tokenizer& tokenizer,
                                const model::ModelConfig& arch, comm::Communicator& comm)
     : u_(u), enabled_(u.every > 0 || u.at_start || u.at_end), lead_(comm.rank() == 0), run_dir_(run_dir) {
   const auto file = run_dir / "utility.json";

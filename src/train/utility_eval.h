@@ -15,7 +15,7 @@
 #include "config/config.h"
 #include "io/metrics.h"
 #include "model/causal_lm.h"
-#include "text/bpe.h"
+#include "text/tokenizer.h"
 #include "utility/suite.h"
 #include "utility/tasks.h"
 
@@ -39,7 +39,7 @@ struct PreparedSuite {
 // All errors come here, before any model work. keep_going: a task that cannot be read or tokenised is put in
 // `failed` and the others still run; otherwise its InputError propagates. `suite` and `tokenizer` must
 // outlive the result.
-PreparedSuite prepare_utility(const text::Gpt2Tokenizer& tokenizer, const utility::Suite& suite,
+PreparedSuite prepare_utility(const text::Tokenizer& tokenizer, const utility::Suite& suite,
                               const std::vector<utility::TaskSpec>& tasks, const model::ModelConfig& arch,
                               bool keep_going, comm::Communicator& comm);
 
@@ -69,7 +69,7 @@ class UtilityTracker {
   // Loads the suite and prepares every selected task (read, tokenised, checked against the model), so a bad
   // suite or file stops the run before training. Collective. `tokenizer` must outlive the tracker.
   UtilityTracker(const UtilitySection& u, const std::filesystem::path& run_dir,
-                 std::optional<int64_t> keep_through, const text::Gpt2Tokenizer& tokenizer,
+                 std::optional<int64_t> keep_through, const text::Tokenizer& tokenizer,
                  const model::ModelConfig& arch, comm::Communicator& comm);
   bool enabled() const { return enabled_; }
   bool at_start() const { return u_.at_start; }

@@ -75,7 +75,7 @@ eval::ForgetScoreOptions forget_score_options(const Config& cfg, int64_t eos) {
 }
 
 eval::ForgetRows forget_rows(const prep::Pairs& p, const eval::ForgetScoreOptions& o,
-                             const text::Gpt2Tokenizer& tokenizer) {
+                             const text::Tokenizer& tokenizer) {
   eval::ForgetRows r = eval::stored_forget_rows(p.forget_tokens, o);
   if (p.rows == RowTokens::kReencoded) {
     r.input = p.forget_input;
@@ -85,7 +85,7 @@ eval::ForgetRows forget_rows(const prep::Pairs& p, const eval::ForgetScoreOption
 }
 
 Validation validate_sharded(model::CausalLm& model, const eval::ForgetRows& rows,
-                            const eval::ForgetScoreOptions& o, const text::Gpt2Tokenizer& tokenizer,
+                            const eval::ForgetScoreOptions& o, const text::Tokenizer& tokenizer,
                             const eval::TextScorer& bert, comm::Communicator& comm) {
   const auto t0 = Clock::now();
   const int64_t n = rows.input.ids.size(0), world = comm.size(), rank = comm.rank();

@@ -15,7 +15,7 @@
 #include "eval/forget_scores.h"
 #include "model/causal_lm.h"
 #include "prep/pairs.h"
-#include "text/bpe.h"
+#include "text/tokenizer.h"
 
 namespace lethe::train {
 
@@ -37,11 +37,11 @@ eval::ForgetScoreOptions forget_score_options(const Config& cfg, int64_t eos);
 // ICU's val_score prompt, the stored prefix decoded (o.clean_up) and re-encoded to its own length,
 // left-padded with EOS; the true suffix always comes from the stored tokens.
 eval::ForgetRows forget_rows(const prep::Pairs& p, const eval::ForgetScoreOptions& o,
-                             const text::Gpt2Tokenizer& tokenizer);
+                             const text::Tokenizer& tokenizer);
 
 // Rank r scores a contiguous block of whole validation batches (o.batch rows each).
 Validation validate_sharded(model::CausalLm& model, const eval::ForgetRows& rows,
-                            const eval::ForgetScoreOptions& o, const text::Gpt2Tokenizer& tokenizer,
+                            const eval::ForgetScoreOptions& o, const text::Tokenizer& tokenizer,
                             const eval::TextScorer& bert, comm::Communicator& comm);
 
 // Rank 0: the per-pair table of one validation under /samples/epoch-<e> in metrics.h5 (doc_id, el, ma,

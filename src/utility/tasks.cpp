@@ -41,7 +41,7 @@ void check_fits(const Suite& suite, int64_t max_positions) {
                     suite.max_new_tokens, max_positions);
 }
 
-TaskRunner::TaskRunner(const Suite& suite, TaskSpec spec, TaskData data, const text::Gpt2Tokenizer& tokenizer,
+TaskRunner::TaskRunner(const Suite& suite, TaskSpec spec, TaskData data, const text::Tokenizer& tokenizer,
                        const model::ModelConfig& arch)
     : suite_(suite),
       spec_(std::move(spec)),

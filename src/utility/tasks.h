@@ -20,7 +20,7 @@
 #include <vector>
 
 #include "model/causal_lm.h"
-#include "text/bpe.h"
+#include "text/tokenizer.h"
 #include "utility/loglik.h"
 #include "utility/readers.h"
 #include "utility/suite.h"
@@ -51,7 +51,7 @@ class TaskRunner {
   // scored (empty context or continuation, a continuation as long as the window), or naming the suite when
   // its windows exceed the model's positions or the tokenizer has ids the model lacks. pad = EOS = the
   // tokenizer's (ICU). `suite` and `tokenizer` must outlive the runner.
-  TaskRunner(const Suite& suite, TaskSpec spec, TaskData data, const text::Gpt2Tokenizer& tokenizer,
+  TaskRunner(const Suite& suite, TaskSpec spec, TaskData data, const text::Tokenizer& tokenizer,
              const model::ModelConfig& arch);
 
   const TaskSpec& spec() const { return spec_; }
@@ -75,7 +75,7 @@ class TaskRunner {
   const Suite& suite_;
   TaskSpec spec_;
   TaskData data_;
-  const text::Gpt2Tokenizer& tok_;
+  const text::Tokenizer& tok_;
   int64_t eos_;
   std::vector<std::vector<Request>> requests_;  // choice / lambada: per example, per option
   std::vector<std::vector<int64_t>> prompts_;   // dialogue: prompt tokens per example

@@ -16,14 +16,14 @@ class Rows : public ::testing::Test {
   void SetUp() override {
     const auto shared = test::shared_data_dir();
     if (!shared) GTEST_SKIP() << "shared data not found; set LETHE_SHARED_DATA";
-    tok_.emplace(text::Gpt2Tokenizer::from_dir(*shared / "gpt2_tokenizer"));
+    tok_.emplace(text::Tokenizer::from_dir(*shared / "gpt2_tokenizer"));
   }
   torch::Tensor row(const std::string& s) {
     std::vector<int64_t> v;
     for (int32_t id : tok_->encode(s)) v.push_back(id);
     return torch::tensor(v, torch::kLong).unsqueeze(0);
   }
-  std::optional<text::Gpt2Tokenizer> tok_;
+  std::optional<text::Tokenizer> tok_;
 };
 
 TEST_F(Rows, CanonicalRowsComeBackUnchangedWithoutMask) {

@@ -18,7 +18,7 @@
 #include "model/hf_checkpoint.h"
 #include "prep/pairs.h"
 #include "test_util.h"
-#include "text/bpe.h"
+#include "text/tokenizer.h"
 #include "train/trainer.h"
 #include "train/unlearner.h"
 
@@ -119,7 +119,7 @@ TEST(Routing, UnlearnValidateCheckpointAndResumeKeepHostAndDeviceApart) {
   const std::optional<fs::path> shared = test::shared_data_dir();
   if (!shared || !fs::exists(*shared / "gpt2_tokenizer" / "encoder.json"))
     GTEST_SKIP() << "shared data not found; set LETHE_SHARED_DATA to the shared data directory";
-  const text::Gpt2Tokenizer tok = text::Gpt2Tokenizer::from_dir(*shared / "gpt2_tokenizer");
+  const text::Tokenizer tok = text::Tokenizer::from_dir(*shared / "gpt2_tokenizer");
   test::TempDir dir;
   model::GptNeoConfig arch = test::small_gpt_neo(50257, 16, 64);
   arch.eos_token_id = arch.bos_token_id = 50256;
