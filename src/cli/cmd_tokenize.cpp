@@ -1,4 +1,4 @@
-// `lethe tokenize --tokenizer DIR (--text S | --file F | --decode IDS) [--add-special-tokens] [--json]`
+// `lethe tokenize --tokenizer DIR (--text S | --file F | --decode IDS | --question Q --answer A) [--json]`
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -8,12 +8,14 @@
 
 #include "cli/common.h"
 #include "core/error.h"
+#include "data/qa_format.h"
 #include "text/tokenizer.h"
 
 namespace lethe::cli {
 
 int run_tokenize(int argc, char** argv) {
-  std::string dir, text, file, decode;
+  std::string dir, text, file, decode, question, answer, format = "question-answer";
+  data::QaFormatOptions qa;
   bool json = false, no_special = false, add_specials = false;
   po::options_description desc;
   desc.add_options()(
@@ -26,15 +28,43 @@ int run_tokenize(int argc, char** argv) {
       "treat special tokens such as <|endoftext|> in the text as plain text")(
       "add-special-tokens", po::bool_switch(&add_specials),
       "add the tokenizer.json post-processor's tokens (Llama's <s> or <|begin_of_text|>), as HF's "
-      "add_special_tokens=True")("json", po::bool_switch(&json), "machine-readable output");
-  const char* usage = "lethe tokenize --tokenizer DIR (--text S | --file F | --decode IDS) [--json]";
+      "add_special_tokens=True")("json", po::bool_switch(&json), "machine-readable output")(
+      "question", po::value(&question),
+      "format one question-answer row instead (with --answer): ids and labels")("answer", po::value(&answer),
+                                                                                "the row's answer")(
+      "format", po::value(&format)->default_value(format),
+      "llama3-chat, inst ([INST] q [/INST]) or question-answer")(
+      "system-prompt", po::value(&qa.system_prompt)->default_value(qa.system_prompt),
+      "llama3-chat system prompt")("date-string", po::value(&qa.date_string)->default_value(qa.date_string),
+                                   "llama3-chat \"Today Date\"")(
+      "pad-is-eos-quirk", po::bool_switch(&qa.pad_is_eos_quirk),
+      "attention mask 0 at every EOS id, as open-unlearning's collator when pad = eos");
+  const char* usage =
+      "lethe tokenize --tokenizer DIR (--text S | --file F | --decode IDS | --question Q --answer A) "
+      "[--json]";
   if (!parse(argc, argv, desc, usage,
              "BPE tokenizers as HF tokenizers runs them: text → ids, or ids → text with --decode."))
     return 0;
-  const int given = !text.empty() + !file.empty() + !decode.empty();
-  LETHE_CHECK_INPUT(given == 1, "give exactly one of --text, --file, --decode\nusage: {}", usage);
+  const int given = !text.empty() + !file.empty() + !decode.empty() + !question.empty();
+  LETHE_CHECK_INPUT(given == 1, "give exactly one of --text, --file, --decode, --question\nusage: {}", usage);
 
   text::Tokenizer tok = text::Tokenizer::from_dir(dir);
+  if (!question.empty()) {
+    qa.format = data::parse_prompt_format(format, "--format");
+    const data::QaExample ex = data::format_qa(tok, question, answer, qa);
+    if (json) {
+      print_json({{"ids", ex.ids},
+                  {"labels", ex.labels},
+                  {"attention_mask", ex.attention_mask},
+                  {"prompt_ids", ex.prompt_ids},
+                  {"text", data::render_full(question, answer, qa)}});
+    } else {
+      std::cout << fmt::format("text:   {:?}\nids:    {}\nlabels: {}\n",
+                               data::render_full(question, answer, qa), fmt::join(ex.ids, " "),
+                               fmt::join(ex.labels, " "));
+    }
+    return 0;
+  }
   if (!decode.empty()) {
     std::vector<int32_t> ids;
     for (int64_t id : parse_ids(decode, "--decode")) {
