@@ -86,8 +86,8 @@ class Job:
 
 def lethe_cmd(a, d, resume):
     sets = {"model.preset": "gpt-neo-125m", "data.train_path": d.parent / "rows.npy", "train.steps": 100000,
-            "train.global_batch_size": a.ranks, "train.micro_batch_size": 1, "train.lr": 1e-5,
-            "train.weight_decay": 0.01, "train.max_grad_norm": 1.0, "train.log_every": 1, "zero.stage": 2,
+            "train.global_batch_size": a.ranks, "train.micro_batch_size": 1, "optimizer.lr": 1e-5,
+            "optimizer.weight_decay": 0.01, "optimizer.max_grad_norm": 1.0, "train.log_every": 1, "zero.stage": 2,
             "runtime.threads": 1, "train.save_final": "false", "metrics.flush_seconds": 5,
             "run.output_dir": d, "run.name": "run", "checkpoint.keep_last": 1}
     args = [x for k, v in sets.items() for x in ("--set", f"{k}={v}")]

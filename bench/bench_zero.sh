@@ -31,9 +31,9 @@ for s in "${shapes[@]}"; do
   read -r name layers hidden heads <<<"$s"
   for n in 1 2; do
     echo "== lethe train, $name shape, $n rank(s), ZeRO-2, global batch 8 x 128, 1 thread per rank"
-    args=(train --set model.preset=gpt-neo-125m --set model.num_layers="$layers" --set model.hidden_size="$hidden"
-      --set model.num_heads="$heads" --set data.train_path="$out/rows.npy" --set train.steps=$((steps + 1))
-      --set train.global_batch_size=8 --set train.micro_batch_size=2 --set train.lr=1e-5 --set train.weight_decay=0.01
+    args=(train --set model.preset=gpt-neo-125m --set model.gpt_neo.num_layers="$layers" --set model.gpt_neo.hidden_size="$hidden"
+      --set model.gpt_neo.num_heads="$heads" --set data.train_path="$out/rows.npy" --set train.steps=$((steps + 1))
+      --set train.global_batch_size=8 --set train.micro_batch_size=2 --set optimizer.lr=1e-5 --set optimizer.weight_decay=0.01
       --set zero.stage=2 --set runtime.threads=1 --set train.save_final=false --set metrics.flush_seconds=0
       --set run.output_dir="$out" --set run.name="lethe-$name-$n")
     mpirun -np "$n" --bind-to none build/lethe "${args[@]}" 2>&1 | tee "$out/lethe-$name-$n.log" | grep -E "step $((steps + 1))/|checkpoint"

@@ -66,9 +66,9 @@ int run_generate(int argc, char** argv) {
     width = std::max(width, r.size());
   }
   LETHE_CHECK_INPUT(
-      static_cast<int64_t>(width) + cfg.generate.max_new_tokens <= mc.max_position_embeddings(),
+      static_cast<int64_t>(width) + cfg.generate.options.max_new_tokens <= mc.max_position_embeddings(),
       "prompt ({} tokens) + max_new_tokens ({}) exceeds the model's max_position_embeddings ({})", width,
-      cfg.generate.max_new_tokens, mc.max_position_embeddings());
+      cfg.generate.options.max_new_tokens, mc.max_position_embeddings());
 
   // Left padding: generation appends on the right, so every row's last real token must be in the last column.
   const int64_t b = static_cast<int64_t>(rows.size()), t = static_cast<int64_t>(width);
@@ -78,13 +78,8 @@ int run_generate(int argc, char** argv) {
     ids[r].slice(0, t - n).copy_(torch::tensor(rows[r], torch::kLong));
     mask[r].slice(0, t - n).fill_(1);
   }
-  model::GenerateOptions opt;
-  opt.max_new_tokens = cfg.generate.max_new_tokens;
-  opt.num_beams = cfg.generate.num_beams;
-  opt.length_penalty = cfg.generate.length_penalty;
-  opt.early_stopping = cfg.generate.early_stopping;
-  opt.eos_token_ids =
-      cfg.generate.eos_token_id >= 0 ? std::vector<int64_t>{cfg.generate.eos_token_id} : mc.eos_token_ids();
+  model::GenerateOptions opt = cfg.generate.options;
+  if (opt.eos_token_ids.empty()) opt.eos_token_ids = mc.eos_token_ids();
   model::GenerateResult res = model::generate(model, ids.to(device), mask.to(device), opt);
   res.sequences = res.sequences.cpu();  // decoded and printed here
   if (res.scores.defined()) res.scores = res.scores.cpu();

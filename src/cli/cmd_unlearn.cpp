@@ -20,16 +20,20 @@ int run_unlearn(int argc, char** argv) {
   install_stop_handlers();  // first: a stop signal during start-up is acted on at the first step boundary
   ConfigOptions co;
   std::string resume;
-  // The reference's flags (train_neo_meanwhile_update.py), each an alias of one unlearn.* key.
+  // The reference's flags (train_neo_meanwhile_update.py), each an alias of one config key.
   struct Alias {
     const char* flag;
     const char* help;
+    const char* key;
   };
-  const Alias aliases[] = {
-      {"uw", "= unlearn.uw (forget-term weight)"}, {"lw", "= unlearn.lw (neighbour LM weight)"},
-      {"kl", "= unlearn.kl (KL weight)"},          {"f1", "= unlearn.f1 (BERTScore F1 threshold)"},
-      {"bleu", "= unlearn.bleu (BLEU threshold)"}, {"acc", "= unlearn.acc (MA stop threshold)"},
-      {"el", "= unlearn.el (EL stop threshold)"},  {"lr", "= unlearn.lr"}};
+  const Alias aliases[] = {{"uw", "= unlearn.uw (forget-term weight)", "unlearn.uw"},
+                           {"lw", "= unlearn.lw (neighbour LM weight)", "unlearn.lw"},
+                           {"kl", "= unlearn.kl (KL weight)", "unlearn.kl"},
+                           {"f1", "= unlearn.f1 (BERTScore F1 threshold)", "unlearn.f1"},
+                           {"bleu", "= unlearn.bleu (BLEU threshold)", "unlearn.bleu"},
+                           {"acc", "= unlearn.acc (MA stop threshold)", "unlearn.acc"},
+                           {"el", "= unlearn.el (EL stop threshold)", "unlearn.el"},
+                           {"lr", "= optimizer.lr", "optimizer.lr"}};
   std::vector<std::optional<double>> values(std::size(aliases));
   std::optional<int64_t> batch;
   po::options_description desc;
@@ -56,7 +60,7 @@ int run_unlearn(int argc, char** argv) {
     return 0;
   // The aliases override the file and --set: rebuild the --set list so load_config validates them too.
   for (size_t i = 0; i < std::size(aliases); ++i)
-    if (values[i]) co.sets.push_back(fmt::format("unlearn.{}={}", aliases[i].flag, *values[i]));
+    if (values[i]) co.sets.push_back(fmt::format("{}={}", aliases[i].key, *values[i]));
   if (batch) co.sets.push_back(fmt::format("unlearn.batch_size={}", *batch));
   Config cfg = co.load();
   if (!resume.empty()) cfg.checkpoint.resume = resume;

@@ -34,20 +34,32 @@ struct KeyPath {
   std::string full() const { return section + "." + key; }
 };
 
+// Sections may nest (model.llama.rope_theta): a key's section is its dotted path.
 struct KeyCollector : FieldVisitor<KeyCollector> {
   using FieldVisitor::operator();
-  std::vector<std::string> sections;
+  std::vector<std::string> sections;                             // top-level names
+  std::vector<std::pair<std::string, std::string>> subsections;  // (parent path, child name)
   std::vector<KeyPath> keys;
 
   template <class S>
   void section(std::string_view name, S& s, std::string_view) {
-    sections.emplace_back(name);
+    if (path_.empty()) {
+      sections.emplace_back(name);
+    } else {
+      subsections.emplace_back(path_, name);
+    }
+    const std::string parent = path_;
+    path_ = parent.empty() ? std::string(name) : parent + "." + std::string(name);
     s.visit(*this);
+    path_ = parent;
   }
   template <class T, class C>
   void operator()(std::string_view key, T&, const C&, std::string_view) {
-    keys.push_back({sections.back(), std::string(key)});
+    keys.push_back({path_, std::string(key)});
   }
+
+ private:
+  std::string path_;
 };
 
 const KeyCollector& schema() {
@@ -85,12 +97,19 @@ std::optional<std::string> suggest(std::string_view section, std::string_view ke
   return best;
 }
 
-std::string valid_keys_of(std::string_view section) {
+// The keys and sub-sections a section may hold.
+std::vector<std::string> allowed_in(std::string_view section) {
   std::vector<std::string> names;
-  if (section.empty()) return fmt::format("valid sections: {}", fmt::join(schema().sections, ", "));
   for (const KeyPath& p : schema().keys)
     if (p.section == section) names.push_back(p.key);
-  return fmt::format("valid keys in '{}': {}", section, fmt::join(names, ", "));
+  for (const auto& [parent, child] : schema().subsections)
+    if (parent == section) names.push_back(child);
+  return names;
+}
+
+std::string valid_keys_of(std::string_view section) {
+  if (section.empty()) return fmt::format("valid sections: {}", fmt::join(schema().sections, ", "));
+  return fmt::format("valid keys in '{}': {}", section, fmt::join(allowed_in(section), ", "));
 }
 
 // ---- Loading ------------------------------------------------------------------------------------------
@@ -134,7 +153,7 @@ void check_keys(const Layer& layer, const YAML::Node& map, std::string_view sect
     const std::string path = path_prefix + k.Scalar();
     if (!seen.insert(k.Scalar()).second) throw_input("{}: duplicate key '{}'", where(layer, k), path);
     if (std::find(allowed.begin(), allowed.end(), k.Scalar()) != allowed.end()) continue;
-    const char* what = section.empty() && entry.second.IsMap() ? "section" : "key";
+    const char* what = entry.second.IsMap() ? "section" : "key";
     if (auto s = suggest(section, k.Scalar()))
       throw_input("{}: unknown {} '{}' — did you mean '{}'?", where(layer, k), what, path, *s);
     throw_input("{}: unknown {} '{}'; {}", where(layer, k), what, path, valid_keys_of(section));
@@ -149,18 +168,22 @@ class Loader : public FieldVisitor<Loader> {
 
   template <class S>
   void section(std::string_view name, S& s, std::string_view) {
-    const std::optional<YAML::Node> node = lookup(layer_.root, name);
+    const bool top = section_name_.empty();
+    const std::optional<YAML::Node> node = lookup(top ? layer_.root : section_node_, name);
     if (!node || node->IsNull()) return;  // `generate:` with nothing under it changes nothing
+    const std::string path = top ? std::string(name) : section_name_ + "." + std::string(name);
     if (!node->IsMap())
       throw_input("{}: '{}' must be a mapping of keys (indented 'key: value' lines), got {}",
-                  where(layer_, *node), name, written(*node));
-    std::vector<std::string> allowed;
-    for (const KeyPath& p : schema().keys)
-      if (p.section == name) allowed.push_back(p.key);
-    check_keys(layer_, *node, name, allowed);
+                  where(layer_, *node), path, written(*node));
+    check_keys(layer_, *node, path, allowed_in(path));
+    YAML::Node parent_node;
+    parent_node.reset(section_node_);
+    const std::string parent_name = section_name_;
     section_node_.reset(*node);  // rebind; Node::operator= would overwrite the previous section's content
-    section_name_ = name;
+    section_name_ = path;
     s.visit(*this);
+    section_node_.reset(parent_node);
+    section_name_ = parent_name;
   }
 
   template <class T, class C>
@@ -201,7 +224,7 @@ class Loader : public FieldVisitor<Loader> {
 
   const Layer& layer_;
   YAML::Node section_node_;
-  std::string_view section_name_;
+  std::string section_name_;  // dotted path of the section being read; empty at the top level
 };
 
 void apply(const Layer& layer, Config& cfg) {
@@ -249,27 +272,32 @@ Layer parse_set(const std::string& text) {
     throw_input("{}: the value is not a valid YAML scalar or [a, b] list ({}); quote it if it is a string",
                 name, e.msg);
   }
-  YAML::Node root(YAML::NodeType::Map);
-  const size_t dot = key.find('.');
-  if (dot == std::string::npos) {
-    root[key] = value;  // no section: reported as an unknown top-level key, with a suggestion
-  } else {
-    YAML::Node section(YAML::NodeType::Map);
-    section[key.substr(dot + 1)] = value;
-    root[key.substr(0, dot)] = section;
+  // a.b.c=v becomes {a: {b: {c: v}}}; a key without a section is reported as an unknown top-level key.
+  std::vector<std::string> parts;
+  for (size_t start = 0, dot = 0; dot != std::string::npos; start = dot + 1) {
+    dot = key.find('.', start);
+    parts.push_back(key.substr(start, dot == std::string::npos ? std::string::npos : dot - start));
   }
-  return Layer{name, false, root};
+  YAML::Node node = value;
+  for (auto part = parts.rbegin(); part != parts.rend(); ++part) {
+    YAML::Node map(YAML::NodeType::Map);
+    map[*part] = node;
+    node.reset(map);
+  }
+  return Layer{name, false, node};
 }
 
 // ---- Validation and dumping ---------------------------------------------------------------------------
 struct Validator : FieldVisitor<Validator> {
   using FieldVisitor::operator();
-  std::string_view section_name;
+  std::string section_name;
 
   template <class S>
   void section(std::string_view name, S& s, std::string_view) {
-    section_name = name;
+    const std::string parent = section_name;
+    section_name = parent.empty() ? std::string(name) : parent + "." + std::string(name);
     s.visit(*this);
+    section_name = parent;
     if constexpr (requires { s.check(); }) s.check();
   }
   template <class T, class C>
@@ -302,10 +330,14 @@ class Dumper : public FieldVisitor<Dumper> {
 
   template <class S>
   void section(std::string_view name, S& s, std::string_view doc) {
-    if (sections_++ > 0) out_ << YAML::Newline;  // else the comment would trail the previous value
-    out_ << YAML::Comment(std::string(doc)) << YAML::Key << std::string(name) << YAML::Value
-         << YAML::BeginMap;
+    if (depth_ == 0) {  // yaml-cpp writes a comment at column 0, so only top-level sections carry theirs
+      if (sections_++ > 0) out_ << YAML::Newline;  // else the comment would trail the previous value
+      out_ << YAML::Comment(std::string(doc));
+    }
+    out_ << YAML::Key << std::string(name) << YAML::Value << YAML::BeginMap;
+    ++depth_;
     s.visit(*this);
+    --depth_;
     out_ << YAML::EndMap;
   }
   template <class T, class C>
@@ -325,7 +357,7 @@ class Dumper : public FieldVisitor<Dumper> {
 
  private:
   YAML::Emitter out_;
-  int sections_ = 0;
+  int sections_ = 0, depth_ = 0;
 };
 
 }  // namespace
@@ -350,6 +382,10 @@ void validate_config(const Config& cfg) {
   Config copy = cfg;  // visit takes non-const sections (the loader writes through the same list)
   Validator v;
   copy.visit(v);
+  // Rules across sections.
+  LETHE_CHECK_INPUT(cfg.optimizer.warmup_steps <= cfg.train.steps,
+                    "invalid config: optimizer.warmup_steps ({}) exceeds train.steps ({})",
+                    cfg.optimizer.warmup_steps, cfg.train.steps);
 }
 
 std::string dump_config(const Config& cfg) {

@@ -1,6 +1,6 @@
 // lethe's typed configuration. Each section is a plain struct with defaults whose `visit` lists its fields
 // once (see config_schema.h); loading YAML, dumping it, `--set` overrides and key listing are all driven by
-// that list, so code reads `cfg.generate.num_beams`, never a string lookup.
+// that list, so code reads `cfg.generate.options.num_beams`, never a string lookup.
 //
 // Adding a section: write the struct (fields + visit), add a member to Config and one `v.section(...)` line
 // to Config::visit.
@@ -23,13 +23,14 @@
 #include "model/model_config.h"
 #include "model/presets.h"
 #include "unlearn/method.h"
+#include "zero/adamw.h"
+#include "zero/schedule.h"
 
 namespace lethe {
 
 enum class Dtype { kFloat32, kBFloat16, kFloat16 };
 enum class LogLevel { kTrace, kDebug, kInfo, kWarn, kError };
 enum class Device { kAuto, kCpu, kCuda };
-enum class LrSchedule { kConstant, kLinear, kCosine };
 enum class Embedder { kTfidf, kLm, kBert };
 enum class ElVariant { kIcu, kKu };
 enum class StopLogic { kAuto, kAnd, kOr };
@@ -58,9 +59,23 @@ struct EnumNames<Device> {
       {Device::kAuto, "auto"}, {Device::kCpu, "cpu"}, {Device::kCuda, "cuda"}};
 };
 template <>
-struct EnumNames<LrSchedule> {
-  static constexpr std::pair<LrSchedule, std::string_view> values[] = {
-      {LrSchedule::kConstant, "constant"}, {LrSchedule::kLinear, "linear"}, {LrSchedule::kCosine, "cosine"}};
+struct EnumNames<zero::Schedule> {
+  static constexpr std::pair<zero::Schedule, std::string_view> values[] = {
+      {zero::Schedule::kConstant, "constant"},
+      {zero::Schedule::kLinear, "linear"},
+      {zero::Schedule::kCosine, "cosine"}};
+};
+template <>
+struct EnumNames<model::Family> {
+  static constexpr std::pair<model::Family, std::string_view> values[] = {{model::Family::kGptNeo, "gpt_neo"},
+                                                                          {model::Family::kLlama, "llama"}};
+};
+template <>
+struct EnumNames<model::RopeType> {
+  static constexpr std::pair<model::RopeType, std::string_view> values[] = {
+      {model::RopeType::kNone, "none"},
+      {model::RopeType::kLinear, "linear"},
+      {model::RopeType::kLlama3, "llama3"}};
 };
 template <>
 struct EnumNames<Embedder> {
@@ -108,48 +123,96 @@ struct EnumNames<model::AttentionKind> {
       {model::AttentionKind::kGlobal, "global"}, {model::AttentionKind::kLocal, "local"}};
 };
 
-struct ModelSection {
-  std::string preset = "gpt-neo-125m";
-  std::string path;
-  Dtype dtype = Dtype::kFloat32;
-  // Architecture; the defaults are GPT-Neo 125M, i.e. the default preset.
-  int64_t vocab_size = 50257;
-  int64_t max_position_embeddings = 2048;
-  int64_t hidden_size = 768;
-  int64_t num_layers = 12;
-  int64_t num_heads = 12;
-  int64_t intermediate_size = 0;
-  int64_t window_size = 256;
-  double layer_norm_epsilon = 1e-5;
-  double initializer_range = 0.02;
-  int64_t bos_token_id = 50256;
-  int64_t eos_token_id = 50256;
+// GPT-Neo's architecture: model::GptNeoConfig itself (HF's GPTNeoConfig names), with the per-layer
+// attention kinds given as a pattern repeated over the layers. Defaults: GPT-Neo 125M.
+struct GptNeoSection {
+  model::GptNeoConfig arch;
   // Repeated cyclically over the layers: [global, local] on 4 layers = global, local, global, local.
   std::vector<model::AttentionKind> attention_pattern = {model::AttentionKind::kGlobal,
                                                          model::AttentionKind::kLocal};
 
   template <class V>
   void visit(V& v) {
-    v("preset", preset, Choices{model::preset_names(), /*allow_empty=*/true},
-      "architecture defaults; explicit keys below override it. Empty = the defaults as listed");
-    v("path", path, "Hugging Face checkpoint folder; when set its config.json defines the architecture");
-    v("dtype", dtype,
-      "parameter dtype: float32 | bfloat16 | float16 (trains with dynamic loss scaling: GPUs without bf16)");
-    v("vocab_size", vocab_size, AtLeast{1}, "token vocabulary size");
-    v("max_position_embeddings", max_position_embeddings, AtLeast{1}, "longest sequence (learned positions)");
-    v("hidden_size", hidden_size, AtLeast{1}, "model width; must be divisible by num_heads");
-    v("num_layers", num_layers, AtLeast{1}, "transformer blocks");
-    v("num_heads", num_heads, AtLeast{1}, "attention heads per layer");
-    v("intermediate_size", intermediate_size, AtLeast{0}, "MLP width; 0 = 4 * hidden_size");
-    v("window_size", window_size, AtLeast{1}, "tokens a local-attention layer sees (itself included)");
-    v("layer_norm_epsilon", layer_norm_epsilon, Positive{}, "layer norm epsilon");
-    v("initializer_range", initializer_range, Positive{}, "std of the normal init of fresh weights");
-    v("bos_token_id", bos_token_id, AtLeast{0}, "beginning-of-sequence token");
-    v("eos_token_id", eos_token_id, AtLeast{0}, "end-of-sequence token");
+    v("vocab_size", arch.vocab_size, AtLeast<int64_t>{1}, "token vocabulary size");
+    v("max_position_embeddings", arch.max_position_embeddings, AtLeast<int64_t>{1},
+      "longest sequence (learned positions)");
+    v("hidden_size", arch.hidden_size, AtLeast<int64_t>{1}, "model width; must be divisible by num_heads");
+    v("num_layers", arch.num_layers, AtLeast<int64_t>{1}, "transformer blocks");
+    v("num_heads", arch.num_heads, AtLeast<int64_t>{1}, "attention heads per layer");
+    v("intermediate_size", arch.intermediate_size, AtLeast<int64_t>{0}, "MLP width; 0 = 4 * hidden_size");
+    v("window_size", arch.window_size, AtLeast<int64_t>{1},
+      "tokens a local-attention layer sees (itself included)");
+    v("layer_norm_epsilon", arch.layer_norm_epsilon, Positive{}, "layer norm epsilon");
+    v("initializer_range", arch.initializer_range, Positive{}, "std of the normal init of fresh weights");
+    v("bos_token_id", arch.bos_token_id, AtLeast<int64_t>{0}, "beginning-of-sequence token");
+    v("eos_token_id", arch.eos_token_id, AtLeast<int64_t>{0}, "end-of-sequence token");
     v("attention_pattern", attention_pattern, NonEmpty{},
       "per-layer attention (global | local), repeated cyclically over num_layers");
   }
-  // Rules spanning fields (hidden_size % num_heads, token ids < vocab_size); throws InputError.
+  model::GptNeoConfig config() const;  // arch with attention_layers expanded from the pattern
+  void check_arch() const;             // hidden_size % num_heads, token ids < vocab_size; InputError
+  bool operator==(const GptNeoSection&) const = default;
+};
+
+// Llama's architecture: model::LlamaConfig itself (HF's LlamaConfig names; rope_scaling's fields as rope_*).
+// Defaults: Llama-2 7B.
+struct LlamaSection {
+  model::LlamaConfig arch;
+
+  template <class V>
+  void visit(V& v) {
+    v("vocab_size", arch.vocab_size, AtLeast<int64_t>{1}, "token vocabulary size");
+    v("max_position_embeddings", arch.max_position_embeddings, AtLeast<int64_t>{1}, "trained context length");
+    v("hidden_size", arch.hidden_size, AtLeast<int64_t>{1}, "model width");
+    v("intermediate_size", arch.intermediate_size, AtLeast<int64_t>{1}, "SwiGLU MLP width");
+    v("num_layers", arch.num_layers, AtLeast<int64_t>{1}, "decoder blocks (num_hidden_layers)");
+    v("num_heads", arch.num_heads, AtLeast<int64_t>{1}, "query heads (num_attention_heads)");
+    v("num_kv_heads", arch.num_kv_heads, AtLeast<int64_t>{1},
+      "key/value heads (num_key_value_heads); fewer than num_heads = grouped-query attention");
+    v("head_dim", arch.head_size, AtLeast<int64_t>{0}, "per-head width; 0 = hidden_size / num_heads");
+    v("rms_norm_eps", arch.rms_norm_eps, Positive{}, "RMSNorm epsilon");
+    v("rope_theta", arch.rope_theta, Positive{}, "rotary base frequency");
+    v("rope_type", arch.rope_scaling.type, "rope_scaling: none | linear | llama3");
+    v("rope_factor", arch.rope_scaling.factor, Positive{}, "rope_scaling.factor (linear, llama3)");
+    v("rope_low_freq_factor", arch.rope_scaling.low_freq_factor, Positive{},
+      "rope_scaling.low_freq_factor (llama3)");
+    v("rope_high_freq_factor", arch.rope_scaling.high_freq_factor, Positive{},
+      "rope_scaling.high_freq_factor (llama3)");
+    v("rope_original_max_position_embeddings", arch.rope_scaling.original_max_position_embeddings,
+      AtLeast<int64_t>{1}, "rope_scaling.original_max_position_embeddings (llama3)");
+    v("initializer_range", arch.initializer_range, Positive{}, "std of the normal init of fresh weights");
+    v("tie_word_embeddings", arch.tie_word_embeddings, "the head reuses the token embedding");
+    v("attention_bias", arch.attention_bias, "biases on the q, k, v and o projections");
+    v("mlp_bias", arch.mlp_bias, "biases on the gate, up and down projections");
+    v("bos_token_id", arch.bos_token_id, AtLeast<int64_t>{0}, "beginning-of-sequence token");
+    v("eos_token_ids", arch.eos_token_ids, "end-of-sequence tokens (any ends generation; the first pads)");
+    v("pad_token_id", arch.pad_token_id, AtLeast<int64_t>{-1}, "embedding row without gradient; -1 = none");
+  }
+  void check_arch() const;  // GQA divisibility, head width, token ids < vocab_size; InputError
+  bool operator==(const LlamaSection&) const = default;
+};
+
+struct ModelSection {
+  std::string preset = "gpt-neo-125m";
+  std::string path;
+  Dtype dtype = Dtype::kFloat32;
+  model::Family family = model::Family::kGptNeo;
+  GptNeoSection gpt_neo;
+  LlamaSection llama;
+
+  template <class V>
+  void visit(V& v) {
+    v("preset", preset, Choices{model::preset_names(), /*allow_empty=*/true},
+      "architecture defaults (sets family and that family's keys); explicit keys override it. Empty = the "
+      "defaults as listed");
+    v("path", path, "Hugging Face checkpoint folder; when set its config.json defines the architecture");
+    v("dtype", dtype,
+      "parameter dtype: float32 | bfloat16 | float16 (trains with dynamic loss scaling: GPUs without bf16)");
+    v("family", family, "gpt_neo | llama: which of the sections below describes a fresh model");
+    v.section("gpt_neo", gpt_neo, "GPT-Neo architecture (family gpt_neo)");
+    v.section("llama", llama, "Llama architecture (family llama)");
+  }
+  // The active family's cross-field rules; throws InputError.
   void check() const;
   bool operator==(const ModelSection&) const = default;
 };
@@ -170,20 +233,17 @@ struct TokenizerSection {
   bool operator==(const TokenizerSection&) const = default;
 };
 
+// model::GenerateOptions itself (HF generate() semantics); eos_token_ids empty = the model's.
 struct GenerateSection {
-  int64_t max_new_tokens = 20;
-  int num_beams = 1;
-  double length_penalty = 1.0;
-  EarlyStopping early_stopping = EarlyStopping::kFalse;
-  int64_t eos_token_id = -1;
+  model::GenerateOptions options;
 
   template <class V>
   void visit(V& v) {
-    v("max_new_tokens", max_new_tokens, AtLeast{0}, "tokens to generate after the prompt");
-    v("num_beams", num_beams, Range{1, 64}, "beams for beam search, 1 = greedy");
-    v("length_penalty", length_penalty, "beam score = logprob sum / length^length_penalty");
-    v("early_stopping", early_stopping, "beam search stop rule (HF semantics): true | false | never");
-    v("eos_token_id", eos_token_id, AtLeast{-1}, "token that ends a sequence; -1 = the model's");
+    v("max_new_tokens", options.max_new_tokens, AtLeast<int64_t>{0}, "tokens to generate after the prompt");
+    v("num_beams", options.num_beams, Range<int64_t>{1, 64}, "beams for beam search, 1 = greedy");
+    v("length_penalty", options.length_penalty, "beam score = logprob sum / length^length_penalty");
+    v("early_stopping", options.early_stopping, "beam search stop rule (HF semantics): true | false | never");
+    v("eos_token_ids", options.eos_token_ids, "tokens that end a sequence; [] = the model's");
   }
   bool operator==(const GenerateSection&) const = default;
 };
@@ -233,21 +293,43 @@ struct DataSection {
   bool operator==(const DataSection&) const = default;
 };
 
-// The optimisation: steps, batch geometry, AdamW, schedule, clipping. Gradient accumulation is derived:
-// global_batch_size = micro_batch_size x accumulation x ranks.
+// The optimiser of lethe train and lethe unlearn: AdamW (zero::AdamWOptions itself), gradient clipping and
+// the learning-rate schedule. Defaults are torch's AdamW without weight decay and HF Trainer's clipping;
+// configs/icu, ku, llmu and po set ICU's (lr 5e-6, beta2 0.98, no clipping).
+struct OptimizerSection {
+  zero::AdamWOptions adamw{.lr = 1e-4, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8, .weight_decay = 0.0};
+  double max_grad_norm = 1.0;
+  zero::Schedule schedule = zero::Schedule::kConstant;
+  int64_t warmup_steps = 0;
+  double min_lr_ratio = 0.0;
+
+  template <class V>
+  void visit(V& v) {
+    v("lr", adamw.lr, Positive{}, "peak learning rate");
+    v("beta1", adamw.beta1, Range{0.0, 0.999999}, "AdamW beta1");
+    v("beta2", adamw.beta2, Range{0.0, 0.999999}, "AdamW beta2 (ICU: 0.98)");
+    v("eps", adamw.eps, Positive{}, "AdamW epsilon");
+    v("weight_decay", adamw.weight_decay, AtLeast{0.0}, "AdamW decoupled weight decay");
+    v("max_grad_norm", max_grad_norm, AtLeast{0.0}, "global gradient-norm clipping; 0 = off (ICU)");
+    v("schedule", schedule,
+      "constant | linear | cosine (decay after warm-up to min_lr_ratio * lr; lethe train only so far)");
+    v("warmup_steps", warmup_steps, AtLeast<int64_t>{0},
+      "linear warm-up from 0 over this many steps (lethe train)");
+    v("min_lr_ratio", min_lr_ratio, Range{0.0, 1.0}, "decay floor as a fraction of lr");
+  }
+  // The schedule over a run of total_steps optimizer steps.
+  zero::ScheduleOptions schedule_options(int64_t total_steps) const {
+    return {schedule, adamw.lr, warmup_steps, total_steps, min_lr_ratio};
+  }
+  bool operator==(const OptimizerSection&) const = default;
+};
+
+// lethe train's run: steps and batch geometry (the optimiser is the optimizer section). Gradient
+// accumulation is derived: global_batch_size = micro_batch_size x accumulation x ranks.
 struct TrainSection {
   int64_t steps = 100;
   int64_t global_batch_size = 8;
   int64_t micro_batch_size = 2;
-  double lr = 1e-4;
-  LrSchedule schedule = LrSchedule::kConstant;
-  int64_t warmup_steps = 0;
-  double min_lr_ratio = 0.0;
-  double weight_decay = 0.0;
-  double beta1 = 0.9;
-  double beta2 = 0.999;
-  double eps = 1e-8;
-  double max_grad_norm = 1.0;
   int64_t log_every = 1;
   bool save_final = true;
   bool activation_checkpointing = false;
@@ -257,15 +339,6 @@ struct TrainSection {
     v("steps", steps, AtLeast{1}, "optimizer steps to run (in total, across resumes)");
     v("global_batch_size", global_batch_size, AtLeast{1}, "sequences per optimizer step, over all ranks");
     v("micro_batch_size", micro_batch_size, AtLeast{1}, "sequences per forward/backward on one rank");
-    v("lr", lr, Positive{}, "peak learning rate");
-    v("schedule", schedule, "constant | linear | cosine (decay after warm-up to min_lr_ratio * lr)");
-    v("warmup_steps", warmup_steps, AtLeast{0}, "linear warm-up from 0 over this many steps");
-    v("min_lr_ratio", min_lr_ratio, Range{0.0, 1.0}, "decay floor as a fraction of lr");
-    v("weight_decay", weight_decay, AtLeast{0.0}, "AdamW decoupled weight decay");
-    v("beta1", beta1, Range{0.0, 0.999999}, "AdamW beta1");
-    v("beta2", beta2, Range{0.0, 0.999999}, "AdamW beta2");
-    v("eps", eps, Positive{}, "AdamW epsilon");
-    v("max_grad_norm", max_grad_norm, AtLeast{0.0}, "global gradient-norm clipping; 0 = off");
     v("log_every", log_every, AtLeast{1}, "console progress line every N steps (rank 0)");
     v("save_final", save_final, "write the final model as an HF folder to <run>/final");
     v("activation_checkpointing", activation_checkpointing,
@@ -384,8 +457,8 @@ struct PrepSection {
   bool operator==(const PrepSection&) const = default;
 };
 
-// `lethe unlearn` / `lethe eval`: the method, its weights, ICU's refinement and stop rule, the optimiser
-// (spec icu.md §3-§6). Defaults are the reference's 125M script.
+// `lethe unlearn` / `lethe eval`: the method, its weights, ICU's refinement and stop rule (spec icu.md
+// §3-§6; the optimiser is the optimizer section). Defaults are the reference's 125M script.
 struct UnlearnSection {
   std::string dataset = "datasets/demo";
   unlearn::Method method = unlearn::Method::kIcu;
@@ -400,7 +473,6 @@ struct UnlearnSection {
   int64_t ma_begin = 1;
   int64_t prefix_begin = 100, suffix_begin = 150, new_tokens = 50;
   int num_beams = 2;
-  double lr = 5e-6, beta1 = 0.9, beta2 = 0.98, eps = 1e-8, weight_decay = 0.0, max_grad_norm = 0.0;
   int64_t batch_size = 8;
   int64_t micro_batch_size = 0;
   int64_t max_epochs = 100;
@@ -436,12 +508,6 @@ struct UnlearnSection {
     v("suffix_begin", suffix_begin, AtLeast{1}, "first column of the suffix to reproduce (ICU: 150)");
     v("new_tokens", new_tokens, AtLeast{1}, "tokens generated from the prompt for BLEU/BERTScore (ICU: 50)");
     v("num_beams", num_beams, Range{1, 64}, "beams for that generation (ICU: 2)");
-    v("lr", lr, Positive{}, "Adam learning rate (constant: ICU uses no schedule)");
-    v("beta1", beta1, Range{0.0, 0.999999}, "Adam beta1");
-    v("beta2", beta2, Range{0.0, 0.999999}, "Adam beta2 (ICU: 0.98)");
-    v("eps", eps, Positive{}, "Adam epsilon");
-    v("weight_decay", weight_decay, AtLeast{0.0}, "decoupled weight decay (ICU: 0)");
-    v("max_grad_norm", max_grad_norm, AtLeast{0.0}, "gradient-norm clipping; 0 = off (ICU)");
     v("batch_size", batch_size, AtLeast{0},
       "pairs per optimizer step over all ranks (ICU: 8); 0 = the whole forget set, one step per epoch (KU)");
     v("micro_batch_size", micro_batch_size, AtLeast{0},
@@ -489,6 +555,7 @@ struct Config {
   GenerateSection generate;
   DataSection data;
   TrainSection train;
+  OptimizerSection optimizer;
   ZeroSection zero;
   CheckpointSection checkpoint;
   MetricsSection metrics;
@@ -504,7 +571,9 @@ struct Config {
     v.section("tokenizer", tokenizer, "tokenizer files");
     v.section("generate", generate, "text generation");
     v.section("data", data, "training data");
-    v.section("train", train, "optimisation (lethe train)");
+    v.section("train", train, "steps and batch geometry (lethe train)");
+    v.section("optimizer", optimizer,
+              "AdamW, clipping and learning-rate schedule (lethe train, lethe unlearn)");
     v.section("zero", zero, "ZeRO sharding of optimizer state and gradients");
     v.section("checkpoint", checkpoint, "HDF5 checkpoints and resume");
     v.section("metrics", metrics, "metrics.h5");
@@ -518,7 +587,7 @@ struct Config {
 };
 
 // Loads `file` (none = built-in defaults) and applies each `--set section.key=value` in order, values parsed
-// as YAML scalars or flow sequences (`--set model.attention_pattern=[global,local]`). Validates everything;
+// as YAML scalars or flow sequences (`--set model.gpt_neo.attention_pattern=[global,local]`). Validates everything;
 // throws InputError naming the file or --set, the key path and how to fix it.
 Config load_config(const std::optional<std::filesystem::path>& file, const std::vector<std::string>& sets);
 
@@ -535,7 +604,7 @@ std::vector<std::string> config_keys();
 // load_config calls it before applying explicit keys.
 void apply_preset(ModelSection& m, const std::string& name);
 
-// The GptNeoConfig the section's fields describe (attention_pattern expanded over num_layers). When
+// The architecture of the section's family (GPT-Neo: attention_pattern expanded over num_layers). When
 // `path` is set the checkpoint's config.json supersedes this at load time.
 model::ModelConfig architecture(const ModelSection& m);
 

@@ -1,4 +1,4 @@
-// The model section's logic: presets, cross-field rules and the GptNeoConfig it resolves to.
+// The model section's logic: presets, cross-field rules and the architecture it resolves to.
 #include "config/config.h"
 
 #include "core/error.h"
@@ -21,54 +21,70 @@ std::vector<model::AttentionKind> shortest_pattern(const std::vector<model::Atte
 void apply_preset(ModelSection& m, const std::string& name) {
   if (name.empty()) return;
   const model::ModelConfig preset = model::preset(name);
-  // The section's architecture keys are GPT-Neo's; a Llama preset has no place in them yet.
+  m.family = preset.family();
+  if (const model::LlamaConfig* llama = preset.llama()) {
+    m.llama.arch = *llama;
+    return;
+  }
+  m.gpt_neo.arch = *preset.gpt_neo();
+  m.gpt_neo.attention_pattern = shortest_pattern(m.gpt_neo.arch.attention_layers);
+  m.gpt_neo.arch.attention_layers.clear();  // the pattern is the section's spelling of them
+}
+
+void GptNeoSection::check_arch() const {
   LETHE_CHECK_INPUT(
-      preset.gpt_neo() != nullptr,
-      "model.preset '{}' is a Llama architecture, and the config's architecture keys describe "
-      "GPT-Neo only so far: give the Llama as model.path (a Hugging Face folder; `lethe init-model "
-      "--preset {}` makes a randomly initialised one)",
-      name, name);
-  const model::GptNeoConfig& p = *preset.gpt_neo();
-  m.vocab_size = p.vocab_size;
-  m.max_position_embeddings = p.max_position_embeddings;
-  m.hidden_size = p.hidden_size;
-  m.num_layers = p.num_layers;
-  m.num_heads = p.num_heads;
-  m.intermediate_size = p.intermediate_size;
-  m.window_size = p.window_size;
-  m.layer_norm_epsilon = p.layer_norm_epsilon;
-  m.initializer_range = p.initializer_range;
-  m.bos_token_id = p.bos_token_id;
-  m.eos_token_id = p.eos_token_id;
-  m.attention_pattern = shortest_pattern(p.attention_layers);
+      arch.hidden_size % arch.num_heads == 0,
+      "invalid config: model.gpt_neo.hidden_size ({}) must be divisible by model.gpt_neo.num_heads ({})",
+      arch.hidden_size, arch.num_heads);
+  LETHE_CHECK_INPUT(
+      arch.bos_token_id < arch.vocab_size && arch.eos_token_id < arch.vocab_size,
+      "invalid config: model.gpt_neo.bos_token_id ({}) and model.gpt_neo.eos_token_id ({}) must be < "
+      "model.gpt_neo.vocab_size ({})",
+      arch.bos_token_id, arch.eos_token_id, arch.vocab_size);
+}
+
+model::GptNeoConfig GptNeoSection::config() const {
+  model::GptNeoConfig a = arch;
+  a.attention_layers.clear();
+  for (int64_t i = 0; i < a.num_layers && !attention_pattern.empty(); ++i)
+    a.attention_layers.push_back(attention_pattern[static_cast<size_t>(i) % attention_pattern.size()]);
+  return a;
+}
+
+void LlamaSection::check_arch() const {
+  const model::LlamaConfig& a = arch;
+  LETHE_CHECK_INPUT(
+      a.num_heads % a.num_kv_heads == 0,
+      "invalid config: model.llama.num_heads ({}) must be a multiple of model.llama.num_kv_heads ({})",
+      a.num_heads, a.num_kv_heads);
+  LETHE_CHECK_INPUT(
+      a.head_size > 0 || a.hidden_size % a.num_heads == 0,
+      "invalid config: model.llama.hidden_size ({}) must be divisible by model.llama.num_heads ({}) "
+      "when model.llama.head_dim is 0",
+      a.hidden_size, a.num_heads);
+  LETHE_CHECK_INPUT(a.head_dim() % 2 == 0,
+                    "invalid config: the Llama head width ({}) must be even for rotary embeddings",
+                    a.head_dim());
+  bool ids_ok = a.bos_token_id < a.vocab_size && a.pad_token_id < a.vocab_size;
+  for (const int64_t e : a.eos_token_ids) ids_ok = ids_ok && e >= 0 && e < a.vocab_size;
+  LETHE_CHECK_INPUT(
+      ids_ok,
+      "invalid config: model.llama.bos_token_id, eos_token_ids and pad_token_id must be token ids "
+      "< model.llama.vocab_size ({})",
+      a.vocab_size);
 }
 
 void ModelSection::check() const {
-  LETHE_CHECK_INPUT(hidden_size % num_heads == 0,
-                    "invalid config: model.hidden_size ({}) must be divisible by model.num_heads ({})",
-                    hidden_size, num_heads);
-  LETHE_CHECK_INPUT(bos_token_id < vocab_size && eos_token_id < vocab_size,
-                    "invalid config: model.bos_token_id ({}) and model.eos_token_id ({}) must be < "
-                    "model.vocab_size ({})",
-                    bos_token_id, eos_token_id, vocab_size);
+  if (family == model::Family::kGptNeo) {
+    gpt_neo.check_arch();
+  } else {
+    llama.check_arch();
+  }
 }
 
 model::ModelConfig architecture(const ModelSection& m) {
-  model::GptNeoConfig a;
-  a.vocab_size = m.vocab_size;
-  a.max_position_embeddings = m.max_position_embeddings;
-  a.hidden_size = m.hidden_size;
-  a.num_layers = m.num_layers;
-  a.num_heads = m.num_heads;
-  a.intermediate_size = m.intermediate_size;
-  a.window_size = m.window_size;
-  a.layer_norm_epsilon = m.layer_norm_epsilon;
-  a.initializer_range = m.initializer_range;
-  a.bos_token_id = m.bos_token_id;
-  a.eos_token_id = m.eos_token_id;
-  for (int64_t i = 0; i < m.num_layers && !m.attention_pattern.empty(); ++i)
-    a.attention_layers.push_back(m.attention_pattern[static_cast<size_t>(i) % m.attention_pattern.size()]);
-  return a;
+  if (m.family == model::Family::kLlama) return m.llama.arch;
+  return m.gpt_neo.config();
 }
 
 }  // namespace lethe
@@ -79,8 +95,6 @@ void TrainSection::check() const {
   LETHE_CHECK_INPUT(micro_batch_size <= global_batch_size,
                     "invalid config: train.micro_batch_size ({}) is larger than train.global_batch_size ({})",
                     micro_batch_size, global_batch_size);
-  LETHE_CHECK_INPUT(warmup_steps <= steps, "invalid config: train.warmup_steps ({}) exceeds train.steps ({})",
-                    warmup_steps, steps);
 }
 
 }  // namespace lethe

@@ -17,6 +17,7 @@ struct GenerateOptions {
   EarlyStopping early_stopping = EarlyStopping::kFalse;
   std::vector<int64_t> eos_token_ids = {};  // any of them ends a row; empty = never stop on a token
   int64_t pad_token_id = -1;                // fills finished rows; -1 = the first EOS id (HF's fallback)
+  bool operator==(const GenerateOptions&) const = default;
 };
 
 }  // namespace lethe::model

@@ -28,6 +28,7 @@ struct GptNeoConfig {
 
   int64_t head_dim() const { return hidden_size / num_heads; }
   int64_t inner_dim() const { return intermediate_size > 0 ? intermediate_size : 4 * hidden_size; }
+  bool operator==(const GptNeoConfig&) const = default;
 };
 
 // Alternating global/local layers, the layout every released GPT-Neo uses.

@@ -18,6 +18,7 @@ struct RopeScaling {
   double low_freq_factor = 1.0;   // llama3 only
   double high_freq_factor = 4.0;  // llama3 only
   int64_t original_max_position_embeddings = 8192;  // llama3 only
+  bool operator==(const RopeScaling&) const = default;
 };
 
 struct LlamaConfig {
@@ -41,6 +42,7 @@ struct LlamaConfig {
   int64_t pad_token_id = -1;  // -1 = none; else the embedding row that gets no gradient (nn.Embedding's)
 
   int64_t head_dim() const { return head_size > 0 ? head_size : hidden_size / num_heads; }
+  bool operator==(const LlamaConfig&) const = default;
 };
 
 }  // namespace lethe::model

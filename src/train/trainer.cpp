@@ -107,10 +107,7 @@ TrainOutcome run_training(const Config& cfg, const comm::Comms& comms) {
   const std::string resolved = save_resolved_config(cfg, run_dir, lead);
 
   model->train();
-  const zero::EngineOptions eo = engine_options(
-      cfg,
-      {.lr = tr.lr, .beta1 = tr.beta1, .beta2 = tr.beta2, .eps = tr.eps, .weight_decay = tr.weight_decay},
-      tr.max_grad_norm);
+  const zero::EngineOptions eo = engine_options(cfg, cfg.optimizer.adamw, cfg.optimizer.max_grad_norm);
   zero::ZeroEngine engine(*model, comms.device, eo);
   const zero::FlatLayout& layout = engine.layout();
   spdlog::debug("rss with data and the ZeRO engine: {} MiB (peak {} MiB)", current_rss_bytes() >> 20,
@@ -153,10 +150,7 @@ TrainOutcome run_training(const Config& cfg, const comm::Comms& comms) {
     io::record_launch(run_dir / "metrics.h5", keep, world);
   }
 
-  const zero::Schedule kind = tr.schedule == LrSchedule::kLinear   ? zero::Schedule::kLinear
-                              : tr.schedule == LrSchedule::kCosine ? zero::Schedule::kCosine
-                                                                   : zero::Schedule::kConstant;
-  zero::ScheduleOptions sched{kind, tr.lr, tr.warmup_steps, tr.steps, tr.min_lr_ratio};
+  const zero::ScheduleOptions sched = cfg.optimizer.schedule_options(tr.steps);
   io::CheckpointContent content{{}, resolved, arch, {}};
   auto save = [&](int64_t step) {
     content.progress = {step, sampler.state(), rows.size(0), tr.global_batch_size};

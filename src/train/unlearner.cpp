@@ -68,14 +68,20 @@ std::vector<int64_t> my_block(const std::vector<int64_t>& batch, int rank, int w
 
 }  // namespace
 
-UnlearnOutcome run_unlearning(const Config& cfg, const comm::Comms& comms,
-                              const text::Tokenizer& tokenizer, const eval::TextScorer& bert) {
+UnlearnOutcome run_unlearning(const Config& cfg, const comm::Comms& comms, const text::Tokenizer& tokenizer,
+                              const eval::TextScorer& bert) {
   comm::Communicator& comm = comms.host;  // control and scalars; the engine alone uses comms.device
   const UnlearnSection& u = cfg.unlearn;
   const int rank = comm.rank(), world = comm.size();
   const bool lead = rank == 0;
   LETHE_CHECK_INPUT(!cfg.model.path.empty(),
                     "model.path is empty: lethe unlearn needs the trained model to unlearn (an HF folder)");
+  // ICU's stop rule ends a run at an epoch nobody knows in advance, so a decay has no end to aim at yet.
+  LETHE_CHECK_INPUT(
+      cfg.optimizer.schedule == zero::Schedule::kConstant && cfg.optimizer.warmup_steps == 0,
+      "optimizer.schedule is {} with warmup_steps {}: lethe unlearn runs a constant learning rate "
+      "(as ICU); set optimizer.schedule=constant and optimizer.warmup_steps=0",
+      enum_name(cfg.optimizer.schedule), cfg.optimizer.warmup_steps);
   const prep::Pairs pairs = prep::read_pairs(u.dataset);
   model::CausalLm model = make_model(cfg, comms.where);
   const model::ModelConfig& arch = model->config();
@@ -102,9 +108,7 @@ UnlearnOutcome run_unlearning(const Config& cfg, const comm::Comms& comms,
   const std::string resolved = save_resolved_config(cfg, run_dir, lead);
 
   model->train();
-  const zero::EngineOptions eo = engine_options(
-      cfg, {.lr = u.lr, .beta1 = u.beta1, .beta2 = u.beta2, .eps = u.eps, .weight_decay = u.weight_decay},
-      u.max_grad_norm);
+  const zero::EngineOptions eo = engine_options(cfg, cfg.optimizer.adamw, cfg.optimizer.max_grad_norm);
   zero::ZeroEngine engine(*model, comms.device, eo);
   data::GlobalBatchSampler sampler(n, batch, cfg.runtime.seed, /*shuffle=*/true);
   const int64_t per_epoch = sampler.batches_per_epoch();
@@ -156,7 +160,7 @@ UnlearnOutcome run_unlearning(const Config& cfg, const comm::Comms& comms,
     spdlog::info(
         "unlearn: method {}, {} pairs from {}, {} rank(s), ZeRO-{}, batch {} ({} steps/epoch), lr {:.1e}, "
         "refinement {}, stop when MA < {} {} EL{} < {} (max {} epochs); config in {}",
-        enum_name(u.method), n, u.dataset, world, eo.stage, batch, per_epoch, u.lr,
+        enum_name(u.method), n, u.dataset, world, eo.stage, batch, per_epoch, cfg.optimizer.adamw.lr,
         !refine ? "none (every pair trains)"
         : bert  ? "BERTScore F1 + BLEU"
                 : "BLEU only (no unlearn.bert_path)",
@@ -274,7 +278,7 @@ UnlearnOutcome run_unlearning(const Config& cfg, const comm::Comms& comms,
           sums += terms.sums();
           engine.backward(terms.loss);
         }
-        res = engine.step(u.lr);
+        res = engine.step(cfg.optimizer.adamw.lr);
       } else {
         res.loss_scale = engine.loss_scale();
       }
@@ -295,7 +299,7 @@ UnlearnOutcome run_unlearning(const Config& cfg, const comm::Comms& comms,
                    ratio(s[2].item<double>(), global.neighbour_tokens),
                    ratio(s[3].item<double>(), global.forget_as_neighbour_tokens),
                    ratio(s[4].item<double>(), global.positions), static_cast<double>(active),
-                   skip ? 1.0 : 0.0, u.lr, res.grad_norm, step_s, res.loss_scale,
+                   skip ? 1.0 : 0.0, cfg.optimizer.adamw.lr, res.grad_norm, step_s, res.loss_scale,
                    static_cast<double>(gpu.allocated_peak), static_cast<double>(gpu.reserved_peak)});
         if (step % cfg.train.log_every == 0 || done + 1 == per_epoch)
           spdlog::info("epoch {} step {}/{} | loss {:.4f} | active pairs {} | {:.2f} s/step{} | elapsed {}",

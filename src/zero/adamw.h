@@ -14,6 +14,7 @@ struct AdamWOptions {
   double beta1 = 0.9, beta2 = 0.999;
   double eps = 1e-8;
   double weight_decay = 1e-2;
+  bool operator==(const AdamWOptions&) const = default;
 };
 
 class AdamW {

@@ -300,7 +300,7 @@ StepResult ZeroEngine::step(double lr) {
   if (!std::isfinite(r.grad_norm))
     throw std::runtime_error(
         fmt::format("the gradient norm is {} at optimizer step {}: the loss diverged (lower "
-                    "train.lr, or resume from an earlier checkpoint)",
+                    "optimizer.lr, or resume from an earlier checkpoint)",
                     r.grad_norm, adam_steps() + 1));
   r.grad_norm_clipped = r.grad_norm;
   if (options_.max_grad_norm > 0) {

@@ -143,7 +143,7 @@ class ModelCommands(unittest.TestCase):
         eos = int(self.exp["eos"][0])
         for beams, key in [(1, "greedy"), (2, "beam2")]:
             r = lethe("generate", "--model", self.case / "model", "--prompt-ids", ",".join(map(str, prompt)),
-                      "-n", 12, "-k", beams, "--set", f"generate.eos_token_id={eos}", "--json")
+                      "-n", 12, "-k", beams, "--set", f"generate.eos_token_ids=[{eos}]", "--json")
             self.assertEqual(r.returncode, 0, r.stderr)
             out = json.loads(r.stdout)["ids"]
             with torch.no_grad():
@@ -242,7 +242,7 @@ class InitModel(unittest.TestCase):
     def test_init_model_loads_in_transformers(self):
         with tempfile.TemporaryDirectory() as d:
             out = pathlib.Path(d) / "tiny"
-            r = lethe("init-model", "--set", "model.preset=tiny", "--set", "model.num_layers=2", "--out", out)
+            r = lethe("init-model", "--set", "model.preset=tiny", "--set", "model.gpt_neo.num_layers=2", "--out", out)
             self.assertEqual(r.returncode, 0, r.stderr)
             m = GPTNeoForCausalLM.from_pretrained(out)
             self.assertEqual(m.config.num_layers, 2)

@@ -148,8 +148,9 @@ class RealSlurm(unittest.TestCase):
         # Thresholds no random model meets (BLEU >= 0 always): every pair trains every epoch, and the job
         # runs max_epochs — long enough to interrupt twice, identical however often it is.
         cfg = {**cls.base, "prep": {**cls.base["prep"], "forget_csv": str(cls.tmp / "t16.csv"), "name": "t16"},
-               "unlearn": {"dataset": str(cls.tmp / "datasets/t16"), "batch_size": 4, "lr": 1e-3, "bleu": 0.0,
-                           "acc": 0.0, "el": 0.0, "max_epochs": 14, "empty_batch": "step"}}
+               "unlearn": {"dataset": str(cls.tmp / "datasets/t16"), "batch_size": 4, "bleu": 0.0,
+                           "acc": 0.0, "el": 0.0, "max_epochs": 14, "empty_batch": "step"},
+               "optimizer": {"lr": 1e-3}}
         cls.config = cls.tmp / "icu.yaml"
         cls.config.write_text(json.dumps(cfg))  # JSON is YAML
         r = subprocess.run([BIN, "prep", "--config", cls.config], capture_output=True, text=True)
@@ -258,7 +259,8 @@ class RealSlurm(unittest.TestCase):
             subset_csv(SHARED / f"icu/exp/exp{i}/lm_extraction_128_{i}.csv", self.tmp / f"exp{i}/targets.csv", 8)
         out = self.tmp / "exps"
         cfg = {**self.base, "run": {"output_dir": str(out)},
-               "unlearn": {"batch_size": 4, "lr": 1e-3, "bleu": 0.0, "acc": 0.0, "el": 0.0, "max_epochs": 2},
+               "unlearn": {"batch_size": 4, "bleu": 0.0, "acc": 0.0, "el": 0.0, "max_epochs": 2},
+               "optimizer": {"lr": 1e-3},
                "utility": {"suite": str(ROOT / "configs/utility/demo.yaml"), "tasks": ["copa", "wikitext"],
                            "limit": 6, "at_start": True, "at_end": True}}
         config = self.tmp / "exps.yaml"

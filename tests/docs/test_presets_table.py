@@ -13,7 +13,7 @@ import yaml
 BIN = os.environ.get("LETHE_BIN", "build/lethe")
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 COLUMNS = {"method": "unlearn.method", "dtype": "model.dtype", "ZeRO": "zero.stage", "batch": "unlearn.batch_size",
-           "micro": "unlearn.micro_batch_size", "val batch": "unlearn.val_batch_size", "lr": "unlearn.lr",
+           "micro": "unlearn.micro_batch_size", "val batch": "unlearn.val_batch_size", "lr": "optimizer.lr",
            "refine": "unlearn.refine", "stop": "unlearn.stop_logic", "MA <": "unlearn.acc", "EL10 <": "unlearn.el",
            "EL": "unlearn.el_variant", "max epochs": "unlearn.max_epochs"}
 

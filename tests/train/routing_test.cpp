@@ -88,9 +88,9 @@ Config tiny_train_config(const std::filesystem::path& dir, int stage) {
   data::write_npy(dir / "rows.npy", a);
   return load_config(
       std::nullopt,
-      {"model.preset=tiny", "model.vocab_size=64", "model.bos_token_id=63", "model.eos_token_id=63",
-       "model.max_position_embeddings=16", "data.train_path=" + (dir / "rows.npy").string(), "train.steps=4",
-       "train.global_batch_size=4", "train.micro_batch_size=2", "train.lr=1e-3", "checkpoint.every=2",
+      {"model.preset=tiny", "model.gpt_neo.vocab_size=64", "model.gpt_neo.bos_token_id=63", "model.gpt_neo.eos_token_id=63",
+       "model.gpt_neo.max_position_embeddings=16", "data.train_path=" + (dir / "rows.npy").string(), "train.steps=4",
+       "train.global_batch_size=4", "train.micro_batch_size=2", "optimizer.lr=1e-3", "checkpoint.every=2",
        "run.output_dir=" + dir.string(), "run.name=routing", "zero.bucket_numel=4096",
        fmt::format("zero.stage={}", stage), "runtime.device=cpu"});
 }
@@ -158,7 +158,7 @@ TEST(Routing, UnlearnValidateCheckpointAndResumeKeepHostAndDeviceApart) {
                                             "unlearn.batch_size=2",
                                             "unlearn.val_batch_size=2",
                                             "unlearn.max_epochs=2",
-                                            "unlearn.lr=1e-3",
+                                            "optimizer.lr=1e-3",
                                             "unlearn.acc=0",
                                             "unlearn.bleu=0",
                                             "unlearn.empty_batch=step",

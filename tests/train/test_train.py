@@ -113,8 +113,8 @@ class TrainTest(unittest.TestCase):
         cls.data = cls.tmp / "rows.npy"
         np.save(cls.data, rows.astype(np.uint16))
         cls.model = cls.tmp / "init"
-        r = run(0, ["init-model", "--out", cls.model, "--set", "model.preset=tiny", "--set", f"model.vocab_size={VOCAB}",
-                    "--set", "model.bos_token_id=0", "--set", "model.eos_token_id=0",
+        r = run(0, ["init-model", "--out", cls.model, "--set", "model.preset=tiny", "--set", f"model.gpt_neo.vocab_size={VOCAB}",
+                    "--set", "model.gpt_neo.bos_token_id=0", "--set", "model.gpt_neo.eos_token_id=0",
                     "--set", "runtime.seed=11"])
         assert r.returncode == 0, r.stderr
 
@@ -125,9 +125,9 @@ class TrainTest(unittest.TestCase):
     def train_args(self, name, steps=20, stage=1, extra=()):
         return ["train", "--set", f"data.train_path={self.data}", "--set", f"model.path={self.model}",
                 "--set", f"train.steps={steps}", "--set", "train.global_batch_size=12", "--set",
-                "train.micro_batch_size=2", "--set", "train.lr=1e-3", "--set", "train.schedule=cosine",
-                "--set", "train.warmup_steps=3", "--set", "train.min_lr_ratio=0.1", "--set", "train.weight_decay=0.01",
-                "--set", "train.max_grad_norm=0.5", "--set", f"zero.stage={stage}", "--set", "zero.bucket_numel=20000",
+                "train.micro_batch_size=2", "--set", "optimizer.lr=1e-3", "--set", "optimizer.schedule=cosine",
+                "--set", "optimizer.warmup_steps=3", "--set", "optimizer.min_lr_ratio=0.1", "--set", "optimizer.weight_decay=0.01",
+                "--set", "optimizer.max_grad_norm=0.5", "--set", f"zero.stage={stage}", "--set", "zero.bucket_numel=20000",
                 "--set", "runtime.threads=1", "--set", f"run.output_dir={self.tmp}", "--set", f"run.name={name}",
                 "--set", "metrics.flush_seconds=0", *extra]
 
@@ -288,8 +288,8 @@ class TrainTest(unittest.TestCase):
         # A different model.
         other = self.tmp / "other-model"
         subprocess.run([BIN, "init-model", "--out", str(other), "--set", "model.preset=tiny", "--set",
-                        f"model.vocab_size={VOCAB}", "--set", "model.num_layers=2", "--set", "model.bos_token_id=0",
-                        "--set", "model.eos_token_id=0"], check=True, capture_output=True)
+                        f"model.gpt_neo.vocab_size={VOCAB}", "--set", "model.gpt_neo.num_layers=2", "--set", "model.gpt_neo.bos_token_id=0",
+                        "--set", "model.gpt_neo.eos_token_id=0"], check=True, capture_output=True)
         r = run(0, self.train_args("faults", steps=6) + ["--set", f"model.path={other}", "--resume", str(good)])
         self.assertEqual(r.returncode, 2, r.stderr)
         self.assertIn("different model", r.stderr)
@@ -320,8 +320,8 @@ class TrainTest(unittest.TestCase):
         self.assertEqual(r.returncode, 2, r.stderr)
         self.assertIn("empty", r.stderr)
         r = run(0, self.train_args("vocab") + ["--set", "model.path=", "--set", "model.preset=tiny", "--set",
-                                                "model.bos_token_id=0", "--set", "model.eos_token_id=0",
-                                                "--set", "model.vocab_size=100"])
+                                                "model.gpt_neo.bos_token_id=0", "--set", "model.gpt_neo.eos_token_id=0",
+                                                "--set", "model.gpt_neo.vocab_size=100"])
         self.assertEqual(r.returncode, 2)
         self.assertIn("vocabulary", r.stderr)
 
@@ -350,8 +350,8 @@ class TrainTest(unittest.TestCase):
             with self.subTest(hidden=hidden):
                 folder = self.tmp / f"plan-{i}"
                 subprocess.run([BIN, "init-model", "--out", str(folder), "--set", "model.preset=tiny", "--set",
-                                f"model.hidden_size={hidden}", "--set", "model.num_heads=8", "--set",
-                                f"model.num_layers={layers}"], check=True, capture_output=True)
+                                f"model.gpt_neo.hidden_size={hidden}", "--set", "model.gpt_neo.num_heads=8", "--set",
+                                f"model.gpt_neo.num_layers={layers}"], check=True, capture_output=True)
                 plan = json.loads(subprocess.run([BIN, "plan", "--model", str(folder), "--ranks", "1", "--zero", "1",
                                                   "--batch", str(batch), "--seq", str(seq), "--json"],
                                                  capture_output=True, text=True, check=True).stdout)
@@ -431,7 +431,7 @@ class TrainTest(unittest.TestCase):
         the one rank at N=1), and a float sum of two terms does not depend on their order; no clipping (the
         norm's partial sums would)."""
         extra = ("--set", "checkpoint.every=3", "--set", "checkpoint.keep_last=10", "--set", "train.global_batch_size=4",
-                 "--set", "train.max_grad_norm=0", "--set", f"model.path={self.llama_folder()}")
+                 "--set", "optimizer.max_grad_norm=0", "--set", f"model.path={self.llama_folder()}")
         r = run(2, self.train_args("llama-straight", steps=6, stage=2, extra=extra))
         self.assertEqual(r.returncode, 0, r.stderr)
         r = run(1, self.train_args("llama-resumed", steps=6, stage=2, extra=extra) +
@@ -449,6 +449,21 @@ class TrainTest(unittest.TestCase):
             self.assertTrue(np.array_equal(sa[k][:n], sb[k][:n]), k)
         np.testing.assert_array_equal(series(self.tmp / "llama-resumed", "loss")[-3:],
                                       series(self.tmp / "llama-straight", "loss")[3:])
+
+    def test_llama_from_the_config_keys(self):
+        """No model.path: the llama preset and model.llama.* keys build the model, and final/ says so."""
+        base = self.train_args("llama-config", steps=3)
+        drop = {i for i, a in enumerate(base) if str(a).startswith("model.path=")}
+        args = [a for i, a in enumerate(base) if i not in drop and i + 1 not in drop]
+        r = run(1, args + ["--set", "model.preset=llama-tiny", "--set", f"model.llama.vocab_size={VOCAB}",
+                           "--set", "model.llama.num_layers=2", "--set", "model.llama.bos_token_id=0",
+                           "--set", "model.llama.eos_token_ids=[0]", "--set", "model.llama.rope_theta=500000"])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        cfg = json.loads((self.tmp / "llama-config/final/config.json").read_text())
+        self.assertEqual((cfg["model_type"], cfg["num_hidden_layers"], cfg["num_key_value_heads"], cfg["vocab_size"]),
+                         ("llama", 2, 2, VOCAB))
+        theta = cfg.get("rope_theta", cfg.get("rope_parameters", {}).get("rope_theta"))
+        self.assertEqual(theta, 500000)
 
     def test_export_loads_in_transformers(self):
         from transformers import AutoModelForCausalLM

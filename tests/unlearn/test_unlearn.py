@@ -251,7 +251,8 @@ class ReencodedRows(unittest.TestCase):
                     "prep.rows": "reencoded", "prep.output_dir": cls.tmp, "prep.name": "pairs",
                     "tokenizer.path": TOKENIZER, "tokenizer.decode_cleanup": "hf4", "unlearn.dataset": cls.tmp / "pairs",
                     "model.path": cls.tmp / "model", "unlearn.method": "icu", "unlearn.batch_size": 0,
-                    "unlearn.refine": "none", "unlearn.max_epochs": 1, "unlearn.lr": 1e-3, "unlearn.val_batch_size": 4,
+                    "unlearn.refine": "none", "unlearn.max_epochs": 1, "optimizer.lr": 1e-3, "unlearn.val_batch_size": 4,
+                    "optimizer.beta2": 0.98, "optimizer.max_grad_norm": 0,  # ICU's Adam
                     "run.output_dir": cls.tmp, "run.name": "run", "runtime.threads": 1}
         r = run(["prep", *sets(cls.args)])
         assert r.returncode == 0, r.stderr
@@ -327,7 +328,7 @@ class UnlearnRealRows(unittest.TestCase):
         tiny_gpt_neo(cls.tmp / "init", seed=1, hidden=64, layers=2)
         r = run(["train", *sets({"model.path": cls.tmp / "init", "data.train_path": cls.tmp / "train.npy",
                                   "train.steps": 150, "train.global_batch_size": 8, "train.micro_batch_size": 4,
-                                  "train.lr": 1e-2, "train.schedule": "cosine", "train.warmup_steps": 10,
+                                  "optimizer.lr": 1e-2, "optimizer.schedule": "cosine", "optimizer.warmup_steps": 10,
                                   "train.log_every": 50, "zero.stage": 2, "run.output_dir": cls.tmp,
                                   "run.name": "memorise", "runtime.threads": 1})], n=2)
         assert r.returncode == 0, r.stderr
@@ -335,7 +336,8 @@ class UnlearnRealRows(unittest.TestCase):
         shutil.copy(TOKENIZER / "vocab.bpe", cls.tmp / "memorise/final/merges.txt")
         cls.base["model.path"] = cls.tmp / "memorise" / "final"
         # ICU's 125M recipe scaled to a tiny model: lr 1e-3 (the tiny model moves slowly at 5e-6), batch 4.
-        cls.icu = {**cls.base, "unlearn.batch_size": 4, "unlearn.lr": 1e-3, "unlearn.prefix_begin": 0,
+        cls.icu = {**cls.base, "unlearn.batch_size": 4, "optimizer.lr": 1e-3, "optimizer.beta2": 0.98,
+                   "optimizer.max_grad_norm": 0, "unlearn.prefix_begin": 0,
                    "unlearn.max_epochs": 30, "zero.stage": 2}
 
     @classmethod
@@ -410,7 +412,7 @@ class UnlearnRealRows(unittest.TestCase):
             return epoch - 1 >= min_train_epochs and ma < ma_threshold and el < el_threshold
 
         args = {**self.base, "model.dtype": "float32",  # the preset's fp16 needs a GPU
-                "unlearn.lr": 2e-3, "unlearn.max_epochs": 6, "unlearn.val_batch_size": 4,  # both ranks validate
+                "optimizer.lr": 2e-3, "unlearn.max_epochs": 6, "unlearn.val_batch_size": 4,  # both ranks validate
                 "run.name": "ku"}  # the tiny model moves slowly at 5e-5; KU's EL (190 starts) makes epochs dear
         r = run(["unlearn", "--config", ROOT / "configs/ku/neo125m.yaml", *sets(args)], n=2)
         self.assertEqual(r.returncode, 0, r.stderr)
