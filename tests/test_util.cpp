@@ -38,6 +38,12 @@ std::optional<fs::path> fixtures_dir() {
   return dir;
 }
 
+std::optional<fs::path> fixture_subdir(std::string_view sub, std::string_view file) {
+  const auto root = fixtures_dir();
+  if (!root || !fs::exists(*root / sub / file)) return std::nullopt;
+  return *root / sub;
+}
+
 std::optional<std::string> python() {
   const char* env = std::getenv("LETHE_PYTHON");
   const std::string py = env ? env : LETHE_DEFAULT_PYTHON;

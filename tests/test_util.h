@@ -8,6 +8,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <torch/types.h>
@@ -22,6 +23,8 @@ std::optional<std::filesystem::path> shared_data_dir();
 // $LETHE_FIXTURES, else the build tree's test-fixtures/ (where CTest's fixture steps write); nullopt if
 // absent.
 std::optional<std::filesystem::path> fixtures_dir();
+// fixtures_dir()/sub when it holds `file` (what a fixture script writes last), else nullopt.
+std::optional<std::filesystem::path> fixture_subdir(std::string_view sub, std::string_view file);
 // $LETHE_PYTHON, else the venv interpreter CMake found: for tests that call a Python oracle.
 std::optional<std::string> python();
 

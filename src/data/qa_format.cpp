@@ -101,12 +101,8 @@ QaExample format_qa(const text::Tokenizer& tok, std::string_view question, std::
     ex.ids = tok.encode(full);
     ex.prompt_ids = tok.encode(prompt);
   } else {
-    const auto cut = [&](std::vector<int32_t> ids) {
-      if (o.max_length > 0 && static_cast<int64_t>(ids.size()) > o.max_length) ids.resize(o.max_length);
-      return ids;
-    };
-    ex.ids = cut(tok.encode_with_specials(full));
-    ex.prompt_ids = cut(tok.encode_with_specials(prompt));
+    ex.ids = tok.encode_with_specials(full, o.max_length);
+    ex.prompt_ids = tok.encode_with_specials(prompt, o.max_length);
   }
   if (ex.ids.empty() || ex.ids.back() != tok.eos_id()) ex.ids.push_back(tok.eos_id());
   ex.labels = ex.ids;

@@ -60,8 +60,10 @@ void BpeMerger::merge_short(std::size_t n, SymbolAt symbol, std::vector<int32_t>
       if (pair[i] < pair[best]) best = i;
     if (pair[best] == kNone) break;
     id[best] = static_cast<int32_t>(pair[best] & 0xFFFFFFFFU);
-    std::memmove(&id[best + 1], &id[best + 2], (n - best - 2) * sizeof(int32_t));
-    if (best + 3 <= n) std::memmove(&pair[best + 1], &pair[best + 2], (n - best - 3) * sizeof(uint64_t));
+    // data() + offset, not &id[offset]: best + 2 may be one past the end of a full array.
+    std::memmove(id.data() + best + 1, id.data() + best + 2, (n - best - 2) * sizeof(int32_t));
+    if (best + 3 <= n)
+      std::memmove(pair.data() + best + 1, pair.data() + best + 2, (n - best - 3) * sizeof(uint64_t));
     --n;
     if (best > 0) pair[best - 1] = find(id[best - 1], id[best]);
     if (best + 1 < n) pair[best] = find(id[best], id[best + 1]);

@@ -204,6 +204,7 @@ std::string token_to_bytes(std::string_view token) {
 BpeVocab load_vocab_and_merges(const fs::path& vocab_json, const fs::path& merges_txt) {
   BpeVocab v;
   read_vocab_object(read_json(vocab_json, kVocabExpected), vocab_json.string(), v);
+  v.model_size = static_cast<int64_t>(v.tokens.size());
   const TokenIndex index = index_tokens(v);
   const std::string text = read_text_file(merges_txt, kMergesExpected);
   MergeBuilder merges(v, index);
@@ -227,6 +228,7 @@ BpeVocab read_bpe_tables(const json& root, const std::string& where, bool byte_l
   BpeVocab v;
   if (!model.contains("vocab")) throw_input("{}: model.vocab is missing, expected {}", where, kVocabExpected);
   read_vocab_object(model["vocab"], where + ": model.vocab", v);
+  v.model_size = static_cast<int64_t>(v.tokens.size());
   read_added_tokens(root, model["vocab"], where, v);
   const TokenIndex index = index_tokens(v);
 

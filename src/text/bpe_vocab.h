@@ -26,8 +26,10 @@ struct AddedToken {
 };
 
 struct BpeVocab {
-  std::vector<std::string> tokens;  // id -> token in the byte-level alphabet (dense ids 0..V-1)
-  std::vector<MergeRule> merges;    // in rank order: lower index merges first
+  std::vector<std::string>
+      tokens;              // id -> token: model.vocab's (dense ids 0..V-1), then added tokens outside it
+  int64_t model_size = 0;  // V: the tokens the BPE model itself knows
+  std::vector<MergeRule> merges;  // in rank order: lower index merges first
   std::vector<AddedToken> added;
   std::array<int32_t, 256> byte_ids{};  // raw byte -> id of its single-byte token (byte-level BPE only)
   int32_t eos_id = -1;                  // GPT-2's <|endoftext|>; -1 until the tokenizer's config names one

@@ -88,7 +88,7 @@ PreTokenizer::Scratch::~Scratch() {
   for (pcre2_match_data* m : md) pcre2_match_data_free(m);
 }
 
-PreTokenizer::PreTokenizer(const std::vector<PreTokenizerStep>& steps, const std::string& where) {
+PreTokenizer::PreTokenizer(const std::vector<PreTokenizerStep>& steps, const std::string& where) try {
   steps_.reserve(steps.size());
   for (const PreTokenizerStep& s : steps) {
     Step& st = steps_.emplace_back();
@@ -107,6 +107,15 @@ PreTokenizer::PreTokenizer(const std::vector<PreTokenizerStep>& steps, const std
       st.literal = ms->replacement;
     }
     if (pattern.empty()) continue;
+    for (std::size_t i = 0; i + 1 < pattern.size(); ++i) {
+      if (pattern[i] != '\\') continue;
+      if (pattern[i + 1] == 'h' || pattern[i + 1] == 'H')
+        throw_input(
+            "{}: pre-tokenizer regex {:?} uses \\{}, a hex digit in HF's Oniguruma but horizontal space in "
+            "PCRE2; spell the class out",
+            where, pattern, pattern[i + 1]);
+      ++i;  // skip the escaped character
+    }
     int err = 0;
     PCRE2_SIZE err_offset = 0;
     // UTF + UCP: \s, \w and \p{..} are Unicode-aware, as in Oniguruma, HF's engine.
@@ -118,6 +127,9 @@ PreTokenizer::PreTokenizer(const std::vector<PreTokenizerStep>& steps, const std
     // JIT is several times faster than the interpreter; without it (some platforms) matching still works.
     st.jit = pcre2_jit_compile(st.code, PCRE2_JIT_COMPLETE) == 0;
   }
+} catch (...) {
+  for (Step& s : steps_) pcre2_code_free(s.code);  // the destructor does not run for a throwing constructor
+  throw;
 }
 
 PreTokenizer::~PreTokenizer() {
@@ -137,9 +149,10 @@ std::unique_ptr<PreTokenizer::Scratch> PreTokenizer::scratch() const {
 
 namespace {
 
-// Matches and gaps of `text`, left to right. Empty matches are skipped (PCRE2_NOTEMPTY): HF drops the empty
-// pieces they would make. text must be valid UTF-8: PCRE2 is told to skip its own check, which would
-// otherwise rescan the rest of the text on every call.
+// Matches and gaps of `text`, left to right. text must be valid UTF-8: PCRE2 is told to skip its own check,
+// which would otherwise rescan the rest of the text on every call. An empty match is refused: HF splits at it
+// (Oniguruma's find_iter semantics), which lethe does not implement, and no known tokenizer's pattern can
+// match the empty string.
 void find_spans(pcre2_code* code, bool jit, pcre2_match_data* md, const std::string& literal,
                 std::string_view text, std::vector<Span>& spans) {
   spans.clear();
@@ -154,13 +167,18 @@ void find_spans(pcre2_code* code, bool jit, pcre2_match_data* md, const std::str
     } else {
       const auto* subject = reinterpret_cast<PCRE2_SPTR>(text.data());
       int rc = PCRE2_ERROR_JIT_STACKLIMIT;
-      if (jit) rc = pcre2_jit_match(code, subject, n, off, PCRE2_NOTEMPTY, md, nullptr);
+      if (jit) rc = pcre2_jit_match(code, subject, n, off, 0, md, nullptr);
       if (rc == PCRE2_ERROR_JIT_STACKLIMIT)  // the interpreter keeps its backtracking frames on the heap
-        rc = pcre2_match(code, subject, n, off, PCRE2_NOTEMPTY | PCRE2_NO_UTF_CHECK, md, nullptr);
+        rc = pcre2_match(code, subject, n, off, PCRE2_NO_UTF_CHECK, md, nullptr);
       if (rc == PCRE2_ERROR_NOMATCH) break;
       if (rc < 0) throw std::runtime_error("pre-tokenizer regex match failed: " + pcre2_message(rc));
       const PCRE2_SIZE* ov = pcre2_get_ovector_pointer(md);
       b = ov[0], e = ov[1];
+      if (e == b)
+        throw_input(
+            "a pre-tokenizer Split regex matched the empty string at byte {} of a {}-byte piece; HF splits "
+            "there and lethe does not implement that: use a pattern that cannot match nothing",
+            b, n);
     }
     if (b > off) spans.push_back({off, static_cast<uint32_t>(b), false});
     spans.push_back({static_cast<uint32_t>(b), static_cast<uint32_t>(e), true});

@@ -81,11 +81,16 @@ class AddedMatcher {
     size_t from = 0;
     for (size_t p = 0; !empty_ && p < text.size(); ++p) {
       for (const AddedToken* t : by_first_[static_cast<unsigned char>(text[p])]) {
-        if ((!allow_special && t->special) || text.compare(p, t->content.size(), t->content) != 0) continue;
-        if (p > from) gap(text.substr(from, p - from), from);
-        token(t->id);
-        from = p + t->content.size();
-        p = from - 1;
+        if (text.compare(p, t->content.size(), t->content) != 0) continue;
+        const size_t end = p + t->content.size();
+        // A special token left as text is still matched first (HF's encode_special_tokens), so no shorter
+        // token inside it is found either.
+        if (allow_special || !t->special) {
+          if (p > from) gap(text.substr(from, p - from), from);
+          token(t->id);
+          from = end;
+        }
+        p = end - 1;
         break;
       }
     }
@@ -111,8 +116,7 @@ struct Tokenizer::Impl {
     ids.reserve(tokens.size());
     for (size_t id = 0; id < tokens.size(); ++id) ids.emplace(tokens[id], static_cast<int32_t>(id));
     for (int b = 0; b < 256; ++b) {
-      const auto it = ids.find(fallback_token(b));
-      fallback[b] = it == ids.end() ? -1 : it->second;
+      fallback[b] = model_lookup(fallback_token(b)).value_or(-1);
     }
     special.assign(tokens.size(), false);
     for (const AddedToken& a : spec.vocab.added) {
@@ -138,6 +142,11 @@ struct Tokenizer::Impl {
   std::optional<int32_t> lookup(std::string_view token) const {
     const auto it = ids.find(token);
     return it == ids.end() ? std::nullopt : std::optional<int32_t>(it->second);
+  }
+  // The BPE model sees model.vocab only, not added tokens appended after it (as HF's model).
+  std::optional<int32_t> model_lookup(std::string_view token) const {
+    const auto id = lookup(token);
+    return id && *id < spec.vocab.model_size ? id : std::nullopt;
   }
 
   TokenizerSpec spec;
@@ -199,7 +208,8 @@ void Tokenizer::Impl::model(std::string_view piece, std::vector<int32_t>& out) c
     std::string mapped;
     if (byte_level)
       for (const char c : piece) mapped += byte_level_alphabet()[static_cast<unsigned char>(c)];
-    if (const auto id = lookup(byte_level ? std::string_view(mapped) : piece)) return out.push_back(*id);
+    if (const auto id = model_lookup(byte_level ? std::string_view(mapped) : piece))
+      return out.push_back(*id);
   }
   if (byte_level) return merger.merge(piece, out);
   std::vector<int32_t> initial;
@@ -216,7 +226,7 @@ void Tokenizer::Impl::symbols(std::string_view piece, std::vector<int32_t>& out)
     const size_t len = std::min(utf8_char_length(static_cast<unsigned char>(piece[i])), piece.size() - i);
     const std::string_view ch = piece.substr(i, len);
     i += len;
-    if (const auto id = lookup(ch)) {
+    if (const auto id = model_lookup(ch)) {
       if (pending_unk) out.push_back(*o.unk_id), pending_unk = false;
       out.push_back(*id);
       continue;
@@ -224,7 +234,7 @@ void Tokenizer::Impl::symbols(std::string_view piece, std::vector<int32_t>& out)
     if (o.byte_fallback && std::all_of(ch.begin(), ch.end(), [&](char c) {
           return fallback[static_cast<unsigned char>(c)] >= 0;
         })) {
-      if (pending_unk) out.push_back(*o.unk_id), pending_unk = false;
+      // A pending unk stays pending across byte tokens (it lands after them), as in HF's merge_word.
       for (const char c : ch) out.push_back(fallback[static_cast<unsigned char>(c)]);
       continue;
     }
@@ -316,10 +326,16 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text, bool allow_special
   return out;
 }
 
-std::vector<int32_t> Tokenizer::encode_with_specials(std::string_view text) const {
-  std::vector<int32_t> out = impl_->spec.prefix;
+std::vector<int32_t> Tokenizer::encode_with_specials(std::string_view text, int64_t max_length) const {
+  const TokenizerSpec& spec = impl_->spec;
+  std::vector<int32_t> out = spec.prefix;
   impl_->encode(text, true, out);
-  out.insert(out.end(), impl_->spec.suffix.begin(), impl_->spec.suffix.end());
+  if (max_length > 0) {  // HF truncates the text and keeps the template's tokens
+    const auto specials = static_cast<int64_t>(spec.prefix.size() + spec.suffix.size());
+    const int64_t keep = std::max<int64_t>(0, max_length - specials);
+    out.resize(std::min<size_t>(out.size(), spec.prefix.size() + static_cast<size_t>(keep)));
+  }
+  out.insert(out.end(), spec.suffix.begin(), spec.suffix.end());
   return out;
 }
 

@@ -10,7 +10,9 @@
 // \s and Oniguruma does not, so "x \u180ey" gives [87, 220, 157, 254, 236, 88] here and [87, 28053, 254, 236,
 // 88] in HF. PCRE2 10.42 (Unicode 14) and tokenizers 0.23 (newer Unicode) also class 9,392 recently assigned
 // code points differently, but a sweep of all of them between letters, digits, spaces and CJK found identical
-// ids: no GPT-2 merge crosses the piece boundaries they move.
+// ids: no GPT-2 merge crosses the piece boundaries they move. Split patterns are PCRE2 syntax, which agrees
+// with Oniguruma's on what the GPT-2 and Llama-3 patterns use; \h (hex digit there, horizontal space here) is
+// refused, and so is a pattern that matches the empty string while encoding (HF would split there).
 //
 // Thread safety: all const members may be called concurrently; copies share the tables and the cache.
 #pragma once
@@ -59,8 +61,9 @@ class Tokenizer {
   // all, so there is no behaviour to match), naming the byte offset.
   std::vector<int32_t> encode(std::string_view text, bool allow_special = true) const;
   // As HF's encode(text) with add_special_tokens=True: the post-processor's tokens around encode(text), e.g.
-  // <s> (Llama-2) or <|begin_of_text|> (Llama-3) before it; nothing for GPT-2.
-  std::vector<int32_t> encode_with_specials(std::string_view text) const;
+  // <s> (Llama-2) or <|begin_of_text|> (Llama-3) before it; nothing for GPT-2. max_length > 0: the text's
+  // ids are cut so that the whole fits (HF's truncation=True, right side).
+  std::vector<int32_t> encode_with_specials(std::string_view text, int64_t max_length = 0) const;
 
   // HF tokenizers' decode: tokens through the file's decoder (GPT-2: their bytes concatenated); ill-formed
   // UTF-8 (ids that split a character) becomes U+FFFD as in HF, so the result is always valid UTF-8.

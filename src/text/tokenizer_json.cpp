@@ -234,8 +234,9 @@ void bpe_options(const Reader& r, const json& model, TokenizerSpec& spec) {
   if (model.contains("unk_token") && !model["unk_token"].is_null()) {
     const std::string unk = r.string(model, "unk_token", "model");
     const auto& tokens = spec.vocab.tokens;
-    const auto it = std::find(tokens.begin(), tokens.end(), unk);
-    if (it == tokens.end()) r.refuse("model.unk_token", unk, "a token of model.vocab");
+    const auto model_end = tokens.begin() + spec.vocab.model_size;
+    const auto it = std::find(tokens.begin(), model_end, unk);
+    if (it == model_end) r.refuse("model.unk_token", unk, "a token of model.vocab");
     o.unk_id = static_cast<int32_t>(it - tokens.begin());
   }
 }

@@ -18,9 +18,7 @@ using nlohmann::json;
 using Ids = std::vector<int32_t>;
 
 std::optional<fs::path> fixture_dir() {
-  const auto root = test::fixtures_dir();
-  if (!root || !fs::exists(*root / "tokenizer_json" / "chat.json")) return std::nullopt;
-  return *root / "tokenizer_json";
+  return test::fixture_subdir("tokenizer_json", "chat.json");
 }
 
 #define REQUIRE_FIXTURE()                                                 \

@@ -15,6 +15,10 @@ Three tokenizers, each OUT/<name>/tokenizer.json (+ tokenizer_config.json naming
                  ByteLevel + TemplateProcessing "<|begin_of_text|> $A", ByteLevel decoder.
 Pieces are trained on the questions and answers of ../shared/data/tofu/full.json (byte tokens cover the rest).
 
+Also OUT/edge_fallback and OUT/edge_added: tiny hand-made files for HF's corner cases (unk around byte-fallback
+bytes, fused; added tokens outside model.vocab, special tokens left as text, normalized ones inside them), with
+cases.json's "edge": [{"tokenizer", "text", "ids", "ids_no_special"}].
+
 OUT/cases.json: {"texts": [...], "<name>": {"ids": [[...] per text], "with_specials": [[...]],
   "decode": [...], "decode_skip": [...], "random_ids": [[...]], "random_decode": [...]}}, where texts are every
 distinct string field of ../shared/data/tofu/*.json, the text column of the ICU target sets
@@ -36,7 +40,7 @@ import os
 import random
 from pathlib import Path
 
-from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 
 LLAMA3_PATTERN = (
     r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+"
@@ -267,6 +271,36 @@ def llama3_tokenizer(train: list[str]) -> Tokenizer:
     return tok
 
 
+EDGE_TEXTS = ["€é€€ab", "x€éy", "é", "abab€", "hello<|a|>x|a", "<|a|>", "|a|a", "hellohello", "he|a"]
+
+
+def edge_tokenizers() -> dict[str, Tokenizer]:
+    """Small hand-made files for HF's corner cases: unknown characters around byte-fallback bytes (fused unk), and
+    added tokens that are not in model.vocab, special ones left as text, and normalized ones found inside them."""
+    fallback = Tokenizer(models.BPE(vocab={"<unk>": 0, "<0xC3>": 1, "<0xA9>": 2, "a": 3, "b": 4, "ab": 5},
+                                    merges=[("a", "b")], unk_token="<unk>", fuse_unk=True, byte_fallback=True))
+    fallback.add_special_tokens(["<unk>", "</s>"])
+    added = Tokenizer(models.BPE(vocab={"h": 0, "e": 1, "l": 2, "o": 3, "he": 4, "ll": 5},
+                                 merges=[("h", "e"), ("l", "l")], ignore_merges=True))
+    added.add_special_tokens([AddedToken("<|a|>", special=True)])
+    added.add_tokens([AddedToken("|a", special=False)])
+    added.add_special_tokens(["hello", "</s>"])
+    return {"edge_fallback": fallback, "edge_added": added}
+
+
+def edge_cases(toks: dict[str, Tokenizer]) -> list[dict]:
+    out = []
+    for name, tok in toks.items():
+        for text in EDGE_TEXTS:
+            tok.encode_special_tokens = False
+            ids = tok.encode(text, add_special_tokens=False).ids
+            tok.encode_special_tokens = True
+            plain = tok.encode(text, add_special_tokens=False).ids
+            tok.encode_special_tokens = False
+            out.append({"tokenizer": name, "text": text, "ids": ids, "ids_no_special": plain})
+    return out
+
+
 def write_atomic(path: Path, text: str) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(text, encoding="utf-8")
@@ -307,6 +341,11 @@ def main() -> None:
             "random_decode": tok.decode_batch(random_ids, skip_special_tokens=False),
         }
         print(f"{name}: vocab {n}, {len(texts)} texts, {sum(map(len, ids))} ids")
+    edge = edge_tokenizers()
+    for name, tok in edge.items():
+        (args.out / name).mkdir(parents=True, exist_ok=True)
+        write_atomic(args.out / name / "tokenizer.json", tok.to_str(pretty=False))
+    cases["edge"] = edge_cases(edge)
     write_atomic(args.out / "cases.json", json.dumps(cases, ensure_ascii=False))
     write_atomic(args.out / "chat.json", json.dumps(chat_cases(args.shared_data, toks), ensure_ascii=False))
 

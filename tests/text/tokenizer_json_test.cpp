@@ -20,9 +20,7 @@ using nlohmann::json;
 using Ids = std::vector<int32_t>;
 
 std::optional<fs::path> fixture_dir() {
-  const auto root = test::fixtures_dir();
-  if (!root || !fs::exists(*root / "tokenizer_json" / "cases.json")) return std::nullopt;
-  return *root / "tokenizer_json";
+  return test::fixture_subdir("tokenizer_json", "cases.json");
 }
 
 const json& cases() {
@@ -70,6 +68,19 @@ TEST_P(TokenizerJson, IdsAndDecodeEqualHf) {
 
 INSTANTIATE_TEST_SUITE_P(Layouts, TokenizerJson, testing::Values("llama2_legacy", "llama2_meta", "llama3"));
 
+TEST(TokenizerJsonFile, CornerCasesEqualHf) {
+  REQUIRE_FIXTURE();
+  const json& edge = cases()["edge"];
+  ASSERT_FALSE(edge.empty());
+  for (const json& c : edge) {
+    const auto name = c["tokenizer"].get<std::string>(), text = c["text"].get<std::string>();
+    const Tokenizer tok = Tokenizer::from_json(*fixture_dir() / name / "tokenizer.json");
+    EXPECT_EQ(tok.encode(text), c["ids"].get<Ids>()) << name << ": " << text;
+    EXPECT_EQ(tok.encode(text, false), c["ids_no_special"].get<Ids>())
+        << name << " (specials as text): " << text;
+  }
+}
+
 TEST(TokenizerJsonFile, SpecialTokensAndEos) {
   REQUIRE_FIXTURE();
   const Tokenizer l2 = Tokenizer::from_dir(*fixture_dir() / "llama2_legacy");
@@ -112,6 +123,9 @@ TEST(TokenizerJsonFile, UnsupportedComponentsAreRefusedByName) {
       {"/pre_tokenizer",
        {{"type", "Split"}, {"pattern", {{"String", " "}}}, {"behavior", "Contiguous"}, {"invert", false}},
        {"pre_tokenizer.behavior", "Contiguous"}},
+      {"/pre_tokenizer",
+       {{"type", "Split"}, {"pattern", {{"Regex", "\\h+"}}}, {"behavior", "Isolated"}, {"invert", false}},
+       {"pre-tokenizer regex", "Oniguruma"}},
       {"/decoder/decoders/0", {{"type", "WordPiece"}}, {"decoder.decoders[0].type", "WordPiece"}},
       {"/post_processor", {{"type", "BertProcessing"}}, {"post_processor.type", "BertProcessing"}},
       {"/model/type", "Unigram", {"model.type", "Unigram"}},
@@ -128,6 +142,13 @@ TEST(TokenizerJsonFile, UnsupportedComponentsAreRefusedByName) {
     message.push_back("tokenizer.json");
     test::expect_input_error(
         [&] { Tokenizer::from_dir(with_field(dir, json::json_pointer(b.pointer), b.value)); }, message);
+  }
+  {  // a pattern that matches nothing somewhere: HF splits there, lethe refuses rather than differ
+    const test::TempDir empty;
+    const json split = {
+        {"type", "Split"}, {"pattern", {{"Regex", "x*"}}}, {"behavior", "Isolated"}, {"invert", false}};
+    const Tokenizer tok = Tokenizer::from_dir(with_field(empty, json::json_pointer("/pre_tokenizer"), split));
+    test::expect_input_error([&] { tok.encode("ab"); }, {"empty string"});
   }
   const test::TempDir dir;
   std::ofstream(dir.path() / "tokenizer.json")
