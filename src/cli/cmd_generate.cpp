@@ -20,8 +20,10 @@ int run_generate(int argc, char** argv) {
   bool json = false;
   po::options_description desc;
   desc.add_options()("model,m", po::value(&model_dir)->required(), "Hugging Face GPT-Neo folder")(
-      "prompt,p", po::value(&prompts)->composing(), "prompt text (repeatable: a batch)")(
-      "prompt-ids", po::value(&prompt_ids)->composing(), "prompt as comma-separated token ids (repeatable)")(
+      "prompt,p", po::value(&prompts)->composing(),
+      "prompt text (repeatable: a batch); tokenized as HF's tokenizer(text), with the tokenizer's BOS if it "
+      "adds one")("prompt-ids", po::value(&prompt_ids)->composing(),
+                  "prompt as comma-separated token ids (repeatable)")(
       "max-new-tokens,n", po::value(&max_new), "tokens to generate (= --set generate.max_new_tokens=N)")(
       "num-beams,k", po::value(&beams), "beams, 1 = greedy (= --set generate.num_beams=K)")(
       "tokenizer,t", po::value(&tok_dir),
@@ -49,7 +51,7 @@ int run_generate(int argc, char** argv) {
   std::vector<std::vector<int64_t>> rows;
   for (const auto& p : prompts) {
     std::vector<int64_t> ids;
-    for (int32_t id : tok->encode(p)) ids.push_back(id);
+    for (int32_t id : tok->encode_with_specials(p)) ids.push_back(id);  // HF's tokenizer(p): Llama's BOS
     LETHE_CHECK_INPUT(!ids.empty(), "--prompt: the prompt is empty; give at least one token");
     rows.push_back(std::move(ids));
   }

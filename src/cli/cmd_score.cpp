@@ -37,7 +37,8 @@ std::vector<Row> read_inputs(const std::string& file, const std::string& tok_dir
     if (j.contains("text")) {
       LETHE_CHECK_INPUT(j["text"].is_string(), "{}:{}: \"text\" must be a string", file, lineno);
       if (!tok) tok = load_tokenizer(tok_dir, model_dir, cfg);
-      for (int32_t id : tok->encode(j["text"].get<std::string>())) ids.push_back(id);
+      // HF's tokenizer(text): with the BOS a Llama tokenizer adds (nothing for GPT-2).
+      for (int32_t id : tok->encode_with_specials(j["text"].get<std::string>())) ids.push_back(id);
     } else {
       LETHE_CHECK_INPUT(j["ids"].is_array(), "{}:{}: \"ids\" must be a list of token ids", file, lineno);
       for (const auto& v : j["ids"]) {
