@@ -17,8 +17,8 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
-#include "text/tokenizer.h"
 #include "text/csv.h"
+#include "text/tokenizer.h"
 
 int main(int argc, char** argv) {
   using lethe::text::Tokenizer;

@@ -587,8 +587,8 @@ struct Config {
 };
 
 // Loads `file` (none = built-in defaults) and applies each `--set section.key=value` in order, values parsed
-// as YAML scalars or flow sequences (`--set model.gpt_neo.attention_pattern=[global,local]`). Validates everything;
-// throws InputError naming the file or --set, the key path and how to fix it.
+// as YAML scalars or flow sequences (`--set model.gpt_neo.attention_pattern=[global,local]`). Validates
+// everything; throws InputError naming the file or --set, the key path and how to fix it.
 Config load_config(const std::optional<std::filesystem::path>& file, const std::vector<std::string>& sets);
 
 // Field constraints and cross-field rules, for configs built in code; load_config already runs it.

@@ -19,8 +19,8 @@
 #include "prep/knn.h"
 #include "prep/pairs.h"
 #include "prep/sentence_embedder.h"
-#include "text/tokenizer.h"
 #include "text/csv.h"
+#include "text/tokenizer.h"
 
 namespace lethe::prep {
 namespace fs = std::filesystem;

@@ -26,7 +26,7 @@ struct UnlearnOutcome {
 
 // The engine's buckets go over comms.device, every control collective over comms.host; the model (and the
 // frozen reference) live on comms.where.
-UnlearnOutcome run_unlearning(const Config& cfg, const comm::Comms& comms,
-                              const text::Tokenizer& tokenizer, const eval::TextScorer& bert = {});
+UnlearnOutcome run_unlearning(const Config& cfg, const comm::Comms& comms, const text::Tokenizer& tokenizer,
+                              const eval::TextScorer& bert = {});
 
 }  // namespace lethe::train

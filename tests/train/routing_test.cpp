@@ -86,13 +86,13 @@ Config tiny_train_config(const std::filesystem::path& dir, int stage) {
   const torch::Tensor t = torch::randint(0, 64, {24, 10}, torch::kLong);
   a.values.assign(t.data_ptr<int64_t>(), t.data_ptr<int64_t>() + t.numel());
   data::write_npy(dir / "rows.npy", a);
-  return load_config(
-      std::nullopt,
-      {"model.preset=tiny", "model.gpt_neo.vocab_size=64", "model.gpt_neo.bos_token_id=63", "model.gpt_neo.eos_token_id=63",
-       "model.gpt_neo.max_position_embeddings=16", "data.train_path=" + (dir / "rows.npy").string(), "train.steps=4",
-       "train.global_batch_size=4", "train.micro_batch_size=2", "optimizer.lr=1e-3", "checkpoint.every=2",
-       "run.output_dir=" + dir.string(), "run.name=routing", "zero.bucket_numel=4096",
-       fmt::format("zero.stage={}", stage), "runtime.device=cpu"});
+  return load_config(std::nullopt,
+                     {"model.preset=tiny", "model.gpt_neo.vocab_size=64", "model.gpt_neo.bos_token_id=63",
+                      "model.gpt_neo.eos_token_id=63", "model.gpt_neo.max_position_embeddings=16",
+                      "data.train_path=" + (dir / "rows.npy").string(), "train.steps=4",
+                      "train.global_batch_size=4", "train.micro_batch_size=2", "optimizer.lr=1e-3",
+                      "checkpoint.every=2", "run.output_dir=" + dir.string(), "run.name=routing",
+                      "zero.bucket_numel=4096", fmt::format("zero.stage={}", stage), "runtime.device=cpu"});
 }
 
 TEST(Routing, TrainCheckpointAndResumeKeepHostAndDeviceApart) {
